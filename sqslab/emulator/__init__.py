@@ -1,0 +1,272 @@
+"""The embedded SQS emulator: moto in server mode, in a child process, patched.
+
+``Emulator`` starts ``python -m sqslab.emulator`` on a loopback port, waits until the
+endpoint answers and stops it again. The child binds the port itself and reports it
+on stdout, so ``port=0`` has no bind-then-release race. This module imports neither
+moto nor boto3: the runner pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["Emulator", "EmulatorError", "serve", "child_env", "DUMMY_ENV"]
+
+#: Credentials and region every emulator client may use; never real ones.
+DUMMY_ENV: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-west-1",
+    "AWS_DEFAULT_REGION": "us-west-1",
+}
+
+# Variables that could point a child at the user's real AWS identity.
+_SCRUBBED = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SQS",
+)
+
+START_TIMEOUT_S = 30.0
+READY_PREFIX = "SQSLAB_EMULATOR_READY "
+
+
+class EmulatorError(RuntimeError):
+    """The emulator could not be started or did not answer."""
+
+
+def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Return an environment with dummy AWS credentials and no real AWS identity."""
+    env = dict(os.environ if base is None else base)
+    for key in _SCRUBBED:
+        env.pop(key, None)
+    env.update(DUMMY_ENV)
+    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    env["AWS_CONFIG_FILE"] = os.devnull
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return env
+
+
+class Emulator:
+    """An SQS-compatible endpoint on loopback, backed by (patched) moto in a child process.
+
+    Use as a context manager (``with Emulator() as emu: emu.endpoint_url``) or call
+    ``start()`` and ``stop()``. ``patched=False`` runs stock moto, for comparison.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        patched: bool = True,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port
+        self.host = host
+        self.patched = patched
+        self.log_path = Path(log_path) if log_path is not None else None
+        self.endpoint_url: str = ""
+        self.start_seconds: float | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file = None
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"Emulator({self.endpoint_url or self.host!r}, patched={self.patched}, {state})"
+
+    @property
+    def running(self) -> bool:
+        """True while the child process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, or None when not started."""
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> "Emulator":
+        """Start the child, wait until the endpoint answers and return self.
+
+        Raises EmulatorError (and leaves nothing running) if the child exits, does not
+        report its port in ``timeout`` seconds, or the endpoint does not answer.
+        """
+        if self.running:
+            return self
+        t0 = time.monotonic()
+        cmd = [sys.executable, "-m", "sqslab.emulator", "--host", self.host, "--port", str(self.port)]
+        if not self.patched:
+            cmd.append("--stock")
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = open(self.log_path, "ab")
+            stderr = self._log_file
+        else:
+            stderr = subprocess.DEVNULL
+        env = child_env()
+        # The child must import this very sqslab, even from a source checkout.
+        src_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH")) if p)
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=env,
+                start_new_session=True,  # Ctrl-C in the terminal is the runner's to handle
+            )
+        except OSError as exc:
+            self._close_log()
+            raise EmulatorError(f"cannot start the SQS emulator ({' '.join(cmd)}): {exc}") from exc
+        try:
+            port = self._read_port(t0 + timeout)
+            self.endpoint_url = f"http://{_url_host(self.host)}:{port}"
+            self._wait_answering(t0 + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def _read_port(self, deadline: float) -> int:
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        buf = b""
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EmulatorError(f"the SQS emulator did not report its port within {START_TIMEOUT_S:.0f} s{self._log_hint()}")
+            ready, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    code = self._proc.wait()
+                    raise EmulatorError(
+                        f"the SQS emulator exited with code {code} before it was ready "
+                        f"(port {self.port} on {self.host} taken?){self._log_hint()}"
+                    )
+                buf += chunk
+        line = buf.split(b"\n", 1)[0].decode("utf-8", "replace")
+        if not line.startswith(READY_PREFIX):
+            raise EmulatorError(f"the SQS emulator said {line!r} instead of its port{self._log_hint()}")
+        return int(json.loads(line[len(READY_PREFIX):])["port"])
+
+    def _wait_answering(self, deadline: float) -> None:
+        url = self.endpoint_url + "/moto-api/"
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise EmulatorError(f"the SQS emulator exited with code {self._proc.returncode}{self._log_hint()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    resp.read()
+                return
+            except urllib.error.HTTPError:
+                return  # any HTTP answer means the server is up
+            except OSError as exc:
+                last = exc
+                time.sleep(0.02)
+        raise EmulatorError(f"the SQS emulator at {self.endpoint_url} did not answer: {last}{self._log_hint()}")
+
+    def _log_hint(self) -> str:
+        return f"; see {self.log_path}" if self.log_path else "; pass log_path to see its output"
+
+    def stop(self) -> None:
+        """Stop the child and wait for it. Safe to call twice, or after a failed start."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    _signal_group(proc, signal.SIGKILL)
+                    proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        # Last resort against orphans when a caller forgot stop().
+        try:
+            self.stop()
+        except Exception:
+            pass
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the child leads its own session
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        proc.send_signal(sig)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def serve(port: int = 0, host: str = "127.0.0.1") -> None:
+    """Run the emulator in the foreground until Ctrl-C, printing the endpoint and env."""
+    emu = Emulator(port=port, host=host)
+    try:
+        emu.start()
+    except EmulatorError:
+        raise
+    try:
+        url = emu.endpoint_url
+        print(f"SQS emulator (patched moto) listening on {url}  (pid {emu.pid}, started in {emu.start_seconds:.2f} s)")
+        print()
+        print("# paste into a shell:")
+        print(f"export AWS_ENDPOINT_URL={url}")
+        for key, value in DUMMY_ENV.items():
+            print(f"export {key}={value}")
+        print()
+        print("# for example:")
+        print(f"aws --endpoint-url {url} sqs create-queue --queue-name demo")
+        print(f"aws --endpoint-url {url} sqs list-queues")
+        print()
+        print("Ctrl-C stops it.", flush=True)
+        while emu.running:
+            time.sleep(0.5)
+        if emu._proc is not None:
+            raise EmulatorError(f"the SQS emulator exited with code {emu._proc.returncode}")
+    except KeyboardInterrupt:
+        print("\nstopping the SQS emulator", file=sys.stderr)
+    finally:
+        emu.stop()
