@@ -112,6 +112,7 @@ class Emulator:
             return self
         t0 = time.monotonic()
         cmd = [sys.executable, "-m", "sqslab.emulator", "--host", self.host, "--port", str(self.port)]
+        cmd += ["--parent-pid", str(os.getpid())]
         if not self.patched:
             cmd.append("--stock")
         if self.log_path is not None:

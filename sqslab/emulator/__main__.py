@@ -19,8 +19,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--stock", action="store_true", help="stock moto, without sqslab's patches")
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     args = parser.parse_args(argv)
-    run(args.host, args.port, patched=not args.stock)
+    run(args.host, args.port, patched=not args.stock, parent_pid=args.parent_pid)
 
 
 if __name__ == "__main__":

@@ -8,42 +8,79 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 READY_PREFIX = "SQSLAB_EMULATOR_READY "
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-west-1",
+}
 
 
-def run(host: str, port: int, patched: bool = True) -> None:
-    """Bind host:port (0 = any free port), report the port on stdout and serve until signalled."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-west-1",
-    }.items():
-        os.environ.setdefault(key, value)
+def run(host: str, port: int, patched: bool = True, parent_pid: int | None = None) -> None:
+    """Bind host:port (0 = any free port), report the port on stdout and serve until signalled.
+
+    With ``parent_pid``, exit as soon as that process is gone, so a killed runner never
+    leaves an emulator behind.
+    """
+    t0 = time.monotonic()
+    for key, value in DUMMY_CREDENTIALS.items():
+        os.environ[key] = value
     if patched:
         from sqslab.emulator import patches
 
         patches.apply()
 
-    from werkzeug.serving import make_server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    handler: type[WSGIRequestHandler] = WSGIRequestHandler
+    if patched:
+        # Keep-alive: boto3 reuses its connections instead of a TCP connect and a new
+        # server thread per request (werkzeug defaults to HTTP/1.0, as stock moto runs).
+        class KeepAliveHandler(WSGIRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+        handler = KeepAliveHandler
     app: Any = DomainDispatcherApplication(create_backend_app)
-    server = make_server(host, port, app, threaded=True)
+    if patched:
+        app.get_application({"PATH_INFO": "/", "HTTP_AUTHORIZATION": _SQS_AUTH})  # build the SQS app now, not on the first call
+    server = make_server(host, port, app, threaded=True, request_handler=handler)
     server.daemon_threads = True
 
     def _stop(signum: int, frame: object) -> None:
-        # shutdown() blocks until serve_forever returns, so call it from another thread.
+        # shutdown() waits for serve_forever to return, so it must not run on its thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if parent_pid:
+        threading.Thread(target=_watch_parent, args=(parent_pid, server), daemon=True).start()
+
     bound_port = server.socket.getsockname()[1]
-    sys.stdout.write(READY_PREFIX + json.dumps({"port": bound_port, "patched": patched, "pid": os.getpid()}) + "\n")
+    ready = {"port": bound_port, "patched": patched, "pid": os.getpid(), "startup_s": round(time.monotonic() - t0, 3)}
+    sys.stdout.write(READY_PREFIX + json.dumps(ready) + "\n")
     sys.stdout.flush()
+    # Nobody reads our stdout after the ready line: send later prints (moto has some) to stderr.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+
+
+_SQS_AUTH = (
+    "AWS4-HMAC-SHA256 Credential=testing/20240101/us-west-1/sqs/aws4_request, "
+    "SignedHeaders=host, Signature=0"
+)
+
+
+def _watch_parent(parent_pid: int, server: Any) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            server.shutdown()
+            return
