@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""sqslab's SQS consumer: a long-poll worker whose failures are set by the environment.
+
+The same program runs as an ECS Fargate task and as a local process started by
+sqslab's supervisor. It needs boto3 and the standard library only.
+
+Configuration is the environment described in docs/contracts.md (QUEUE_URL, ERROR_RATE,
+CRASH_RATE, IDEMPOTENCY, ...). Every event is one JSON object on one line of stdout,
+flushed at once, so CloudWatch Logs Insights and the local runner read the same thing;
+diagnostics go to stderr.
+
+Per message, in this order:
+
+1. parse the body: not JSON, not an object, no ``id`` or a field of the wrong type is
+   ``failed`` with a reason (never a crash of the loop);
+2. idempotency on and the id processed by this task within the window: skip the work,
+   delete, ``duplicate_skipped``;
+3. the poison marker set: ``failed`` with reason ``poison``, every time;
+4. the crash draw: part of the work, then ``crashed`` and ``os._exit(137)``;
+5. the work: a sleep of WORK_TIME_MIN_MS + work * (max - min), where ``work`` is the
+   payload's 0..1 figure (so a redelivered message takes as long again) or a draw
+   from this task's random stream when the payload has none; SLOW_TIME_MS instead for
+   the SLOW_RATE fraction;
+6. the error draw: ``failed`` with reason ``error``, not deleted, so SQS delivers it
+   again after the visibility timeout;
+7. otherwise ``processed``, then DeleteMessage.
+
+``processed`` is written when the work is done, before the delete: the side effect has
+happened even if the delete then fails and the message comes back.
+
+Random draws come from ``random.Random`` seeded with SEED and TASK_ID; each message takes
+the same number of draws whatever happens to it, so a task's stream stays reproducible.
+
+SIGTERM (how ECS and the local supervisor stop a task) and SIGINT: the message in hand is
+finished, nothing new is started, ``stopped`` is written and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+EXIT_CRASH = 137  # what a SIGKILLed container reports; the crash knob mimics it
+EXIT_CONFIG = 2
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the consumer cannot use."""
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler to leave a long poll or a backoff wait.
+
+    A BaseException, so that no ``except Exception`` on the way (ours or botocore's)
+    swallows it.
+    """
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _env_float(env: dict[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} is outside {lo:g}..{hi:g}")
+    return value
+
+
+def _env_int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} is outside {lo}..{hi}")
+    return value
+
+
+def _env_bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not true or false")
+
+
+def ecs_task_id(env: dict[str, str], timeout: float = 1.0) -> str | None:
+    """Return the ECS task id from the task metadata endpoint (v4), or None.
+
+    Best effort: no endpoint, a timeout or an odd answer all give None.
+    """
+    uri = env.get("ECS_CONTAINER_METADATA_URI_V4", "").strip()
+    if not uri:
+        return None
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/task", timeout=timeout) as resp:
+            arn = json.loads(resp.read().decode("utf-8"))["TaskARN"]
+    except Exception as exc:  # noqa: BLE001 - any failure means "not known"
+        print(f"consume: no task id from ECS metadata ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
+    if not isinstance(arn, str) or not arn:
+        return None
+    return arn.rsplit("/", 1)[-1]
+
+
+def resolve_task_id(env: dict[str, str]) -> str:
+    """TASK_ID from the environment, else the ECS task id, else ``<hostname>-<pid>``."""
+    task = env.get("TASK_ID", "").strip()
+    if task:
+        return task
+    return ecs_task_id(env) or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def load_config(env: dict[str, str]) -> dict[str, Any]:
+    """Read and check the consumer's knobs from ``env``; raise ConfigError on a bad value."""
+    queue_url = env.get("QUEUE_URL", "").strip()
+    if not queue_url:
+        raise ConfigError("QUEUE_URL is required")
+    cfg: dict[str, Any] = {
+        "queue_url": queue_url,
+        "endpoint_url": env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None,
+        "region": env.get("AWS_REGION", "").strip() or "us-west-1",
+        "wait_time_seconds": _env_int(env, "WAIT_TIME_SECONDS", 20, 0, 20),
+        "max_messages": _env_int(env, "MAX_MESSAGES", 10, 1, 10),
+        "work_time_min_ms": _env_float(env, "WORK_TIME_MIN_MS", 50.0, 0, 3_600_000),
+        "work_time_max_ms": _env_float(env, "WORK_TIME_MAX_MS", 200.0, 0, 3_600_000),
+        "error_rate": _env_float(env, "ERROR_RATE", 0.0, 0, 1),
+        "crash_rate": _env_float(env, "CRASH_RATE", 0.0, 0, 1),
+        "slow_rate": _env_float(env, "SLOW_RATE", 0.0, 0, 1),
+        "slow_time_ms": _env_float(env, "SLOW_TIME_MS", 0.0, 0, 3_600_000),
+        "idempotency": _env_bool(env, "IDEMPOTENCY", False),
+        "idempotency_window_seconds": _env_float(env, "IDEMPOTENCY_WINDOW_SECONDS", 300.0, 0, 1e9),
+        "poison_marker": env.get("POISON_MARKER", "").strip() or "poison",
+        "log_level": (env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
+    }
+    if cfg["work_time_max_ms"] < cfg["work_time_min_ms"]:
+        raise ConfigError(
+            f"WORK_TIME_MAX_MS ({cfg['work_time_max_ms']:g}) is below WORK_TIME_MIN_MS ({cfg['work_time_min_ms']:g})"
+        )
+    if cfg["log_level"] not in ("INFO", "DEBUG"):
+        raise ConfigError(f"LOG_LEVEL={cfg['log_level']!r} is not INFO or DEBUG")
+    raw_seed = env.get("SEED", "").strip()
+    if raw_seed:
+        try:
+            cfg["seed"] = int(raw_seed)
+        except ValueError:
+            raise ConfigError(f"SEED={raw_seed!r} is not an integer") from None
+    else:
+        # Random, but written in the started event so the run can be replayed.
+        cfg["seed"] = random.SystemRandom().randrange(2**32)
+    return cfg
+
+
+# --------------------------------------------------------------------------- events
+
+
+class EventLog:
+    """Writes one JSON object per line, flushed at once; every event has ts, event, task."""
+
+    def __init__(self, task: str, stream: Any = None) -> None:
+        self.task = task
+        self.stream = stream if stream is not None else sys.stdout
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """Write one event line and flush it."""
+        record = {"ts": round(time.time(), 6), "event": event, "task": self.task, **fields}
+        self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.stream.flush()
+
+
+# --------------------------------------------------------------------------- payload
+
+# Optional payload fields and the types they must have when present.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "work": (int, float),
+    "seq": (int,),
+    "sent_at": (int, float),
+    "phase": (str,),
+}
+
+
+def parse_payload(body: str, poison_marker: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Return (payload, None) for a usable body, or (partial payload or None, reason)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, TypeError):
+        return None, "not_json"
+    if not isinstance(payload, dict):
+        return None, "not_object"
+    ident = payload.get("id")
+    if ident is None:
+        return payload, "missing_id"
+    if not isinstance(ident, str) or not ident:
+        return payload, "bad_type:id"
+    for name, types in _FIELD_TYPES.items():
+        value = payload.get(name)
+        # bool is an int in Python, never a valid number here.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            return payload, f"bad_type:{name}"
+    marker = payload.get(poison_marker)
+    if marker is not None and not isinstance(marker, bool):
+        return payload, f"bad_type:{poison_marker}"
+    return payload, None
+
+
+# --------------------------------------------------------------------------- consumer
+
+
+class Consumer:
+    """The receive–work–delete loop with its failure knobs."""
+
+    def __init__(self, cfg: dict[str, Any], task: str, events: EventLog, sqs: Any = None, sqs_poll: Any = None) -> None:
+        self.cfg = cfg
+        self.task = task
+        self.events = events
+        self.rng = random.Random(f"{cfg['seed']}:{task}")
+        self.debug = cfg["log_level"] == "DEBUG"
+        if sqs is None or sqs_poll is None:
+            sqs, sqs_poll = _make_clients(cfg)
+        self.sqs = sqs  # deletes: botocore retries them
+        self.sqs_poll = sqs_poll  # receives: no botocore retries, the loop backs off itself
+        self.processed = 0
+        self.stop_reason: str | None = None
+        self._idle = False  # True only while polling or backing off: a signal may cut those short
+        self._wake = threading.Event()
+        self._jitter = random.Random()
+        self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    # ----- signals
+
+    def install_signal_handlers(self) -> None:
+        """Route SIGTERM and SIGINT to a graceful stop."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = signal.Signals(signum).name
+            self._log(f"{self.stop_reason}: stopping after the message in hand")
+        self._wake.set()
+        # A long poll can last WAIT_TIME_SECONDS; leave it now rather than make ECS wait.
+        # Mid-message the flag alone is enough: time.sleep resumes after the handler, so
+        # the message in hand is finished.
+        if self._idle:
+            raise _Stop()
+
+    # ----- loop
+
+    def run(self) -> int:
+        """Consume until stopped; return the exit code."""
+        backoff = 0.0
+        try:
+            self.events.emit("started", config=_public_config(self.cfg))
+            while self.stop_reason is None:
+                try:
+                    messages = self._receive()
+                except _Stop:
+                    break
+                except Exception as exc:  # noqa: BLE001 - any poll failure is a poll_error
+                    backoff = min(max(backoff * 2, 0.5), 20.0)
+                    self.events.emit("poll_error", reason=_describe(exc))
+                    self._log(f"poll failed, retrying in {backoff:.1f} s: {_describe(exc)}")
+                    # Jitter from its own generator: the task's stream stays per message.
+                    self._sleep_idle(backoff * (0.75 + 0.5 * self._jitter.random()))
+                    continue
+                backoff = 0.0
+                for i, message in enumerate(messages):
+                    if self.stop_reason is not None:
+                        # Stopping: the rest of this batch is left undeleted and unstarted.
+                        # SQS makes it visible again when its visibility timeout ends and
+                        # another consumer takes it; no received event is written for it.
+                        self._log(f"leaving {len(messages) - i} received message(s) to the visibility timeout")
+                        break
+                    self._handle(message)
+        except _Stop:
+            pass
+        self.events.emit("stopped", reason=self.stop_reason or "stop", processed=self.processed)
+        return 0
+
+    def _receive(self) -> list[dict[str, Any]]:
+        # Idle first, then look at the flag: a signal either finds us idle (and raises)
+        # or has set the flag before we look. Either way no 20 s poll starts after it.
+        self._idle = True
+        try:
+            if self.stop_reason is not None:
+                raise _Stop()
+            resp = self.sqs_poll.receive_message(
+                QueueUrl=self.cfg["queue_url"],
+                MaxNumberOfMessages=self.cfg["max_messages"],
+                WaitTimeSeconds=self.cfg["wait_time_seconds"],
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        finally:
+            self._idle = False
+        return resp.get("Messages", [])
+
+    def _sleep_idle(self, seconds: float) -> None:
+        """A backoff wait that a stop signal ends early."""
+        self._idle = True
+        try:
+            if self.stop_reason is None:
+                self._wake.wait(seconds)
+        finally:
+            self._idle = False
+
+    # ----- one message
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        cfg = self.cfg
+        rng = self.rng
+        # The same draws for every message, whatever its fate: the stream stays aligned.
+        u_work, u_slow, u_crash, u_crash_at, u_error = (rng.random() for _ in range(5))
+
+        message_id = message.get("MessageId")
+        receipt = message.get("ReceiptHandle")
+        try:
+            receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)) or None
+        except (TypeError, ValueError):
+            receive_count = None
+        payload, problem = parse_payload(message.get("Body", ""), cfg["poison_marker"])
+        ident = payload.get("id") if payload is not None and isinstance(payload.get("id"), str) else None
+        seq = payload.get("seq") if payload is not None and problem is None else None
+        self.events.emit("received", message_id=message_id, id=ident, seq=seq, receive_count=receive_count)
+
+        if problem is not None:
+            self._fail(message_id, ident, receive_count, problem)
+            return
+        assert payload is not None and ident is not None
+
+        if cfg["idempotency"] and self._seen_recently(ident):
+            self._delete(receipt, message_id)
+            self.events.emit("duplicate_skipped", message_id=message_id, id=ident, receive_count=receive_count)
+            return
+
+        if payload.get(cfg["poison_marker"]) is True:
+            self._fail(message_id, ident, receive_count, "poison")
+            return
+
+        if u_slow < cfg["slow_rate"]:
+            work_ms = cfg["slow_time_ms"]
+        else:
+            fraction = payload.get("work")
+            fraction = u_work if fraction is None else min(max(float(fraction), 0.0), 1.0)
+            work_ms = cfg["work_time_min_ms"] + fraction * (cfg["work_time_max_ms"] - cfg["work_time_min_ms"])
+
+        if u_crash < cfg["crash_rate"]:
+            time.sleep(work_ms * u_crash_at / 1000.0)
+            self.events.emit("crashed", message_id=message_id, id=ident)
+            sys.stderr.flush()
+            os._exit(EXIT_CRASH)  # no cleanup, no delete: like a killed container
+
+        time.sleep(work_ms / 1000.0)
+
+        if u_error < cfg["error_rate"]:
+            self._fail(message_id, ident, receive_count, "error")
+            return
+
+        if cfg["idempotency"]:
+            self._remember(ident)
+        self.processed += 1
+        self.events.emit(
+            "processed", message_id=message_id, id=ident, receive_count=receive_count, work_ms=round(work_ms, 3)
+        )
+        self._delete(receipt, message_id)
+
+    def _fail(self, message_id: str | None, ident: str | None, receive_count: int | None, reason: str) -> None:
+        # Not deleted: SQS delivers it again after the visibility timeout (or dead-letters it).
+        self.events.emit("failed", message_id=message_id, id=ident, receive_count=receive_count, reason=reason)
+
+    def _delete(self, receipt: str | None, message_id: str | None) -> None:
+        try:
+            self.sqs.delete_message(QueueUrl=self.cfg["queue_url"], ReceiptHandle=receipt)
+        except Exception as exc:  # noqa: BLE001 - the message simply comes back
+            self._log(f"delete of {message_id} failed, SQS will deliver it again: {_describe(exc)}", force=True)
+
+    # ----- idempotency store (this task's memory only)
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.cfg["idempotency_window_seconds"]
+        while self._seen:
+            ident, at = next(iter(self._seen.items()))
+            if at >= horizon:
+                break
+            del self._seen[ident]
+
+    def _seen_recently(self, ident: str) -> bool:
+        now = time.monotonic()
+        self._prune(now)
+        return ident in self._seen
+
+    def _remember(self, ident: str) -> None:
+        self._seen.pop(ident, None)  # keep insertion order equal to time order
+        self._seen[ident] = time.monotonic()
+
+    # ----- diagnostics
+
+    def _log(self, text: str, force: bool = False) -> None:
+        if self.debug or force:
+            print(f"consume[{self.task}]: {text}", file=sys.stderr, flush=True)
+
+
+def _make_clients(cfg: dict[str, Any]) -> tuple[Any, Any]:
+    session = boto3.session.Session(region_name=cfg["region"])
+    timeouts = {"connect_timeout": 5, "read_timeout": cfg["wait_time_seconds"] + 10}
+    sqs = session.client(
+        "sqs", config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 4}, **timeouts)
+    )
+    sqs_poll = session.client(
+        "sqs", config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 1}, **timeouts)
+    )
+    return sqs, sqs_poll
+
+
+def _public_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    # The knobs only: credentials are never in cfg, and never in an event.
+    return dict(cfg)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return f"{err.get('Code', 'ClientError')}: {err.get('Message', '')}".strip()[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def main(env: dict[str, str] | None = None) -> int:
+    """Run the consumer configured by ``env`` (os.environ by default); return the exit code."""
+    env = dict(os.environ if env is None else env)
+    try:
+        cfg = load_config(env)
+    except ConfigError as exc:
+        print(f"consume: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    task = resolve_task_id(env)
+    consumer = Consumer(cfg, task, EventLog(task))
+    consumer.install_signal_handlers()
+    return consumer.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
