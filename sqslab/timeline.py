@@ -39,3 +39,88 @@ class Phase:
         if self.kind in ("burst", "count"):
             return self.count
         return 0
+
+
+# A burst's length is unknown until it runs; plans assume this throughput and say so.
+ASSUMED_BURST_RATE = 500.0
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One line of a plan: a phase or an action with its start time from t0."""
+
+    start: float | None
+    kind: str
+    name: str
+    detail: str
+    messages: int
+    estimated: bool
+    end: float | None = None
+
+
+def plan(scenario: Any) -> list[PlanRow]:
+    """The scenario's phases and actions in time order, with absolute start times.
+
+    Times after a burst are estimates (a burst's length depends on the target); actions
+    triggered by a condition (`when`) have no start time.
+    """
+    rows: list[PlanRow] = []
+    ends: dict[str, tuple[float, bool]] = {}
+    clock, estimated = 0.0, False
+    for phase in scenario.phases:
+        start, phase_estimated = clock, estimated
+        if phase.kind == "burst":
+            length, estimated = phase.count / ASSUMED_BURST_RATE, True
+        else:
+            length = phase.duration or 0.0
+        clock = start + length
+        ends[phase.name] = (clock, estimated)
+        rows.append(PlanRow(start, "phase", phase.name, describe_phase(phase), phase.planned_messages(), phase_estimated, clock))
+    pending = list(scenario.actions)
+    while pending:
+        progressed = False
+        for action in list(pending):
+            if action.at is not None:
+                start, est = action.at, False
+            elif action.after is not None and action.after in ends:
+                base, est = ends[action.after]
+                start = base + action.after_offset
+            elif action.when is not None:
+                start, est = None, False
+            else:
+                continue
+            pending.remove(action)
+            progressed = True
+            finish = start
+            if start is not None and action.do == "wait":
+                if "for" in action.params:
+                    from sqslab.units import parse_duration
+
+                    finish = start + parse_duration(action.params["for"])
+                else:
+                    finish, est = None, est
+            if finish is not None:
+                ends[action.name] = (finish, est)
+            params = " ".join(f"{k}={v}" for k, v in action.params.items())
+            rows.append(PlanRow(start, "action", action.name, f"{action.do} {params}".strip() + f" ({action.trigger})", 0, est))
+        if not progressed:  # waits on a condition: the rest start at an unknown time
+            for action in pending:
+                params = " ".join(f"{k}={v}" for k, v in action.params.items())
+                rows.append(PlanRow(None, "action", action.name, f"{action.do} {params}".strip() + f" ({action.trigger})", 0, True))
+            break
+    return sorted(rows, key=lambda r: (r.start is None, r.start or 0.0, r.kind != "phase"))
+
+
+def describe_phase(phase: Phase) -> str:
+    """A phase in words: `rate 5/s for 30s`, `burst of 1000`."""
+    from sqslab.units import format_duration
+
+    if phase.kind == "rate":
+        return f"rate {phase.rate:g}/s for {format_duration(phase.duration)}"
+    if phase.kind == "ramp":
+        return f"ramp {phase.rate_from:g}/s to {phase.rate_to:g}/s over {format_duration(phase.duration)}"
+    if phase.kind == "burst":
+        return f"burst of {phase.count}"
+    if phase.kind == "count":
+        return f"{phase.count} messages over {format_duration(phase.duration)}"
+    return f"pause {format_duration(phase.duration)}"

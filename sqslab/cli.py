@@ -1,0 +1,212 @@
+"""The `sqslab` command line. Click code only: the work happens in the library modules.
+
+Exit codes: 0 passed, 1 expectations failed, 2 usage or invalid scenario,
+3 infrastructure or internal error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class InfraError(click.ClickException):
+    """An infrastructure or internal failure: exit 3."""
+
+    exit_code = EXIT_INFRA
+
+
+class UsageProblem(click.ClickException):
+    """Bad input that is not a command-line mistake (a plugin, a file): exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="sqslab", message="sqslab %(version)s")
+def main() -> None:
+    """sqslab: a lab for Amazon SQS consumer failures.
+
+    Write a scenario (queue settings, consumer failure knobs, load phases, timed actions,
+    expectations), run it locally on an embedded SQS emulator or on AWS, and see the
+    fate of every message.
+
+    \b
+    Exit codes: 0 passed, 1 expectations failed, 2 usage or invalid scenario,
+                3 infrastructure or internal error, 130 interrupted.
+    """
+
+
+def plugin_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`--plugins-dir DIR` (repeatable), shared by every command that loads plugins."""
+
+    @click.option("--plugins-dir", "plugins_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+                  help="Load every *.py in DIR as a plugin (repeatable).")
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+def _host(plugins_dirs: tuple[Path, ...]) -> Any:
+    from sqslab.plugins import PluginError, load_plugins
+
+    try:
+        return load_plugins(plugins_dirs)
+    except PluginError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _scenario_files(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths or ("scenarios",):
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not found:
+                raise click.UsageError(f"{raw}: no *.yaml or *.yml files in this directory")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            hint = " (run from a directory that has scenarios/, or name the files)" if not paths else ""
+            raise click.UsageError(f"{raw}: no such file or directory{hint}")
+    return files
+
+
+def _load(path: str, host: Any, overrides: tuple[str, ...] = ()) -> Any:
+    from sqslab.scenario import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(path, host, overrides)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{path}: invalid scenario ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''})", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@plugin_options
+def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
+    """Check scenario files (default: every file in scenarios/) before anything runs.
+
+    Reports every problem at once as FILE:LINE:COL: KEY.PATH: MESSAGE. Exit 0 when all
+    files are valid, 2 otherwise.
+    """
+    from sqslab.scenario import check_file
+
+    host = _host(plugins_dirs)
+    files = _scenario_files(paths)
+    results = {str(path): check_file(path, host) for path in files}
+    problems = [p for found in results.values() for p in found]
+    if as_json:
+        payload = {"valid": not problems, "files": [{"file": f, "valid": not found, "problems": [p.as_dict() for p in found]} for f, found in results.items()]}
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        for problem in problems:
+            click.echo(str(problem))
+        bad = sum(1 for found in results.values() if found)
+        if problems:
+            click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {bad} of {len(files)} file{'s' if len(files) != 1 else ''}", err=True)
+        else:
+            click.echo(f"{len(files)} scenario file{'s' if len(files) != 1 else ''} valid", err=True)
+    sys.exit(EXIT_USAGE if problems else EXIT_PASSED)
+
+
+@main.command(context_settings=CONTEXT)
+@plugin_options
+def schema(plugins_dirs: tuple[Path, ...]) -> None:
+    """Print the scenario JSON Schema, plugin actions included, for editors.
+
+    \b
+    Save it and point your editor at it, e.g. at the top of a scenario:
+      # yaml-language-server: $schema=./sqslab.schema.json
+    """
+    from sqslab.scenario import full_schema
+
+    click.echo(json.dumps(full_schema(_host(plugins_dirs)), indent=2))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("scenario_path", metavar="SCENARIO", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", type=click.Choice(["local", "aws"]), default="local", show_default=True, help="Where the scenario would run.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a scenario key, e.g. --set infra.consumers=3.")
+@click.option("--image-tag", default="latest", show_default=True, help="Consumer image tag for --target aws.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@plugin_options
+def plan(scenario_path: str, target: str, overrides: tuple[str, ...], image_tag: str, as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
+    """Show what a run would do, without running anything or calling AWS.
+
+    Prints each phase and action with its start time from t0 and the messages each
+    phase sends; with --target aws, also the Terraform variables rendered from it.
+    """
+    from sqslab.timeline import plan as make_plan
+    from sqslab.units import format_duration
+
+    host = _host(plugins_dirs)
+    scenario = _load(scenario_path, host, overrides)
+    rows = make_plan(scenario)
+    total = sum(r.messages for r in rows)
+    load_end = max((r.end for r in rows if r.kind == "phase"), default=0.0)
+    tfvars = None
+    if target == "aws":
+        from sqslab.terraform import render_tfvars
+
+        tfvars = render_tfvars(scenario.terraform_context(image_tag))
+    if as_json:
+        payload = {
+            "scenario": scenario.name, "target": target, "total_messages": total,
+            "rows": [r.__dict__ for r in rows],
+            "settle": {"until": scenario.settle_until, "timeout": scenario.settle_timeout},
+            "tfvars": tfvars,
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    estimated = any(r.estimated for r in rows) or any(p.kind == "burst" for p in scenario.phases)
+    click.echo(f"plan: {scenario.name} on target {target}")
+    click.echo(f"  {'start':>8}  {'what':<6}  {'name':<20}  {'detail':<44}  {'messages':>8}")
+    for row in rows:
+        start = "when" if row.start is None and row.kind == "action" else ("?" if row.start is None else ("~" if row.estimated else "") + format_duration(round(row.start, 3)))
+        messages = str(row.messages) if row.kind == "phase" else ""
+        click.echo(f"  {start:>8}  {row.kind:<6}  {row.name:<20}  {row.detail:<44}  {messages:>8}")
+    settle = f"settle until drained (timeout {format_duration(scenario.settle_timeout)})" if scenario.settle_until == "drained" else "no settling"
+    click.echo(f"total: {total} messages over {'~' if estimated else ''}{format_duration(round(load_end, 3))} of load, then {settle}")
+    if estimated:
+        from sqslab.timeline import ASSUMED_BURST_RATE
+
+        click.echo(f"~ times after a burst assume {ASSUMED_BURST_RATE:g} msg/s; the run measures the real ones")
+    if tfvars is not None:
+        click.echo("\nterraform.tfvars:")
+        click.echo(tfvars.rstrip())
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@plugin_options
+def plugins(as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
+    """List the loaded plugins and the actions, reporters and targets each registers."""
+    host = _host(plugins_dirs)
+    if as_json:
+        click.echo(json.dumps(host.describe(), indent=2))
+        return
+    for kind in ("actions", "reporters", "targets"):
+        table = getattr(host, kind)
+        click.echo(f"{kind}:")
+        for name, item in sorted(table.items()):
+            click.echo(f"  {name:<16} {item.description}  [{item.plugin}]")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

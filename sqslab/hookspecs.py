@@ -1,0 +1,45 @@
+"""The hooks a sqslab plugin implements.
+
+A plugin is a module or object with functions marked `@sqslab.hookimpl`. Each hook is
+handed a `register` callback, so one plugin can add several things and the host can
+refuse a name that is already taken. The built-in actions, reporters and targets are
+registered through these very hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("sqslab")
+hookimpl = pluggy.HookimplMarker("sqslab")
+
+
+@hookspec
+def register_actions(register: Callable[..., None]) -> None:
+    """Add actions: `register(name, function, schema=..., description=...)`.
+
+    :param register: call it once per action. ``function(ctx, params)`` does the action;
+        ``schema`` is the JSON Schema (an object schema) of its parameters, which
+        ``sqslab validate`` checks before anything runs.
+    """
+
+
+@hookspec
+def register_reporters(register: Callable[..., None]) -> None:
+    """Add report formats: `register(name, function, extension=..., description=...)`.
+
+    :param register: call it once per format. ``function(run, options)`` returns the
+        report as ``str`` or ``bytes``; ``run`` is a loaded run directory.
+    """
+
+
+@hookspec
+def register_targets(register: Callable[..., None]) -> None:
+    """Add places a scenario can run: `register(name, factory, description=...)`.
+
+    :param register: call it once per target. ``factory(options)`` returns an object
+        with the target methods the runner calls (provision, start_consumers, kill,
+        scale, set_consumer, tasks, consumer_events, teardown).
+    """

@@ -1,0 +1,157 @@
+"""The plugin host: built-in plugins, entry points and `--plugins-dir`, on pluggy.
+
+Set `SQSLAB_LOAD_PLUGINS=''` to load no outside plugins (entry points), e.g. to rule
+one out when something misbehaves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pluggy
+
+from sqslab import hookspecs
+
+ENTRY_POINT_GROUP = "sqslab"
+DEFAULT_PLUGINS = ("sqslab.actions",)
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded, or registered something wrongly."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """An action a scenario can `do`: its parameters' schema and the function that does it."""
+
+    name: str
+    function: Callable[..., Any]
+    schema: dict[str, Any]
+    description: str
+    plugin: str
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """A report format: the function that renders a run, and its usual file extension."""
+
+    name: str
+    function: Callable[..., Any]
+    extension: str
+    description: str
+    plugin: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """A place a scenario runs (local, aws): a factory of target objects."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    plugin: str
+
+
+@dataclass
+class PluginHost:
+    """What the loaded plugins registered, by kind and name."""
+
+    manager: pluggy.PluginManager
+    actions: dict[str, Action] = field(default_factory=dict)
+    reporters: dict[str, Reporter] = field(default_factory=dict)
+    targets: dict[str, Target] = field(default_factory=dict)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One entry per plugin with what it registered, for `sqslab plugins`."""
+        by_plugin: dict[str, dict[str, Any]] = {}
+        for kind in ("actions", "reporters", "targets"):
+            for item in getattr(self, kind).values():
+                entry = by_plugin.setdefault(item.plugin, {"name": item.plugin, "actions": [], "reporters": [], "targets": []})
+                entry[kind].append(item.name)
+        return sorted(by_plugin.values(), key=lambda e: (not e["name"].startswith("sqslab."), e["name"]))
+
+
+def load_plugins(plugins_dirs: list[Path] | tuple[Path, ...] = (), entry_points: bool | None = None) -> PluginHost:
+    """Load the built-ins, the `sqslab` entry points and every `*.py` in plugins_dirs."""
+    manager = pluggy.PluginManager("sqslab")
+    manager.add_hookspecs(hookspecs)
+    for name in DEFAULT_PLUGINS:
+        manager.register(importlib.import_module(name), name=name)
+    if entry_points is None:
+        entry_points = os.environ.get("SQSLAB_LOAD_PLUGINS", None) != ""
+    if entry_points:
+        try:
+            manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:  # a broken third-party package must not hide which one it is
+            raise PluginError(f"loading entry points of group {ENTRY_POINT_GROUP!r} failed: {exc}") from exc
+    for directory in plugins_dirs:
+        for path in sorted(Path(directory).glob("*.py")):
+            manager.register(_import_file(path), name=f"{path.stem} ({path})")
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc} (known hooks: register_actions, register_reporters, register_targets)") from exc
+    return _collect(manager)
+
+
+def _import_file(path: Path) -> Any:
+    module_name = f"sqslab_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"{path}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise PluginError(f"{path}: importing the plugin failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _collect(manager: pluggy.PluginManager) -> PluginHost:
+    host = PluginHost(manager)
+    for kind, hook, make in (
+        ("actions", manager.hook.register_actions, _make_action),
+        ("reporters", manager.hook.register_reporters, _make_reporter),
+        ("targets", manager.hook.register_targets, _make_target),
+    ):
+        table = getattr(host, kind)
+        for impl in reversed(hook.get_hookimpls()):
+            plugin_name = manager.get_name(impl.plugin) or repr(impl.plugin)
+
+            def register(name: str, function: Callable[..., Any], *args: Any, _plugin: str = plugin_name, _table: dict = table, _make=make, **kwargs: Any) -> None:
+                if not isinstance(name, str) or not name:
+                    raise PluginError(f"plugin {_plugin}: a registered name must be non-empty text, got {name!r}")
+                if name in _table:
+                    raise PluginError(f"plugin {_plugin}: {kind[:-1]} {name!r} is already registered by {_table[name].plugin}")
+                _table[name] = _make(name, function, _plugin, *args, **kwargs)
+
+            impl.function(register=register)
+    return host
+
+
+def _make_action(name: str, function: Callable[..., Any], plugin: str, schema: dict | None = None, description: str = "") -> Action:
+    import jsonschema
+
+    schema = schema if schema is not None else {"type": "object", "properties": {}, "additionalProperties": False}
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise PluginError(f"plugin {plugin}: action {name!r} has an invalid parameter schema: {exc.message}") from exc
+    if schema.get("type") != "object":
+        raise PluginError(f"plugin {plugin}: action {name!r}: the parameter schema must be an object schema")
+    return Action(name, function, schema, description or (function.__doc__ or "").strip().split("\n")[0], plugin)
+
+
+def _make_reporter(name: str, function: Callable[..., Any], plugin: str, extension: str = "txt", description: str = "") -> Reporter:
+    return Reporter(name, function, extension, description or (function.__doc__ or "").strip().split("\n")[0], plugin)
+
+
+def _make_target(name: str, factory: Callable[..., Any], plugin: str, description: str = "") -> Target:
+    return Target(name, factory, description or (factory.__doc__ or "").strip().split("\n")[0], plugin)
