@@ -118,6 +118,8 @@ def parse_document(raw: bytes | str, name: str) -> tuple[Document, list[Problem]
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or exc.context or "invalid YAML"
+        if what == "but found another document":
+            return doc, [Problem(name, line, col, "", "a scenario file holds one YAML document; this is the start of a second one ('---')")]
         hint = _syntax_hint(what)
         return doc, [Problem(name, line, col, "", f"YAML syntax error: {what}{hint}")]
     except yaml.YAMLError as exc:

@@ -122,7 +122,7 @@ def _collect(manager: pluggy.PluginManager) -> PluginHost:
         ("targets", manager.hook.register_targets, _make_target),
     ):
         table = getattr(host, kind)
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in hook.get_hookimpls():  # registration order: built-ins first, so they keep their names
             plugin_name = manager.get_name(impl.plugin) or repr(impl.plugin)
 
             def register(name: str, function: Callable[..., Any], *args: Any, _plugin: str = plugin_name, _table: dict = table, _make=make, **kwargs: Any) -> None:

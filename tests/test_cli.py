@@ -1,0 +1,146 @@
+"""The command line as a user meets it: exit codes, output, help, plugins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+
+
+def test_validate_valid_scenarios_exit_0(cli):
+    result = cli("validate", ROOT / "scenarios")
+    assert result.exit_code == 0
+    assert "scenario files valid" in result.stderr
+
+
+def test_validate_invalid_exit_2_with_every_problem(cli, write):
+    path = write("version: 1\nname: x\nseeed: 1\ninfra: {consumers: two}\n")
+    result = cli("validate", path)
+    assert result.exit_code == 2
+    assert result.stdout.splitlines() == [
+        f"{path}:3:1: seeed: unknown key 'seeed'; did you mean 'seed'?",
+        f"{path}:4:20: infra.consumers: expected an integer, got text 'two'",
+    ]
+    assert "2 problems in 1 of 1 file" in result.stderr
+
+
+def test_validate_json(cli, write):
+    bad = write("version: 1\nname: x\nexpect: ['lost = 0']\n", "bad.yaml")
+    good = write("version: 1\nname: y\n", "good.yaml")
+    result = cli("validate", "--json", bad, good)
+    assert result.exit_code == 2
+    payload = json.loads(result.stdout)
+    assert payload["valid"] is False
+    assert payload["files"][0]["problems"] == [
+        {"file": str(bad), "line": 3, "col": 10, "path": "expect[0]", "message": "'lost = 0': use '==' to compare, not '='"}]
+    assert payload["files"][1] == {"file": str(good), "valid": True, "problems": []}
+
+
+def test_validate_missing_path_is_usage_error(cli, tmp_path):
+    result = cli("validate", tmp_path / "nope.yaml")
+    assert result.exit_code == 2
+    assert "nope.yaml: no such file or directory" in result.stderr
+
+
+def test_validate_default_is_scenarios_dir(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(ROOT)
+    assert cli("validate").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    result = cli("validate")
+    assert result.exit_code == 2
+    assert "scenarios: no such file or directory (run from a directory that has scenarios/, or name the files)" in result.stderr
+
+
+def test_plan_prints_timeline_and_totals(cli):
+    result = cli("plan", ROOT / "scenarios" / "scale_drain.yaml")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "plan: scale-drain on target local"
+    assert [line.split()[:3] for line in lines[2:5]] == [["0s", "phase", "backlog"], ["10s", "action", "scale-1"], ["20s", "action", "scale-2"]]
+    assert "burst of 600" in lines[2] and lines[2].rstrip().endswith("600")
+    assert lines[5] == "total: 600 messages over ~1.2s of load, then settle until drained (timeout 2m)"
+
+
+def test_plan_after_and_when(cli, write):
+    path = write("""
+        version: 1
+        name: plan-test
+        load:
+          - {name: warm, rate: 5/s, duration: 30s}
+          - {name: burst, burst: 1000}
+          - {pause: 10s}
+        actions:
+          - {at: 30s, do: kill_consumer, count: 1}
+          - {name: hold, after: warm + 5s, do: wait, for: 10s}
+          - {after: hold, do: scale, to: 3}
+          - {when: 'queue.visible > 500', do: scale, to: 5}
+    """)
+    result = cli("plan", "--json", path)
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["start"], r["name"], r["estimated"]) for r in rows] == [
+        (0.0, "warm", False), (30.0, "burst", False), (30.0, "kill_consumer-1", False),
+        (32.0, "pause-3", True), (35.0, "hold", False), (45.0, "scale-3", False), (None, "scale-4", False)]
+    assert json.loads(result.stdout)["total_messages"] == 1150
+
+
+def test_plan_invalid_scenario_exit_2(cli, write):
+    result = cli("plan", write("version: 1\nname: x\nload: [{rate: 5}]\n"))
+    assert result.exit_code == 2
+    assert ":3:15: load[0].rate: bare number 5 is ambiguous" in result.stderr
+
+
+def test_schema_includes_plugin_actions(cli):
+    result = cli("schema", "--plugins-dir", FIXTURES / "plugins")
+    schema = json.loads(result.stdout)
+    assert "drain_hold" in schema["$defs"]["action"]["properties"]["do"]["enum"]
+    assert result.exit_code == 0
+
+
+def test_plugins_lists_builtins_and_dir_plugins(cli):
+    result = cli("plugins", "--json", "--plugins-dir", FIXTURES / "plugins")
+    described = {p["name"]: p for p in json.loads(result.stdout)}
+    assert set(described["sqslab.actions"]["actions"]) == {"kill_consumer", "scale", "set_consumer", "wait"}
+    assert [p["actions"] for n, p in described.items() if n.startswith("drain_hold")] == [["drain_hold"]]
+
+
+def test_duplicate_plugin_name_is_an_error(cli, tmp_path):
+    (tmp_path / "dup.py").write_text(
+        "import sqslab\n@sqslab.hookimpl\ndef register_actions(register):\n    register('scale', lambda ctx, p: '')\n")
+    result = cli("plugins", "--plugins-dir", tmp_path)
+    assert result.exit_code == 2
+    assert "action 'scale' is already registered by sqslab.actions" in result.stderr
+
+
+def test_misspelled_hook_fails_loudly(cli, tmp_path):
+    (tmp_path / "typo.py").write_text("import sqslab\n@sqslab.hookimpl\ndef register_action(register):\n    pass\n")
+    result = cli("plugins", "--plugins-dir", tmp_path)
+    assert result.exit_code == 2
+    assert "register_action" in result.stderr and "known hooks" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["validate", "schema", "plan", "plugins"])
+def test_every_command_has_help(cli, command):
+    result = cli(command, "-h")
+    assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+def test_python_m_sqslab_and_help_import_no_boto3_or_moto():
+    code = ("import sys, runpy; sys.argv=['sqslab','--help']\n"
+            "try: runpy.run_module('sqslab', run_name='__main__')\n"
+            "except SystemExit: pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3','botocore','moto','jsonschema')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_validate_imports_no_boto3_or_moto():
+    code = ("import sys\nfrom sqslab.cli import main\n"
+            "try: main(['validate', 'scenarios'])\n"
+            "except SystemExit as e: assert e.code == 0, e.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3','botocore','moto')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
