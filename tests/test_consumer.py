@@ -36,10 +36,7 @@ REGION = "us-west-1"
 # --------------------------------------------------------------------------- harness
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
+# ``emulator`` (one sqslab Emulator for the session) comes from conftest.py.
 
 
 @pytest.fixture(scope="module")

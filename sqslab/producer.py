@@ -1,0 +1,399 @@
+"""The producer: sends a phase's messages to the queue on the run's clock.
+
+A phase (``sqslab.timeline.Phase``) says how many messages and when. The producer
+schedules by deadlines: message k of a rate phase is due at start + k/rate, of a ramp
+where the integral of the linear rate reaches k, of a count phase at start +
+k * duration/count. A scheduler thread (the caller's) hands every message that is due
+to a small pool of sender threads; each sender takes what is waiting, up to ten
+messages, and sends them with one SendMessageBatch. When the senders keep up a batch
+holds one message; when they fall behind, batches fill up, so the rate stays on the
+clock instead of drifting by the cost of each call. A burst hands everything over at
+once and the senders run flat out.
+
+Every message is a payload as docs/contracts.md describes. ``on_sent`` receives one
+record per sent message, ``on_failed`` one per message that could not be sent; both
+are called from sender threads, one call at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from sqslab.timeline import Phase
+
+__all__ = ["Producer", "PhaseResult", "due_offsets", "produce_cli"]
+
+#: SendMessageBatch takes at most ten entries...
+MAX_BATCH_ENTRIES = 10
+#: ...of at most this many bytes together (SQS's long-standing limit; newer SQS allows 1 MiB).
+MAX_BATCH_BYTES = 262_144
+#: Sender threads per phase. A boto3 client is thread-safe; its pool holds 10 connections.
+DEFAULT_SENDERS = 4
+#: Attempts per SendMessageBatch call when SQS throttles, fails with a 5xx or cannot be reached.
+MAX_ATTEMPTS = 6
+
+_RETRYABLE_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "SlowDown",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "KmsThrottled",
+}
+
+
+@dataclass
+class PhaseResult:
+    """What one phase did. Times are epoch seconds; ``rate`` is sent / (ended_at - started_at)."""
+
+    phase: str
+    kind: str
+    planned: int
+    sent: int = 0
+    failed: int = 0
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    interrupted: bool = False
+    #: Seconds the latest send completed after its due time (0 for bursts and pauses).
+    max_lag: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from the start of the phase to its end."""
+        return max(self.ended_at - self.started_at, 0.0)
+
+    @property
+    def rate(self) -> float:
+        """Achieved rate in msg/s over the whole phase (0 for an instant phase)."""
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-able data, rate included."""
+        return {
+            "phase": self.phase,
+            "kind": self.kind,
+            "planned": self.planned,
+            "sent": self.sent,
+            "failed": self.failed,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "elapsed": self.elapsed,
+            "rate": self.rate,
+            "interrupted": self.interrupted,
+            "max_lag": self.max_lag,
+            "errors": dict(self.errors),
+        }
+
+
+def due_offsets(phase: Phase) -> Iterator[float]:
+    """Yield each message's due time, in seconds from the start of the phase.
+
+    The count is ``phase.planned_messages()``. Bursts yield 0 for every message;
+    pauses yield nothing.
+    """
+    n = phase.planned_messages() or 0
+    kind = phase.kind
+    if kind == "rate":
+        rate = float(phase.rate or 0.0)
+        for k in range(n):
+            yield k / rate
+    elif kind == "count":
+        duration = float(phase.duration or 0.0)
+        for k in range(n):
+            yield k * duration / n
+    elif kind == "ramp":
+        a = float(phase.rate_from or 0.0)
+        b = float(phase.rate_to or 0.0)
+        duration = float(phase.duration or 0.0)
+        c = (b - a) / duration if duration > 0 else 0.0
+        for k in range(n):
+            # Solve a*t + c*t^2/2 = k for t; this form stays exact when a = 0 or c < 0.
+            root = math.sqrt(max(a * a + 2.0 * c * k, 0.0))
+            t = 2.0 * k / (a + root) if a + root > 0 else 0.0
+            yield min(t, duration)
+    elif kind == "burst":
+        for _ in range(n):
+            yield 0.0
+    elif kind != "pause":
+        raise ValueError(f"unknown phase kind {kind!r}")
+
+
+@dataclass
+class _Item:
+    record: dict[str, Any]
+    body: str
+    due: float  # monotonic
+
+
+_DONE = object()
+
+
+class _PhaseRun:
+    """Book-keeping of one phase, shared by the scheduler and the sender threads."""
+
+    def __init__(self, result: PhaseResult, stop: threading.Event, maxsize: int = 0) -> None:
+        self.result = result
+        self.stop = stop
+        self.lock = threading.Lock()
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize)
+
+
+class Producer:
+    """Sends load phases to one queue.
+
+    ``client`` is a boto3 SQS client (thread-safe; used by several sender threads).
+    ``seed`` makes the poison draws and the payloads' ``work`` figures reproducible.
+    ``seq`` increases across all phases run by one Producer.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        *,
+        seed: int | None = None,
+        on_sent: Callable[[list[dict[str, Any]]], None] | None = None,
+        on_failed: Callable[[list[dict[str, Any]]], None] | None = None,
+        senders: int = DEFAULT_SENDERS,
+    ) -> None:
+        if senders < 1:
+            raise ValueError("senders must be at least 1")
+        self.client = client
+        self.queue_url = queue_url
+        self.rng = random.Random(seed)
+        self.on_sent = on_sent
+        self.on_failed = on_failed
+        self.senders = senders
+        self.seq = 0
+        self._callback_lock = threading.Lock()
+
+    # ----- public
+
+    def run_phase(self, phase: Phase, stop: threading.Event | None = None) -> PhaseResult:
+        """Run ``phase`` from now; return when it ends or ``stop`` is set.
+
+        A rate, ramp or count phase ends at start + duration, or later if its last
+        sends complete later; a burst ends when its last message is sent; a pause
+        sleeps its duration. Messages not yet sent when ``stop`` is set are dropped
+        (never sent, never reported).
+        """
+        stop = stop if stop is not None else threading.Event()
+        result = PhaseResult(phase=phase.name, kind=phase.kind, planned=phase.planned_messages() or 0)
+        t0 = time.monotonic()
+        result.started_at = time.time()
+        end = t0 + float(phase.duration or 0.0) if phase.kind != "burst" else t0
+
+        if phase.kind == "pause":
+            result.interrupted = stop.wait(max(end - time.monotonic(), 0.0))
+            result.ended_at = time.time()
+            return result
+
+        # A burst must not build a million payloads ahead of the senders: its queue is
+        # bounded. Scheduled phases hand over only what is due, so theirs need not be.
+        maxsize = self.senders * MAX_BATCH_ENTRIES * 4 if phase.kind == "burst" else 0
+        run = _PhaseRun(result, stop, maxsize)
+        threads = [
+            threading.Thread(target=self._sender, args=(run,), name=f"sqslab-sender-{i}", daemon=True)
+            for i in range(self.senders)
+        ]
+        for th in threads:
+            th.start()
+        try:
+            self._schedule(phase, t0, run)
+        finally:
+            run.queue.put(_DONE)
+            for th in threads:
+                th.join()
+        if not stop.is_set():
+            left = end - time.monotonic()
+            if left > 0:
+                stop.wait(left)
+        result.interrupted = stop.is_set() and (result.sent + result.failed) < result.planned
+        result.ended_at = time.time()
+        return result
+
+    # ----- scheduler (caller's thread)
+
+    def _schedule(self, phase: Phase, t0: float, run: _PhaseRun) -> None:
+        stop = run.stop
+        for offset in due_offsets(phase):
+            due = t0 + offset
+            wait = due - time.monotonic()
+            if wait > 0:
+                if stop.wait(wait):
+                    return
+            elif stop.is_set():
+                return
+            item = self._build(phase, due)
+            while True:
+                try:
+                    run.queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    if stop.is_set():
+                        return
+
+    def _build(self, phase: Phase, due: float) -> _Item:
+        # Draws in a fixed order per message, so a seed gives the same poison/work sequence.
+        poison = self.rng.random() < phase.poison_rate
+        work = round(self.rng.random(), 6)
+        self.seq += 1
+        ident = str(uuid.uuid4())
+        sent_at = round(time.time(), 6)
+        body: dict[str, Any] = {"id": ident, "work": work, "seq": self.seq, "sent_at": sent_at, "phase": phase.name}
+        if poison:
+            body["poison"] = True
+        text = json.dumps(body, separators=(",", ":"))
+        pad = phase.payload_size - len(text.encode("utf-8")) - len(',"pad":""')
+        if pad > 0:
+            text = text[:-1] + ',"pad":"' + "x" * pad + '"}'
+        record = {"id": ident, "seq": self.seq, "message_id": None, "sent_at": sent_at, "phase": phase.name, "poison": poison}
+        return _Item(record, text, due)
+
+    # ----- senders
+
+    def _sender(self, run: _PhaseRun) -> None:
+        q = run.queue
+        carry: _Item | None = None
+        done = False
+        while not done:
+            first = carry if carry is not None else q.get()
+            carry = None
+            if first is _DONE:
+                q.put(_DONE)  # let the other senders see it too
+                return
+            batch = [first]
+            size = len(first.body.encode("utf-8"))
+            while len(batch) < MAX_BATCH_ENTRIES:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _DONE:
+                    q.put(_DONE)
+                    done = True
+                    break
+                item_size = len(item.body.encode("utf-8"))
+                if size + item_size > MAX_BATCH_BYTES:
+                    carry = item
+                    break
+                batch.append(item)
+                size += item_size
+            if run.stop.is_set():
+                continue  # stopping: what is not sent yet is dropped
+            self._send(batch, run)
+
+    def _send(self, batch: list[_Item], run: _PhaseRun) -> None:
+        entries = [{"Id": str(i), "MessageBody": item.body} for i, item in enumerate(batch)]
+        sent: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        try:
+            resp = self._send_with_retry(entries, run.stop)
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed; say why per message
+            reason = _describe(exc)
+            failed = [{**item.record, "error": reason} for item in batch]
+        else:
+            for ok in resp.get("Successful", []):
+                item = batch[int(ok["Id"])]
+                sent.append({**item.record, "message_id": ok.get("MessageId")})
+            for bad in resp.get("Failed", []):
+                item = batch[int(bad["Id"])]
+                reason = f"{bad.get('Code', 'Failed')}: {bad.get('Message', '')}".strip()
+                failed.append({**item.record, "error": reason})
+        done_at = time.monotonic()
+        lag = max((done_at - item.due for item in batch), default=0.0)
+        with run.lock:
+            run.result.sent += len(sent)
+            run.result.failed += len(failed)
+            for rec in failed:
+                code = rec["error"].split(":", 1)[0]
+                run.result.errors[code] = run.result.errors.get(code, 0) + 1
+            if run.result.kind != "burst":
+                run.result.max_lag = max(run.result.max_lag, lag)
+        with self._callback_lock:
+            if sent and self.on_sent is not None:
+                self.on_sent(sent)
+            if failed and self.on_failed is not None:
+                self.on_failed(failed)
+
+    def _send_with_retry(self, entries: list[dict[str, str]], stop: threading.Event) -> dict[str, Any]:
+        delay = 0.05
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except Exception as exc:  # noqa: BLE001 - sorted into retryable or not below
+                if attempt == MAX_ATTEMPTS or not _retryable(exc):
+                    raise
+            # Full jitter, so senders that were throttled together do not return together.
+            if stop.wait(random.uniform(0, delay)):
+                break
+            delay = min(delay * 2, 2.0)
+        raise RuntimeError("stopped while retrying")
+
+
+def _retryable(exc: Exception) -> bool:
+    """Throttling, 5xx answers and connection trouble are worth another try."""
+    import botocore.exceptions as bex
+
+    if isinstance(exc, bex.ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+        return err.get("Code") in _RETRYABLE_CODES or status >= 500 or status == 429
+    return isinstance(exc, (bex.ConnectionError, bex.HTTPClientError))
+
+
+def _describe(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        err = response["Error"]
+        return f"{err.get('Code', type(exc).__name__)}: {err.get('Message', '')}".strip()[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def produce_cli(
+    n: int,
+    rate: float | None,
+    queue_url: str,
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+) -> PhaseResult:
+    """Send ``n`` messages to ``queue_url``, at ``rate`` msg/s or as a burst when None.
+
+    For ``sqslab produce``: builds its own boto3 client, prints nothing, returns the
+    result. Raises ValueError on a bad ``n`` or ``rate``.
+    """
+    if n < 0:
+        raise ValueError(f"the number of messages must be 0 or more, not {n}")
+    if rate is not None and not rate > 0:
+        raise ValueError(f"the rate must be above 0 msg/s, not {rate}")
+    import boto3
+    import botocore.config
+
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    client = session.client(
+        "sqs",
+        endpoint_url=endpoint_url,
+        config=botocore.config.Config(max_pool_connections=DEFAULT_SENDERS * 2, retries={"mode": "standard"}),
+    )
+    if rate is None:
+        phase = Phase(name="produce", kind="burst", start=0.0, count=n)
+    else:
+        phase = Phase(name="produce", kind="count", start=0.0, count=n, duration=n / rate)
+    return Producer(client, queue_url).run_phase(phase)
