@@ -152,6 +152,11 @@ class _PhaseRun:
         self.stop = stop
         self.lock = threading.Lock()
         self.queue: queue.Queue[Any] = queue.Queue(maxsize)
+        #: The first exception a sender met (a callback's, say): the phase ends and raises it.
+        self.error: BaseException | None = None
+
+    def halted(self) -> bool:
+        return self.error is not None or self.stop.is_set()
 
 
 class Producer:
@@ -220,6 +225,8 @@ class Producer:
             run.queue.put(_DONE)
             for th in threads:
                 th.join()
+        if run.error is not None:
+            raise run.error
         if not stop.is_set():
             left = end - time.monotonic()
             if left > 0:
@@ -238,7 +245,7 @@ class Producer:
             if wait > 0:
                 if stop.wait(wait):
                     return
-            elif stop.is_set():
+            if run.halted():
                 return
             item = self._build(phase, due)
             while True:
@@ -246,7 +253,7 @@ class Producer:
                     run.queue.put(item, timeout=0.1)
                     break
                 except queue.Full:
-                    if stop.is_set():
+                    if run.halted():
                         return
 
     def _build(self, phase: Phase, due: float) -> _Item:
@@ -295,9 +302,13 @@ class Producer:
                     break
                 batch.append(item)
                 size += item_size
-            if run.stop.is_set():
+            if run.halted():
                 continue  # stopping: what is not sent yet is dropped
-            self._send(batch, run)
+            try:
+                self._send(batch, run)
+            except BaseException as exc:  # noqa: BLE001 - handed to run_phase, which raises it
+                with run.lock:
+                    run.error = run.error or exc
 
     def _send(self, batch: list[_Item], run: _PhaseRun) -> None:
         entries = [{"Id": str(i), "MessageBody": item.body} for i, item in enumerate(batch)]

@@ -281,3 +281,15 @@ def test_on_sent_is_called_one_batch_at_a_time() -> None:
 
     Producer(FlakyClient(), "q", on_sent=slow, senders=4).run_phase(Phase("b", "burst", 0.0, count=200))
     assert overlaps == 0
+
+
+def test_an_error_in_a_callback_ends_the_phase_and_is_raised() -> None:
+    def broken(records: list[dict[str, Any]]) -> None:
+        raise OSError("disk full")
+
+    t0 = time.monotonic()
+    with pytest.raises(OSError, match="disk full"):
+        Producer(FlakyClient(), "q", on_sent=broken).run_phase(Phase("b", "burst", 0.0, count=100_000))
+    with pytest.raises(OSError, match="disk full"):
+        Producer(FlakyClient(), "q", on_sent=broken).run_phase(rate("r", 50, 30.0))
+    assert time.monotonic() - t0 < 2
