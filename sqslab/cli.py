@@ -208,5 +208,161 @@ def plugins(as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
             click.echo(f"  {name:<16} {item.description}  [{item.plugin}]")
 
 
+def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `run` and `sweep`."""
+    options = [
+        click.option("--target", type=click.Choice(["local", "aws"]), default="local", show_default=True, help="Where to run."),
+        click.option("--endpoint-url", help="Local target: use this SQS-compatible endpoint instead of the embedded emulator."),
+        click.option("--provision", type=click.Choice(["boto3", "terraform"]), default="boto3", show_default=True,
+                     help="Local target: create the queues directly, or apply the project's Terraform stack to the emulator."),
+        click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
+                     help="Where run directories are made."),
+        click.option("--quiet", "-q", is_flag=True, help="No live progress."),
+        click.option("--keep", is_flag=True, help="AWS target: keep the stack after the run (tear down with `sqslab destroy`)."),
+        click.option("--image-tag", default=None, help="AWS target: the consumer image tag (default: the git revision)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return plugin_options(function)
+
+
+def _target_options(target: str, endpoint_url: str | None, provision: str, keep: bool, image_tag: str | None) -> dict[str, Any]:
+    if target == "local":
+        if keep or image_tag:
+            raise click.UsageError("--keep and --image-tag are for --target aws")
+        return {"endpoint_url": endpoint_url, "provision": provision}
+    if endpoint_url or provision != "boto3":
+        raise click.UsageError("--endpoint-url and --provision are for --target local")
+    return {"keep": keep, "image_tag": image_tag}
+
+
+def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, Any], runs_dir: Path, out: Path | None, quiet: bool) -> Any:
+    from sqslab.progress import Progress
+    from sqslab.runner import RunOptions, run_scenario
+    from sqslab.timeline import plan as make_plan
+
+    rows = make_plan(scenario)
+    expected = max([r.end or r.start or 0.0 for r in rows] + [0.0])
+    progress = None if quiet else Progress(expected)
+    options = RunOptions(target=target, target_options=target_options, runs_dir=runs_dir, out=out, on_progress=progress)
+    if not quiet:
+        click.echo(f"running {scenario.name} on {target}: ~{expected:.0f}s of load, then settling", err=True)
+    result = run_scenario(scenario, host, options)
+    if progress:
+        progress.close()
+    return result
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("scenario_path", metavar="SCENARIO", type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a scenario key for this run, e.g. --set infra.consumers=3.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default: RUNS_DIR/<time>-<name>).")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+@run_options
+def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_json: bool, target: str, endpoint_url: str | None,
+        provision: str, runs_dir: Path, quiet: bool, keep: bool, image_tag: str | None, plugins_dirs: tuple[Path, ...]) -> None:
+    """Run a scenario: stand the lab up, drive it, record every message's fate, give a verdict.
+
+    Writes a run directory (scenario, events.jsonl, metrics.jsonl, summary.json, task
+    logs) and exits 0 when every expectation held, 1 when one failed, 3 on an
+    infrastructure error, 130 when interrupted.
+    """
+    from sqslab.reporters import render_text
+    from sqslab.rundir import load_run
+
+    host = _host(plugins_dirs)
+    scenario = _load(scenario_path, host, overrides)
+    result = _execute(scenario, host, target, _target_options(target, endpoint_url, provision, keep, image_tag), runs_dir, out, quiet)
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=2, default=str))
+    click.echo(render_text(load_run(result.run_dir), {}), err=as_json, nl=False)
+    sys.exit(result.exit_code)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("scenario_path", metavar="SCENARIO", type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "overrides", multiple=True, required=True, metavar="KEY=V1,V2,...",
+              help="A key and the values to sweep, e.g. --set infra.consumers=1,3,5 (repeat for a grid).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Sweep directory (default: RUNS_DIR/<time>-<name>-sweep).")
+@run_options
+def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, target: str, endpoint_url: str | None, provision: str,
+          runs_dir: Path, quiet: bool, keep: bool, image_tag: str | None, plugins_dirs: tuple[Path, ...]) -> None:
+    """Run variants of a scenario one after another into one sweep directory.
+
+    Every combination of the --set values is validated before the first run. Exit code:
+    the worst of the runs (130 interrupted, 3 error, 1 failed, 0 passed).
+    """
+    import itertools
+
+    from sqslab.rundir import new_run_dir, write_json
+
+    host = _host(plugins_dirs)
+    axes = []
+    for text in overrides:
+        key, sep, values = text.partition("=")
+        if not sep or not values:
+            raise click.UsageError(f"--set {text}: write KEY=V1,V2,... e.g. infra.consumers=1,3,5")
+        axes.append([f"{key}={value}" for value in values.split(",")])
+    variants = [list(combo) for combo in itertools.product(*axes)]
+    scenarios = [_load(scenario_path, host, tuple(variant)) for variant in variants]
+    sweep_dir = out or new_run_dir(runs_dir, f"{scenarios[0].name}-sweep")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    codes = []
+    options = _target_options(target, endpoint_url, provision, keep, image_tag)
+    for index, (variant, scenario) in enumerate(zip(variants, scenarios), 1):
+        label = ",".join(variant)
+        if not quiet:
+            click.echo(f"[{index}/{len(variants)}] {label}", err=True)
+        run_dir = sweep_dir / f"{index:02d}-" + "-".join(v.replace("=", "_").replace(".", "_") for v in variant)[:80]
+        result = _execute(scenario, host, target, options, runs_dir, Path(run_dir), quiet)
+        codes.append(result.exit_code)
+        results.append({"variant": variant, "run_dir": str(result.run_dir), "status": result.summary.get("status"), "exit_code": result.exit_code})
+        write_json(sweep_dir / "sweep.json", {"scenario": scenarios[0].name, "axes": overrides, "runs": results})
+        if result.exit_code == EXIT_INTERRUPTED:
+            break
+    for item in results:
+        click.echo(f"{item['status']:<12} exit {item['exit_code']}  {','.join(item['variant'])}  {item['run_dir']}")
+    worst = next((c for c in (EXIT_INTERRUPTED, EXIT_INFRA, EXIT_FAILED) if c in codes), EXIT_PASSED)
+    sys.exit(worst)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
+def emulator(port: int) -> None:
+    """Run the embedded SQS emulator in the foreground, for ad hoc use with any SQS client.
+
+    Prints the endpoint and ready-to-paste environment (dummy credentials); Ctrl-C stops it.
+    """
+    from sqslab.emulator import EmulatorError, serve
+
+    try:
+        serve(port=port)
+    except EmulatorError as exc:
+        raise InfraError(str(exc)) from None
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--queue-url", required=True, help="The queue to send to.")
+@click.option("--n", "count", type=int, default=100, show_default=True, help="How many messages.")
+@click.option("--rate", type=float, default=None, help="Messages per second (default: as fast as possible).")
+@click.option("--endpoint-url", help="An SQS-compatible endpoint (e.g. the one `sqslab emulator` prints).")
+@click.option("--region", help="AWS region.")
+@click.option("--profile", help="AWS profile.")
+def produce(queue_url: str, count: int, rate: float | None, endpoint_url: str | None, region: str | None, profile: str | None) -> None:
+    """Send N test messages to a queue (the payload sqslab's consumer expects)."""
+    from sqslab.producer import produce_cli
+
+    try:
+        result = produce_cli(count, rate, queue_url, endpoint_url, region, profile)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    except Exception as exc:
+        raise InfraError(f"sending failed: {exc}") from None
+    click.echo(f"sent {result.sent}, failed {result.failed} in {result.elapsed:.2f}s ({result.rate:.1f} msg/s)")
+    if result.failed:
+        sys.exit(EXIT_INFRA)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqslab.units import UnitError, format_duration, parse_duration
 
-# The run's final figures, by name: (kind, meaning). kind "count" compares with numbers
-# or percentages of `sent`; kind "seconds" compares with durations.
+# The run's final figures, by name: (kind, meaning). kind "count" (of messages) compares
+# with numbers or percentages of `sent`; "number" with plain numbers; "seconds" with durations.
 FIGURES: dict[str, tuple[str, str]] = {
     "sent": ("count", "messages the producer sent (SQS accepted)"),
     "send_failed": ("count", "messages the producer could not send"),
@@ -29,15 +29,15 @@ FIGURES: dict[str, tuple[str, str]] = {
     "receives": ("count", "deliveries to consumers"),
     "redeliveries": ("count", "deliveries beyond the first of each id"),
     "failures": ("count", "failed processing attempts (error knob, poison, bad payload)"),
-    "crashes": ("count", "consumer tasks that died mid-message"),
+    "crashes": ("number", "consumer tasks that died mid-message"),
     "duplicate_skipped": ("count", "redeliveries the idempotency knob skipped"),
     "dlq.messages": ("count", "messages in the DLQ at the end"),
     "queue.visible": ("count", "messages visible in the queue at the end"),
     "queue.in_flight": ("count", "messages in flight at the end"),
-    "receive_count.max": ("count", "highest receive count of any id"),
-    "tasks.started": ("count", "consumer tasks started, replacements included"),
-    "tasks.max_running": ("count", "most tasks running at one sample"),
-    "actions.failed": ("count", "actions that failed"),
+    "receive_count.max": ("number", "highest receive count of any id"),
+    "tasks.started": ("number", "consumer tasks started, replacements included"),
+    "tasks.max_running": ("number", "most tasks running at one sample"),
+    "actions.failed": ("number", "actions that failed"),
     "drain_time": ("seconds", "from the end of the load to an empty queue (visible + in flight = 0)"),
     "duration": ("seconds", "the whole run, from t0 to the end of settling"),
     "latency.p50": ("seconds", "median time from send to processed"),
@@ -54,8 +54,8 @@ LIVE_METRICS: dict[str, tuple[str, str]] = {
     "queue.delayed": ("count", "messages not yet visible because of a delay"),
     "queue.oldest_age": ("seconds", "age of the oldest message, where the target can tell"),
     "dlq.messages": ("count", "messages in the DLQ"),
-    "tasks.running": ("count", "consumer tasks running"),
-    "tasks.desired": ("count", "consumer tasks wanted"),
+    "tasks.running": ("number", "consumer tasks running"),
+    "tasks.desired": ("number", "consumer tasks wanted"),
     "sent": ("count", "messages sent so far"),
     "processed": ("count", "messages processed so far"),
     "failed": ("count", "failed processing attempts so far"),
@@ -131,7 +131,7 @@ def describe_value(metric: str, values: dict[str, Any], catalog: dict[str, tuple
     if kind == "seconds":
         return format_duration(round(float(value), 3))
     sent = values.get("sent")
-    if sent and metric != "sent":
+    if sent and metric != "sent" and kind == "count":
         return f"{value:g} ({100 * value / sent:.1f}%)"
     return f"{value:g}"
 
@@ -167,6 +167,8 @@ def _parse_comparison(text: str, catalog: dict[str, tuple[str, str]]) -> Compari
         except UnitError as exc:
             raise ExpressionError(f"{metric} is a time: {exc}") from None
     percent = raw.endswith("%")
+    if percent and kind == "number":
+        raise ExpressionError(f"{metric} is not a count of messages, so a percentage of sent means nothing; compare with a number")
     number = raw[:-1] if percent else raw
     try:
         value = float(number)
