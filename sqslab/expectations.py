@@ -2,8 +2,8 @@
 
 One small grammar serves `expect` (over the run's final figures) and `when` (over live
 samples): comparisons `METRIC OP VALUE` joined by `and` / `or` (`and` binds tighter).
-VALUE is a number, a percentage of the messages sent (`5%`), or a duration for time
-metrics (`2m`, `500ms`).
+VALUE is a number, a percentage of the messages sent (`5%`), a duration for time
+metrics (`2m`, `500ms`), or another metric of the same kind (`dlq.messages == dead_lettered`).
 """
 
 from __future__ import annotations
@@ -85,17 +85,21 @@ class Comparison:
     value: float
     percent: bool
     text: str
+    other: str | None = None  # compare with this metric instead of a value
 
-    def threshold(self, values: dict[str, Any]) -> float:
-        """The value to compare with, percentages turned into counts of `sent`."""
+    def threshold(self, values: dict[str, Any]) -> float | None:
+        """The value to compare with: the other metric's, or percentages turned into counts of `sent`."""
+        if self.other is not None:
+            other = values.get(self.other)
+            return None if other is None else float(other)
         return self.value * (values.get("sent") or 0) / 100 if self.percent else self.value
 
     def holds(self, values: dict[str, Any]) -> bool:
         """Whether the comparison holds for these figures; a missing figure never holds."""
-        measured = values.get(self.metric)
-        if measured is None:
+        measured, threshold = values.get(self.metric), self.threshold(values)
+        if measured is None or threshold is None:
             return False
-        return _OPS[self.op](float(measured), self.threshold(values))
+        return _OPS[self.op](float(measured), threshold)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,9 @@ class Condition:
         """What was measured for each metric, e.g. `lost = 0, duplicates = 3 (1.2%)`."""
         parts = []
         for comparison in self.comparisons:
-            parts.append(f"{comparison.metric} = {describe_value(comparison.metric, values, catalog)}")
+            for metric in (comparison.metric, comparison.other):
+                if metric is not None:
+                    parts.append(f"{metric} = {describe_value(metric, values, catalog)}")
         return ", ".join(dict.fromkeys(parts))
 
 
@@ -161,6 +167,14 @@ def _parse_comparison(text: str, catalog: dict[str, tuple[str, str]]) -> Compari
         hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(catalog))}"
         raise ExpressionError(f"unknown metric {metric!r}{hint}")
     kind = catalog[metric][0]
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", raw) and not re.fullmatch(r"\d+(ms|s|m|h|d)", raw):
+        if raw not in catalog:
+            close = difflib.get_close_matches(raw, list(catalog), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ExpressionError(f"{raw!r} is neither a value nor a known metric{hint}")
+        if (catalog[raw][0] == "seconds") != (kind == "seconds"):
+            raise ExpressionError(f"{metric} and {raw} cannot be compared: one is a time, the other is not")
+        return Comparison(metric, op, 0.0, False, text.strip(), other=raw)
     if kind == "seconds":
         try:
             return Comparison(metric, op, parse_duration(raw), False, text.strip())

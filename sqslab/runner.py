@@ -226,6 +226,21 @@ class Runner:
         self.sqs = self.target.sqs_client()
         self.emit({"event": "provisioned", "queue_url": self.endpoints.queue_url, "dlq_url": self.endpoints.dlq_url})
         self.target.start_consumers(self.scenario.infra.consumers, self.knobs)
+        self._wait_for_consumers(self.scenario.infra.consumers)
+
+    def _wait_for_consumers(self, count: int, timeout: float = 60.0) -> None:
+        """Wait until the first tasks are polling, so t0 is the start of the load on a
+        running service (as a service already in place would be)."""
+        ready: set[str] = set()
+        deadline = time.monotonic() + timeout
+        while len(ready) < count:
+            self._check_interrupt()
+            if time.monotonic() > deadline:
+                raise TargetError(f"only {len(ready)} of {count} consumer tasks started within {timeout:g}s; see the task logs in {self.run_dir / 'tasks'}")
+            for event in self._collect_consumer_events():
+                if event.get("event") == "started":
+                    ready.add(event.get("task"))
+            time.sleep(0.05)
 
     def _drive(self) -> None:
         """From t0: producer, actions and sampler side by side, until the load is done."""
@@ -406,12 +421,12 @@ class Runner:
             depths["dlq.messages"] = 0
         return depths
 
-    def _collect_consumer_events(self) -> None:
+    def _collect_consumer_events(self) -> list[dict[str, Any]]:
         events = self.target.consumer_events()
         if not events:
-            return
+            return events
         for event in events:
-            event["t"] = round(event.get("ts", 0) - self.t0_wall, 4)
+            event["t"] = round(event.get("ts", 0) - self.t0_wall, 4) if self.t0_wall else None
         with self.lock:
             self.all_events.extend(events)
             for event in events:
@@ -424,6 +439,7 @@ class Runner:
                     if int(event.get("receive_count") or 0) >= self.scenario.infra.max_receive_count and self.scenario.infra.dlq_enabled:
                         self._finished.add(event.get("id"))  # its next receive moves it to the DLQ
         self.events.write_many(events)
+        return events
 
     def _oldest_age(self) -> float:
         """Age of the oldest message sent and not yet finished (processed, or failed its last
@@ -443,6 +459,7 @@ class Runner:
     def _finish(self) -> tuple[dict[str, Any], dict[str, Any], bool]:
         scenario = self.scenario
         drained_at = self._settle()
+        self._finish_started_actions(self.load_end + scenario.settle_timeout)
         self.settled.set()
         self.stop.set()
         for thread in self.threads:
@@ -467,6 +484,22 @@ class Runner:
         self.emit({"event": "ledger", "counts": ledger.counts, "load_end": load_end_rel})
         self.ledger = ledger
         return figures, ledger.as_dict(), drained_at is not None
+
+    def _finish_started_actions(self, deadline: float) -> None:
+        """Let actions that a `when` started (and those after them) finish, until the deadline."""
+        def busy() -> bool:
+            for spec in self.scenario.actions:
+                status = self.action_records.get(spec.name, {}).get("status")
+                if status == "running":
+                    return True
+                if status == "not fired" and spec.after in self.done and self.done[spec.after].is_set() and \
+                        self.action_records.get(spec.after, {}).get("status", "done") == "done":
+                    return True
+            return False
+
+        while busy() and time.monotonic() < deadline:
+            self._check_interrupt()
+            time.sleep(0.05)
 
     def _settle(self) -> float | None:
         """Wait until the queue is drained (visible + in flight + delayed = 0) or the timeout."""

@@ -562,11 +562,11 @@ def _phase_value_problems(doc: Document, path: tuple, kind: str, phase: dict[str
 def _trigger_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     problems = []
     limit = _max_consumers(data)
-    phases = [p.get("name") for p in data.get("load") or [] if isinstance(p, dict)]
+    phases = [default_phase_name(p, i) for i, p in enumerate(data.get("load") or []) if isinstance(p, dict)]
     actions = [a for a in data.get("actions") or [] if isinstance(a, dict)]
     action_names: dict[str, int] = {}
     for i, action in enumerate(actions):
-        name = action.get("name")
+        name = action.get("name") or (f"{action['do']}-{i + 1}" if isinstance(action.get("do"), str) else None)
         if name is not None:
             if name in action_names or name in phases:
                 problems.append(doc.problem(("actions", i, "name"), f"name {name!r} is already used by a phase or an earlier action"))
@@ -608,6 +608,12 @@ def _trigger_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
                 break
             seen.add(current)
     return problems
+
+
+def default_phase_name(phase: dict[str, Any], index: int) -> str:
+    """A phase's name: its `name`, else KIND-N (`burst-2` for an unnamed second phase)."""
+    kind = next((k for k in PHASE_KINDS if k in phase), "phase")
+    return phase.get("name") or f"{kind}-{index + 1}"
 
 
 def _cost_guard(count: int, limit: int) -> str:
@@ -692,7 +698,7 @@ def resolve(data: dict[str, Any], path: str = "") -> Scenario:
     for i, raw in enumerate(data.get("load") or []):
         kind = next(k for k in PHASE_KINDS if k in raw)
         common = {
-            "name": raw.get("name") or f"{kind}-{i + 1}",
+            "name": default_phase_name(raw, i),
             "kind": kind,
             "start": start,
             "payload_size": parse_size(raw.get("payload_size", 256)),

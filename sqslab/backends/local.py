@@ -239,7 +239,8 @@ class LocalTarget:
                     elif task.stop_deadline is not None and now > task.stop_deadline and task.process.poll() is None:
                         _signal(task.process, signal.SIGKILL)
                         task.stop_deadline = None
-                current = [t for t in self._tasks if not t.exited and not t.stopping and not t.killed and t.revision == self._revision]
+                # A killed task counts until it is reaped; its replacement then waits the restart delay.
+                current = [t for t in self._tasks if not t.exited and not t.stopping and t.revision == self._revision]
                 missing = self._desired - len(current) - len(self._pending_starts)
                 for _ in range(max(0, missing)):
                     self._start_task()

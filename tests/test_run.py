@@ -1,0 +1,272 @@
+"""`sqslab run` end to end on the local target: the real emulator, real consumer
+processes, runs of a few seconds. Each test asserts what a user would check."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sqslab.rundir import load_run, read_jsonl
+from sqslab.runner import RunOptions, run_scenario
+from sqslab.scenario import load_scenario_text
+from tests.conftest import FIXTURES, ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def plugin_host():
+    from sqslab.plugins import load_plugins
+
+    return load_plugins([FIXTURES / "plugins"], entry_points=False)
+
+
+def run(text: str, host, tmp_path: Path, **options):
+    scenario = load_scenario_text(text, host)
+    return run_scenario(scenario, host, RunOptions(out=tmp_path / "run", handle_signals=False, **options))
+
+
+def events(result, kind=None, source=None):
+    return [e for e in read_jsonl(result.run_dir / "events.jsonl")
+            if (kind is None or e.get("event") == kind) and (source is None or e.get("source") == source)]
+
+
+def test_kill_and_scale_change_the_task_count(plugin_host, tmp_path):
+    result = run("""
+version: 1
+name: kill-scale
+seed: 1
+sample_interval: 250ms
+infra: {consumers: 2, queue: {visibility_timeout: 2s}, task: {restart_delay: 1s}}
+consumer: {work_time: 10ms..30ms}
+load: [{rate: 20/s, duration: 6s}]
+actions:
+  - {at: 1500ms, do: scale, to: 3}
+  - {at: 3500ms, do: kill_consumer, count: 1}
+expect: [lost == 0, tasks.started == 4]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 0, result.summary
+    samples = load_run(result.run_dir).metrics()
+    assert {s["tasks.desired"] for s in samples if s["t"] < 1.4} == {2}
+    assert {s["tasks.desired"] for s in samples if s["t"] > 1.6} == {3}
+    assert any(s["tasks.running"] == 3 for s in samples if 2.0 < s["t"] < 3.5)
+    exits = [e for e in events(result, "task_exited") if e["reason"] == "killed"]
+    assert len(exits) == 1
+    # the killed task is replaced after the restart delay, and 3 run again
+    restarted = [e for e in events(result, "task_started") if (e["t"] or 0) > 3.5]
+    assert len(restarted) == 1 and restarted[0]["t"] >= exits[0]["t"] + 0.9
+    assert samples[-1]["tasks.running"] == 3
+
+
+def test_crash_knob_keeps_desired_count_running(plugin_host, tmp_path):
+    result = run("""
+version: 1
+name: crashes
+seed: 2
+sample_interval: 250ms
+infra: {consumers: 2, queue: {visibility_timeout: 1s}, task: {restart_delay: 500ms}}
+consumer: {work_time: 10ms..20ms, crash_rate: 0.05, batch_size: 1}
+load: [{count: 120, duration: 4s}]
+settle: {timeout: 30s}
+expect: [lost == 0, crashes > 0]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 0, result.summary["expectations"]
+    figures = result.summary["figures"]
+    crashed = [e for e in events(result, "task_exited") if e["reason"] == "crashed"]
+    assert len(crashed) == figures["crashes"] > 0
+    # every crashed task was replaced: 2 at the start plus one per crash
+    assert figures["tasks.started"] == 2 + len(crashed)
+    samples = load_run(result.run_dir).metrics()
+    assert samples[-1]["tasks.running"] == 2
+    # messages held by a crashing task came back and were processed later
+    assert figures["redeliveries"] >= len(crashed)
+
+
+def test_visibility_overrun_redeliveries_are_counted(plugin_host, tmp_path):
+    result = run("""
+version: 1
+name: overrun
+seed: 3
+sample_interval: 250ms
+infra: {consumers: 2, queue: {visibility_timeout: 1s}, dlq: {max_receive_count: 10}}
+consumer: {work_time: 1500ms, batch_size: 1}
+load: [{count: 4, duration: 1s}]
+settle: {timeout: 40s}
+expect: [lost == 0, redeliveries > 0, duplicates > 0]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 0, result.summary["expectations"]
+    ledger = result.summary["ledger"]
+    duplicates = [p for p in ledger["problems"] if p["fate"] == "duplicate"]
+    assert duplicates and all(p["processed"] >= 2 and p["receives"] >= 2 for p in duplicates)
+    processed = events(result, "processed", "consumer")
+    assert len(processed) == 4 + sum(p["processed"] - 1 for p in duplicates)
+
+
+def test_errors_fill_the_dlq_after_max_receive_count(plugin_host, tmp_path):
+    result = run("""
+version: 1
+name: dlq
+seed: 4
+sample_interval: 250ms
+infra: {consumers: 3, queue: {visibility_timeout: 1s}, dlq: {max_receive_count: 3}}
+consumer: {work_time: 5ms..10ms, error_rate: 0.5}
+load: [{burst: 200}]
+settle: {timeout: 40s}
+expect: [lost == 0, dead_lettered > 0, dlq.messages == dead_lettered]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 0, result.summary["expectations"]
+    figures, ledger = result.summary["figures"], result.summary["ledger"]
+    dead = [p for p in ledger["problems"] if p["fate"] == "dead_lettered"]
+    assert len(dead) == figures["dead_lettered"]
+    # each failed exactly max_receive_count times, then moved on the next receive
+    assert all(sum(p["failures"].values()) == 3 and p["receive_count"] == 3 for p in dead), dead[:3]
+    assert figures["processed"] + figures["dead_lettered"] == figures["sent"] == 200
+    # about 0.5^3 = 12.5 % of 200 end in the DLQ
+    assert 8 <= figures["dead_lettered"] <= 45
+
+
+def test_injected_loss_is_reported_as_lost(plugin_host, tmp_path):
+    result = run("""
+version: 1
+name: loss
+seed: 5
+sample_interval: 250ms
+infra: {consumers: 0}
+load: [{burst: 30}]
+actions:
+  - {after: burst-1, do: steal_messages, count: 7}
+  - {after: burst-1 + 1s, do: scale, to: 2}
+settle: {timeout: 20s}
+expect: [lost == 0]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 1
+    assert result.summary["figures"]["lost"] == 7
+    stolen = events(result, "stolen")[0]["ids"]
+    lost = sorted(p["id"] for p in result.summary["ledger"]["problems"] if p["fate"] == "lost")
+    assert lost == sorted(stolen)
+    assert "7 message(s) LOST" in result.summary["warnings"][0]
+    assert result.summary["expectations"] == [{"text": "lost == 0", "passed": False, "measured": "lost = 7 (23.3%)"}]
+
+
+def test_failed_action_exits_3_and_still_tears_down(plugin_host, tmp_path):
+    result = run("""
+version: 1
+name: failing-action
+sample_interval: 250ms
+infra: {consumers: 1}
+load: [{rate: 10/s, duration: 5s}]
+actions: [{at: 1s, do: explode}]
+settle: {timeout: 20s}
+expect: [lost == 0]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 3
+    assert result.summary["status"] == "error"
+    assert result.summary["errors"] == ["action explode-1 (explode) failed: boom: this action always fails"]
+    # the load stopped early, the run still settled and accounted for every message
+    assert result.summary["figures"]["sent"] < 50 and result.summary["figures"]["lost"] == 0
+    pids = [e["pid"] for e in events(result, "task_started")]
+    assert pids and not any(_alive(pid) for pid in pids)
+
+
+def test_continue_on_error_keeps_the_run_going(plugin_host, tmp_path):
+    result = run("""
+version: 1
+name: tolerant
+sample_interval: 250ms
+infra: {consumers: 1}
+load: [{rate: 10/s, duration: 2s}]
+actions: [{at: 500ms, do: explode, continue_on_error: true}]
+expect: [actions.failed == 1, sent == 20]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 0, result.summary
+    assert [a["status"] for a in result.summary["actions"]] == ["failed"]
+
+
+def test_when_and_wait_actions(plugin_host, tmp_path):
+    result = run("""
+version: 1
+name: when-wait
+sample_interval: 200ms
+infra: {consumers: 0}
+load: [{burst: 50}, {pause: 3s}]
+actions:
+  - {name: backlog, when: "queue.visible >= 50", do: scale, to: 2}
+  - {name: drained, after: backlog, do: wait, until: "queue.visible == 0 and queue.in_flight == 0", timeout: 20s}
+  - {after: drained, do: scale, to: 1}
+expect: [lost == 0, processed == 50]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 0, result.summary
+    records = {a["name"]: a for a in result.summary["actions"]}
+    assert [records[n]["status"] for n in ("backlog", "drained", "scale-3")] == ["done", "done", "done"]
+    assert records["drained"]["started"] >= records["backlog"]["started"]
+    assert records["scale-3"]["started"] >= records["drained"]["ended"]
+
+
+def test_sigint_exits_130_quickly_leaving_no_process(tmp_path):
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text("version: 1\nname: long\nsample_interval: 250ms\ninfra: {consumers: 2}\n"
+                        "consumer: {work_time: 2s}\nload: [{rate: 5/s, duration: 60s}]\n")
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "sqslab", "run", "-q", str(scenario), "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(read_jsonl(out / "metrics.jsonl"))) < 6:
+        time.sleep(0.2)
+    pids = [e["pid"] for e in read_jsonl(out / "events.jsonl") if e.get("event") == "task_started"]
+    assert len(pids) >= 2
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=15)
+    elapsed = time.monotonic() - started
+    assert process.returncode == 130, stderr
+    assert elapsed < 5, elapsed
+    assert not any(_alive(pid) for pid in pids)
+    run = load_run(out)
+    assert run.summary["status"] == "interrupted"
+    assert run.summary["counters"]["sent"] > 0
+    assert any(e.get("event") == "emulator_stopped" for e in run.events())
+
+
+def test_cli_run_json_and_exit_code(tmp_path, cli):
+    scenario = tmp_path / "quick.yaml"
+    scenario.write_text("version: 1\nname: quick\ninfra: {consumers: 1}\nload: [{burst: 20}]\n"
+                        "expect: [processed == 20, duplicates > 0]\n")
+    result = cli("run", "-q", "--json", scenario, "--out", tmp_path / "run")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "failed"
+    assert [e["passed"] for e in summary["expectations"]] == [True, False]
+    assert "FAIL  duplicates > 0" in result.stderr
+    for name in ("scenario.yaml", "resolved.json", "events.jsonl", "metrics.jsonl", "summary.json", "tasks/task-1.out"):
+        assert (tmp_path / "run" / name).exists(), name
+
+
+def test_no_secrets_in_the_run_directory(tmp_path):
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "hunter2-very-secret", "AWS_ACCESS_KEY_ID": "AKIAREALKEY123"}
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("version: 1\nname: secret\ninfra: {consumers: 1}\nload: [{burst: 5}]\n")
+    subprocess.run([sys.executable, "-m", "sqslab", "run", "-q", str(scenario), "--out", str(tmp_path / "run")],
+                   env=env, check=True, capture_output=True)
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert "hunter2" not in text and "AKIAREALKEY123" not in text, path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purposes; check its state
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
