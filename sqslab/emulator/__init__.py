@@ -14,6 +14,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -118,9 +119,10 @@ class Emulator:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log_path, "ab")
-            stderr = self._log_file
         else:
-            stderr = subprocess.DEVNULL
+            # Kept so a failed start can quote the child; a file, not a pipe nobody drains.
+            self._log_file = tempfile.TemporaryFile()
+        stderr = self._log_file
         env = child_env()
         # The child must import this very sqslab, even from a source checkout.
         src_root = str(Path(__file__).resolve().parents[2])
@@ -148,22 +150,20 @@ class Emulator:
         return self
 
     def _read_port(self, deadline: float) -> int:
+        timeout = deadline - time.monotonic()
         assert self._proc is not None and self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
         buf = b""
         while b"\n" not in buf:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise EmulatorError(f"the SQS emulator did not report its port within {START_TIMEOUT_S:.0f} s{self._log_hint()}")
+                raise EmulatorError(f"the SQS emulator did not report its port within {timeout:.0f} s{self._log_hint()}")
             ready, _, _ = select.select([fd], [], [], min(remaining, 0.5))
             if ready:
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     code = self._proc.wait()
-                    raise EmulatorError(
-                        f"the SQS emulator exited with code {code} before it was ready "
-                        f"(port {self.port} on {self.host} taken?){self._log_hint()}"
-                    )
+                    raise EmulatorError(f"the SQS emulator exited with code {code} before it was ready{self._log_hint()}")
                 buf += chunk
         line = buf.split(b"\n", 1)[0].decode("utf-8", "replace")
         if not line.startswith(READY_PREFIX):
@@ -171,24 +171,47 @@ class Emulator:
         return int(json.loads(line[len(READY_PREFIX):])["port"])
 
     def _wait_answering(self, deadline: float) -> None:
-        url = self.endpoint_url + "/moto-api/"
+        # An SQS ListQueues call, so "answers" means the SQS app answers (moto does not
+        # check signatures; an unsigned request would make it build its S3 app instead).
+        request = urllib.request.Request(
+            self.endpoint_url + "/",
+            data=b"{}",
+            headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": "AmazonSQS.ListQueues",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20240101/us-west-1/sqs/aws4_request, "
+                "SignedHeaders=host, Signature=0",
+            },
+        )
         last: Exception | None = None
         while time.monotonic() < deadline:
             if not self.running:
                 raise EmulatorError(f"the SQS emulator exited with code {self._proc.returncode}{self._log_hint()}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
+                with urllib.request.urlopen(request, timeout=2) as resp:
                     resp.read()
                 return
-            except urllib.error.HTTPError:
-                return  # any HTTP answer means the server is up
+            except urllib.error.HTTPError as exc:
+                raise EmulatorError(f"the SQS emulator at {self.endpoint_url} answered ListQueues with HTTP {exc.code}{self._log_hint()}") from exc
             except OSError as exc:
                 last = exc
                 time.sleep(0.02)
         raise EmulatorError(f"the SQS emulator at {self.endpoint_url} did not answer: {last}{self._log_hint()}")
 
     def _log_hint(self) -> str:
-        return f"; see {self.log_path}" if self.log_path else "; pass log_path to see its output"
+        tail = ""
+        if self._log_file is not None:
+            try:
+                self._log_file.flush()
+                source = self.log_path if self.log_path is not None else self._log_file.fileno()
+                with open(source, "rb", closefd=self.log_path is not None) as f:
+                    f.seek(max(0, os.fstat(f.fileno()).st_size - 2000))
+                    lines = f.read().decode("utf-8", "replace").strip().splitlines()
+                tail = lines[-1].strip() if lines else ""
+            except OSError:
+                pass
+        hint = f": {tail}" if tail else ""
+        return hint + (f" (log: {self.log_path})" if self.log_path else "")
 
     def stop(self) -> None:
         """Stop the child and wait for it. Safe to call twice, or after a failed start."""

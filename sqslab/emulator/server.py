@@ -6,12 +6,15 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from typing import Any
 
 READY_PREFIX = "SQSLAB_EMULATOR_READY "
+#: Environment variable: the child's GIL switch interval in seconds (tests amplify races with it).
+SWITCH_INTERVAL_ENV = "SQSLAB_EMULATOR_SWITCH_INTERVAL"
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -26,8 +29,23 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     leaves an emulator behind.
     """
     t0 = time.monotonic()
+    switch = os.environ.get(SWITCH_INTERVAL_ENV)
+    if switch:
+        # Test-only: a shorter GIL time slice makes thread races show up at small sizes.
+        sys.setswitchinterval(float(switch))
     for key, value in DUMMY_CREDENTIALS.items():
         os.environ[key] = value
+    # Bind before the slow imports: a taken port fails at once, a free one is ours early.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sys.stderr.write(f"sqslab emulator: cannot bind {host}:{port}: {exc}\n")
+        sys.exit(2)
+    sock.listen(128)
+    port = sock.getsockname()[1]
     if patched:
         from sqslab.emulator import patches
 
@@ -48,7 +66,7 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     app: Any = DomainDispatcherApplication(create_backend_app)
     if patched:
         app.get_application({"PATH_INFO": "/", "HTTP_AUTHORIZATION": _SQS_AUTH})  # build the SQS app now, not on the first call
-    server = make_server(host, port, app, threaded=True, request_handler=handler)
+    server = make_server(host, port, app, threaded=True, request_handler=handler, fd=sock.fileno())
     server.daemon_threads = True
 
     def _stop(signum: int, frame: object) -> None:
@@ -67,9 +85,12 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     # Nobody reads our stdout after the ready line: send later prints (moto has some) to stderr.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever(poll_interval=0.05)
     finally:
         server.server_close()
+        sys.stderr.flush()
+        # Skip interpreter teardown (moto's modules take ~0.5 s to unload): state is in memory only.
+        os._exit(0)
 
 
 _SQS_AUTH = (
