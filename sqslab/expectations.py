@@ -38,7 +38,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "tasks.started": ("number", "consumer tasks started, replacements included"),
     "tasks.max_running": ("number", "most tasks running at one sample"),
     "actions.failed": ("number", "actions that failed"),
-    "drain_time": ("seconds", "from the end of the load to an empty queue (visible + in flight = 0)"),
+    "drain_time": ("seconds", "from the end of the last load phase to an empty queue (visible + in flight + delayed = 0)"),
     "duration": ("seconds", "the whole run, from t0 to the end of settling"),
     "latency.p50": ("seconds", "median time from send to processed"),
     "latency.p95": ("seconds", "95th percentile time from send to processed"),

@@ -132,6 +132,8 @@ class Runner:
         self._finished: set[str] = set()  # ids processed, or failed on their last receive
         self._unfinished: deque[dict[str, Any]] = deque()  # sent events, oldest first
         self._scanned = 0  # how far all_events has been scanned for sent events
+        self.producer_end: float | None = None  # monotonic time the last phase ended
+        self.drained_at: float | None = None  # when the queue last became empty after that
 
     # ------------------------------------------------------------ events
 
@@ -292,6 +294,7 @@ class Runner:
             self.stop.set()
         finally:
             self.current_phase = None
+            self.producer_end = time.monotonic()
             self.load_done.set()
 
     def _on_sent(self, records: list[dict[str, Any]]) -> None:
@@ -381,6 +384,7 @@ class Runner:
         sample: dict[str, Any] = {"t": round(now - self.t0, 3), "ts": time.time()}
         try:
             sample.update(self._queue_depths())
+            self._note_depth(sample, now)
         except Exception as exc:
             self.emit({"event": "sample_error", "error": f"{type(exc).__name__}: {exc}"})
         self._collect_consumer_events()
@@ -420,6 +424,16 @@ class Runner:
         else:
             depths["dlq.messages"] = 0
         return depths
+
+    def _note_depth(self, depths: dict[str, Any], now: float) -> None:
+        """Track when the queue last became empty after the producer finished (drain time)."""
+        if self.producer_end is None:
+            return
+        if depths["queue.visible"] + depths["queue.in_flight"] + depths["queue.delayed"] == 0:
+            if self.drained_at is None:
+                self.drained_at = now
+        else:
+            self.drained_at = None
 
     def _collect_consumer_events(self) -> list[dict[str, Any]]:
         events = self.target.consumer_events()
@@ -475,7 +489,7 @@ class Runner:
         load_end_rel = self.load_end - self.t0
         tasks = self.target.tasks()
         figures.update({
-            "drain_time": (drained_at - self.load_end) if drained_at is not None else None,
+            "drain_time": (drained_at - self.producer_end) if drained_at is not None and self.producer_end else None,
             "duration": time.monotonic() - self.t0,
             "tasks.started": tasks.started,
             "tasks.max_running": self.max_running,
@@ -512,10 +526,10 @@ class Runner:
                 depths = self._queue_depths()
             except Exception as exc:
                 raise TargetError(f"cannot read the queue while settling: {exc}") from exc
-            if depths["queue.visible"] + depths["queue.in_flight"] + depths["queue.delayed"] == 0:
-                drained = time.monotonic()
-                self.emit({"event": "drained", "drain_time": round(drained - self.load_end, 3)})
-                return drained
+            self._note_depth(depths, time.monotonic())
+            if self.drained_at is not None:
+                self.emit({"event": "drained", "drain_time": round(self.drained_at - (self.producer_end or self.load_end), 3)})
+                return self.drained_at
             if scenario.settle_until == "none" or time.monotonic() >= deadline:
                 self.emit({"event": "settle_timeout" if scenario.settle_until == "drained" else "settle_skipped", "depths": depths})
                 return None
