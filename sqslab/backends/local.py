@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -329,7 +330,8 @@ def create_queues(client: Any, scenario: Any, run_name: str) -> tuple[str, str |
     """Create the DLQ and the queue (with its redrive policy) from the scenario's infra,
     named after the run directory so runs never share a queue."""
     infra = scenario.infra
-    base = _queue_name(run_name)
+    # A unique suffix: a user's own endpoint (--endpoint-url) may keep queues between runs.
+    base = _queue_name(f"{run_name[:60]}-{uuid.uuid4().hex[:6]}")
     dlq_url = dlq_arn = None
     if infra.dlq_enabled:
         dlq_url = client.create_queue(QueueName=f"{base}-dlq", Attributes={"MessageRetentionPeriod": str(int(infra.dlq_retention))})["QueueUrl"]
