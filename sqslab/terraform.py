@@ -1,0 +1,646 @@
+"""The project's Terraform stack, driven from Python: tfvars, init, apply, outputs, destroy.
+
+A thin wrapper on the ``terraform`` CLI. It makes no AWS calls of its own: it renders
+the tfvars from a scenario's context, finds the binary and (when there is one) a
+filesystem mirror of the hashicorp/aws provider, works in a private copy of the stack
+under a state directory, and turns failures into :class:`TerraformError` with the
+command and the last lines Terraform printed.
+
+Against a local emulator (``endpoint_url=...``) the shipped stack is not edited: the
+provider is pointed at the emulator through the environment (``AWS_ENDPOINT_URL`` and
+dummy credentials), and two generated files in the working copy let the main queue be
+created as soon as its DLQ exists instead of after the DLQ's 25 s propagation wait.
+docs/aws.md explains both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+__all__ = [
+    "PROVIDER",
+    "Terraform",
+    "TerraformError",
+    "find_plugin_mirror",
+    "find_terraform",
+    "render_tfvars",
+    "stack_dir",
+    "write_cli_config",
+    "write_env_file",
+]
+
+#: The one provider the stack needs.
+PROVIDER = "registry.terraform.io/hashicorp/aws"
+#: Major version of hashicorp/aws the stack is written for (versions.tf: >= 5.60, < 6).
+PROVIDER_MAJOR = 5
+
+#: Places searched for a provider mirror when SQSLAB_TF_PLUGIN_MIRROR is unset.
+MIRROR_CANDIDATES: tuple[str, ...] = (
+    "/opt/tf-plugins",
+    "~/.terraform.d/plugins",
+    "~/.local/share/terraform/plugins",
+    "/usr/local/share/terraform/plugins",
+    "/usr/share/terraform/plugins",
+)
+
+#: Files of the working copy that belong to Terraform, never to the stack.
+_KEEP = {".terraform", ".terraform.lock.hcl", "terraform.tfstate", "terraform.tfstate.backup", "sqslab.tfvars"}
+
+#: Environment that could point an emulator run at a real AWS identity or endpoint.
+_SCRUB_FOR_EMULATOR = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+)
+
+#: tfvars keys in the order the template writes them; the contract with variables.tf.
+TFVARS_KEYS: tuple[str, ...] = (
+    "region",
+    "name",
+    "visibility_timeout_seconds",
+    "message_retention_seconds",
+    "receive_wait_time_seconds",
+    "delay_seconds",
+    "dlq_enabled",
+    "max_receive_count",
+    "dlq_message_retention_seconds",
+    "desired_count",
+    "task_cpu",
+    "task_memory",
+    "image_tag",
+    "log_retention_days",
+    "ecr_repository_name",
+    "consumer_env",
+)
+
+LineCallback = Callable[[str], None]
+
+
+class TerraformError(RuntimeError):
+    """A terraform command failed, or terraform or the stack could not be found.
+
+    ``command`` is the subcommand (``init``, ``apply``, ...), ``returncode`` its exit
+    code and ``stderr_tail`` the last lines it wrote to stderr.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: str | None = None,
+        returncode: int | None = None,
+        stderr_tail: Iterable[str] = (),
+    ) -> None:
+        self.command = command
+        self.returncode = returncode
+        self.stderr_tail = [line for line in stderr_tail]
+        detail = "\n".join("    " + line for line in self.stderr_tail if line.strip())
+        super().__init__(f"{message}\n  last lines of stderr:\n{detail}" if detail else message)
+
+
+# -- tfvars -----------------------------------------------------------------------------
+
+
+def hcl_value(value: Any) -> str:
+    """Encode a str, int, float or bool as an HCL literal.
+
+    JSON encoding gives HCL's quoting and escapes; ``${`` and ``%{`` are doubled on top,
+    because HCL would read them as template interpolation even in a .tfvars file.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
+    raise TypeError(f"no HCL literal for {type(value).__name__} {value!r}")
+
+
+def _check_context(context: Mapping[str, Any]) -> None:
+    """Raise ValueError naming every key of the runner's context with a wrong type."""
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    expected: dict[str, Callable[[Any], bool]] = {
+        "region": lambda v: isinstance(v, str),
+        "name": lambda v: isinstance(v, str),
+        "queue.visibility_timeout": is_int,
+        "queue.retention": is_int,
+        "queue.receive_wait": is_int,
+        "queue.delay": is_int,
+        "dlq.enabled": lambda v: isinstance(v, bool),
+        "dlq.max_receive_count": is_int,
+        "dlq.retention": is_int,
+        "consumers.count": is_int,
+        "consumers.cpu": is_int,
+        "consumers.memory": is_int,
+        "image_tag": lambda v: isinstance(v, str),
+        "consumer_env": lambda v: isinstance(v, Mapping)
+        and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()),
+        "log_retention_days": is_int,
+        "ecr_repository_name": lambda v: isinstance(v, str),
+    }
+    problems = []
+    for path, ok in expected.items():
+        node: Any = context
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                problems.append(f"{path}: missing")
+                break
+            node = node[part]
+        else:
+            if not ok(node):
+                problems.append(f"{path}: unexpected {type(node).__name__} {node!r}")
+    if problems:
+        raise ValueError("cannot render tfvars: " + "; ".join(problems))
+
+
+def render_tfvars(context: Mapping[str, Any]) -> str:
+    """Render sqslab/templates/terraform.tfvars.j2 for the runner's context.
+
+    ``context`` is ``{"region", "name", "queue": {...}, "dlq": {...}, "consumers": {...},
+    "image_tag", "consumer_env", "log_retention_days", "ecr_repository_name"}`` with
+    every duration in seconds. Every value goes through the ``hcl`` filter, never raw.
+    """
+    import jinja2  # only the runner pays for it
+
+    _check_context(context)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["hcl"] = hcl_value
+    return env.get_template("terraform.tfvars.j2").render(**context)
+
+
+# -- finding things -----------------------------------------------------------------------
+
+
+def find_terraform() -> str | None:
+    """Return the terraform binary on PATH (or in SQSLAB_TERRAFORM), or None."""
+    explicit = os.environ.get("SQSLAB_TERRAFORM")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    return shutil.which("terraform")
+
+
+def _platform() -> str:
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    os_name = {"win32": "windows"}.get(sys.platform, sys.platform)
+    return f"{os_name}_{arch}"
+
+
+def _mirror_has_provider(root: Path, provider: str = PROVIDER) -> bool:
+    """True if ``root`` holds hashicorp/aws 5.x for this platform, unpacked or packed."""
+    base = root / provider
+    if not base.is_dir():
+        return False
+    plat = _platform()
+    for child in base.iterdir():
+        # Unpacked layout: <host>/<ns>/<type>/<version>/<os>_<arch>/terraform-provider-*
+        if child.is_dir() and child.name.split(".")[0] == str(PROVIDER_MAJOR) and (child / plat).is_dir():
+            return True
+        # Packed layout: <host>/<ns>/<type>/terraform-provider-<type>_<version>_<os>_<arch>.zip
+        m = re.fullmatch(r"terraform-provider-\w+_(\d+)\.[^_]+_" + re.escape(plat) + r"\.zip", child.name)
+        if m and m.group(1) == str(PROVIDER_MAJOR):
+            return True
+    return False
+
+
+def find_plugin_mirror() -> Path | None:
+    """Return a filesystem mirror holding hashicorp/aws 5.x, or None (use the registry).
+
+    SQSLAB_TF_PLUGIN_MIRROR wins when set (and must hold the provider); otherwise the
+    well-known places in MIRROR_CANDIDATES are searched in order.
+    """
+    explicit = os.environ.get("SQSLAB_TF_PLUGIN_MIRROR")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not _mirror_has_provider(path):
+            raise TerraformError(
+                f"SQSLAB_TF_PLUGIN_MIRROR={explicit} holds no {PROVIDER} {PROVIDER_MAJOR}.x for {_platform()}"
+            )
+        return path
+    for candidate in MIRROR_CANDIDATES:
+        path = Path(candidate).expanduser()
+        if _mirror_has_provider(path):
+            return path
+    return None
+
+
+def stack_dir() -> Path:
+    """Return the directory of the shipped Terraform stack.
+
+    Looked up in order: SQSLAB_TERRAFORM_DIR; ``<prefix>/share/sqslab/terraform`` (an
+    installed wheel, see setup.cfg data_files); ``terraform/`` beside the package (a
+    source checkout or an editable install).
+    """
+    candidates = []
+    if os.environ.get("SQSLAB_TERRAFORM_DIR"):
+        candidates.append(Path(os.environ["SQSLAB_TERRAFORM_DIR"]).expanduser())
+    candidates.append(Path(sys.prefix) / "share" / "sqslab" / "terraform")
+    candidates.append(Path(__file__).resolve().parent.parent / "terraform")
+    for candidate in candidates:
+        if (candidate / "main.tf").is_file() and (candidate / "modules").is_dir():
+            return candidate
+    raise TerraformError("the sqslab Terraform stack was not found; looked in " + ", ".join(map(str, candidates)))
+
+
+def write_cli_config(path: Path, mirror: Path) -> Path:
+    """Write a Terraform CLI config that installs hashicorp/aws from ``mirror`` only."""
+    text = (
+        "# Written by sqslab: hashicorp/aws from a local mirror, anything else as usual.\n"
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f"    path    = {hcl_value(str(mirror))}\n"
+        f"    include = [{hcl_value(PROVIDER)}]\n"
+        "  }\n"
+        "  direct {\n"
+        f"    exclude = [{hcl_value(PROVIDER)}]\n"
+        "  }\n"
+        "}\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# -- .env -----------------------------------------------------------------------------------
+
+#: terraform output name -> .env variable, in the order written.
+ENV_FROM_OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("queue_url", "QUEUE_URL"),
+    ("dlq_url", "DLQ_URL"),
+    ("region", "AWS_REGION"),
+    ("queue_arn", "QUEUE_ARN"),
+    ("dlq_arn", "DLQ_ARN"),
+    ("cluster_name", "ECS_CLUSTER"),
+    ("service_name", "ECS_SERVICE"),
+    ("task_definition_family", "TASK_DEFINITION_FAMILY"),
+    ("log_group_name", "LOG_GROUP"),
+    ("image_uri", "IMAGE_URI"),
+    ("ecr_repository_url", "ECR_REPOSITORY_URL"),
+)
+
+_ENV_SAFE = re.compile(r"^[A-Za-z0-9_./:@%+=,-]*$")
+
+
+def _flatten_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept ``terraform output -json`` (``{name: {value, sensitive}}``) or ``{name: value}``.
+
+    Sensitive outputs are dropped.
+    """
+    flat: dict[str, Any] = {}
+    for name, item in outputs.items():
+        if isinstance(item, Mapping) and "value" in item and ("type" in item or "sensitive" in item):
+            if item.get("sensitive"):
+                continue
+            flat[name] = item["value"]
+        else:
+            flat[name] = item
+    return flat
+
+
+def write_env_file(outputs: Mapping[str, Any], path: str | os.PathLike[str], endpoint_url: str | None = None) -> Path:
+    """Write a ``.env`` for local tools from the stack's outputs; no credentials in it.
+
+    ``outputs`` is ``terraform output -json`` as parsed, or already flattened. Outputs
+    that are null (no DLQ), missing or sensitive are left out. ``endpoint_url`` adds
+    AWS_ENDPOINT_URL, for a stack applied to an emulator.
+    """
+    flat = _flatten_outputs(outputs)
+    lines = ["# Written by sqslab from `terraform output -json`. No credentials here."]
+    for output, var in ENV_FROM_OUTPUTS:
+        value = flat.get(output)
+        if value is None or isinstance(value, (list, dict)):
+            continue
+        lines.append(f"{var}={_env_quote(str(value))}")
+    if endpoint_url:
+        lines.append(f"AWS_ENDPOINT_URL={_env_quote(endpoint_url)}")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _env_quote(value: str) -> str:
+    if _ENV_SAFE.match(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+# -- emulator-only files --------------------------------------------------------------------
+
+_EMULATOR_NOTE = (
+    "# Written by sqslab.terraform into a working copy for a run against a local emulator.\n"
+    "# Never part of the shipped stack (terraform/); see docs/aws.md, \"Applying to the emulator\".\n"
+)
+
+# Waits until the DLQ answers GetQueueUrl. Runs with Terraform's environment, which
+# points AWS_ENDPOINT_URL at the emulator.
+_WAIT_FOR_DLQ = """\
+import os, sys, time
+import boto3
+sqs = boto3.client("sqs", region_name=os.environ["AWS_REGION"])
+deadline = time.monotonic() + 60
+while True:
+    try:
+        sqs.get_queue_url(QueueName=os.environ["QUEUE_NAME"])
+        break
+    except sqs.exceptions.QueueDoesNotExist:
+        if time.monotonic() > deadline:
+            sys.exit("sqslab: the DLQ did not appear within 60 s")
+        time.sleep(0.05)
+"""
+
+
+def _emulator_queue_files(python: str) -> dict[str, str]:
+    """The two files that let the main queue start as soon as its DLQ exists."""
+    extra = (
+        _EMULATOR_NOTE
+        + "#\n"
+        "# Every aws_sqs_queue create waits ~25 s in the provider (6 identical attribute\n"
+        "# reads, 5 s apart). On AWS the main queue must wait for the DLQ resource, since a\n"
+        "# redrive policy may only name a queue that exists: 50 s for the two. Here the main\n"
+        "# queue waits only until the DLQ answers GetQueueUrl, so both waits overlap.\n\n"
+        'data "aws_partition" "current" {}\n'
+        'data "aws_region" "current" {}\n'
+        'data "aws_caller_identity" "current" {}\n\n'
+        'resource "terraform_data" "dlq_exists" {\n'
+        "  count = var.dlq_enabled ? 1 : 0\n\n"
+        '  input = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}'
+        ':${data.aws_caller_identity.current.account_id}:${var.name}-dlq"\n\n'
+        '  provisioner "local-exec" {\n'
+        f"    interpreter = [{hcl_value(python)}, \"-c\"]\n"
+        f"    command     = {hcl_value(_WAIT_FOR_DLQ)}\n"
+        "    environment = {\n"
+        '      QUEUE_NAME = "${var.name}-dlq"\n'
+        "      AWS_REGION = data.aws_region.current.name\n"
+        "    }\n"
+        "  }\n"
+        "}\n"
+    )
+    override = (
+        _EMULATOR_NOTE
+        + "locals {\n"
+        "  dlq_arn = var.dlq_enabled ? terraform_data.dlq_exists[0].output : null\n"
+        "}\n"
+    )
+    return {
+        "modules/queue/sqslab_emulator.tf": extra,
+        "modules/queue/sqslab_emulator_override.tf": override,
+    }
+
+
+# -- the wrapper ----------------------------------------------------------------------------
+
+
+class Terraform:
+    """The sqslab stack in a private working copy under ``state_dir``.
+
+    ``state_dir/stack/`` holds the copy, its ``.terraform/`` and the local state, so a
+    later process with the same ``state_dir`` can read the outputs or destroy. With
+    ``endpoint_url`` every command talks to that emulator with dummy credentials;
+    without it, the usual AWS credential chain of the environment is used.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        endpoint_url: str | None = None,
+        binary: str | None = None,
+        mirror: Path | None | bool = True,
+        stack: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``mirror=True`` finds one (find_plugin_mirror), a Path uses it, None/False uses the registry."""
+        self.state_dir = Path(state_dir).resolve()
+        self.workdir = self.state_dir / "stack"
+        self.endpoint_url = endpoint_url
+        found = binary or find_terraform()
+        if not found:
+            raise TerraformError("terraform was not found on PATH (or SQSLAB_TERRAFORM); install Terraform >= 1.9")
+        self.binary = found
+        if mirror is True:
+            self.mirror = find_plugin_mirror()
+        elif mirror:
+            self.mirror = Path(mirror)  # type: ignore[arg-type]
+        else:
+            self.mirror = None
+        self.stack = Path(stack) if stack is not None else stack_dir()
+        self._extra_env = dict(env or {})
+        #: Seconds each command took, by name; the last run of each.
+        self.timings: dict[str, float] = {}
+
+    # -- environment and files --
+
+    def environment(self) -> dict[str, str]:
+        """The environment every terraform command runs with."""
+        env = dict(os.environ)
+        env["TF_IN_AUTOMATION"] = "1"
+        env["TF_INPUT"] = "0"
+        env["CHECKPOINT_DISABLE"] = "1"  # no version check over the network (~1 s)
+        if self.mirror is not None:
+            env["TF_CLI_CONFIG_FILE"] = str(write_cli_config(self.state_dir / "terraformrc", self.mirror))
+        if self.endpoint_url:
+            for key in _SCRUB_FOR_EMULATOR:
+                env.pop(key, None)
+            for key in [k for k in env if k.startswith("AWS_ENDPOINT_URL_")]:
+                env.pop(key)  # a service-specific endpoint would beat AWS_ENDPOINT_URL
+            # The environment, not an endpoints {} block: the provider validates such a
+            # block for ~3 s on each of the four launches of an apply.
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+            env["AWS_ACCESS_KEY_ID"] = "testing"
+            env["AWS_SECRET_ACCESS_KEY"] = "testing"
+            env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+            env["AWS_CONFIG_FILE"] = os.devnull
+            env["AWS_EC2_METADATA_DISABLED"] = "true"
+        env.update(self._extra_env)
+        return env
+
+    def prepare(self) -> Path:
+        """Copy the stack into the working copy (keeping .terraform and state) and return it."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for entry in self.workdir.iterdir():
+            if entry.name in _KEEP:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        ignore = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.*", ".terraform.lock.hcl", "*.tfvars", "*_override.tf")
+        for entry in self.stack.iterdir():
+            if entry.name in _KEEP or entry.name.startswith(".") or entry.name.endswith((".tfvars", "_override.tf")):
+                continue
+            if entry.is_dir():
+                shutil.copytree(entry, self.workdir / entry.name, ignore=ignore)
+            elif entry.suffix in (".tf", ".hcl", ".md"):
+                shutil.copy2(entry, self.workdir / entry.name)
+        if self.endpoint_url:
+            for rel, text in _emulator_queue_files(sys.executable).items():
+                (self.workdir / rel).write_text(text)
+        return self.workdir
+
+    @property
+    def tfvars_path(self) -> Path:
+        """Where apply keeps the tfvars it was given, for destroy."""
+        return self.workdir / "sqslab.tfvars"
+
+    @property
+    def state_path(self) -> Path:
+        """The local state file."""
+        return self.workdir / "terraform.tfstate"
+
+    # -- commands --
+
+    def run(self, args: list[str], *, on_line: LineCallback | None = None, what: str | None = None) -> str:
+        """Run ``terraform <args>`` in the working copy; return stdout, raise TerraformError.
+
+        Each stdout and stderr line goes to ``on_line`` as it comes.
+        """
+        name = what or args[0]
+        cmd = [self.binary, f"-chdir={self.workdir}", *args]
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.environment(),
+                text=True,
+                bufsize=1,
+            )
+        except OSError as exc:
+            raise TerraformError(f"cannot run {self.binary}: {exc}", command=name) from exc
+        stderr_tail: deque[str] = deque(maxlen=40)
+        stdout_lines: list[str] = []
+
+        def pump_stderr() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                line = line.rstrip("\n")
+                stderr_tail.append(line)
+                if on_line is not None:
+                    on_line(line)
+
+        reader = threading.Thread(target=pump_stderr, daemon=True)
+        reader.start()
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                stdout_lines.append(line)
+                if on_line is not None:
+                    on_line(line)
+            code = proc.wait()
+        except BaseException:
+            # Ctrl-C: terraform got the SIGINT too and stops gracefully; wait for it.
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+        finally:
+            reader.join(timeout=5)
+        self.timings[name] = time.monotonic() - t0
+        if code != 0:
+            tail = list(stderr_tail) or stdout_lines[-20:]
+            raise TerraformError(
+                f"terraform {name} failed (exit {code}) in {self.workdir}",
+                command=name,
+                returncode=code,
+                stderr_tail=[line for line in tail if line.strip()][-15:],
+            )
+        return "\n".join(stdout_lines)
+
+    def init(self, on_line: LineCallback | None = None) -> None:
+        """Copy the stack and run ``terraform init`` (from the mirror when there is one)."""
+        self.prepare()
+        self.run(["init", "-input=false", "-no-color"], on_line=on_line)
+
+    def validate(self) -> None:
+        """Run ``terraform validate``; the working copy must be initialised."""
+        self.run(["validate", "-no-color"])
+
+    def apply(self, tfvars: str | os.PathLike[str], on_line: LineCallback | None = None) -> dict[str, Any]:
+        """Apply the stack with ``tfvars`` (HCL text or a file path) and return the outputs.
+
+        Runs init first when the working copy has none. Output lines stream to ``on_line``.
+        """
+        if not (self.workdir / ".terraform").is_dir():
+            self.init(on_line=on_line)
+        else:
+            self.prepare()
+        self._keep_tfvars(tfvars)
+        self.run(
+            ["apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={self.tfvars_path}"],
+            on_line=on_line,
+        )
+        return self.output_json()
+
+    def output_json(self) -> dict[str, Any]:
+        """Return the outputs as ``{name: value}`` (sensitive ones left out); {} with no state."""
+        if not self.state_path.is_file():
+            return {}
+        raw = json.loads(self.run(["output", "-json", "-no-color"]) or "{}")
+        return _flatten_outputs(raw)
+
+    def destroy(self, on_line: LineCallback | None = None) -> bool:
+        """Destroy everything the state holds. Idempotent: False when there was nothing.
+
+        Uses the tfvars the last apply kept in the working copy.
+        """
+        if not self._state_has_resources():
+            return False
+        if not self.tfvars_path.is_file():
+            raise TerraformError(f"cannot destroy: {self.tfvars_path} (kept by apply) is missing", command="destroy")
+        if not (self.workdir / ".terraform").is_dir():
+            self.init(on_line=on_line)
+        else:
+            self.prepare()
+        self.run(
+            ["destroy", "-auto-approve", "-input=false", "-no-color", f"-var-file={self.tfvars_path}"],
+            on_line=on_line,
+        )
+        return True
+
+    def _keep_tfvars(self, tfvars: str | os.PathLike[str]) -> None:
+        if isinstance(tfvars, os.PathLike) or (isinstance(tfvars, str) and "\n" not in tfvars and Path(tfvars).is_file()):
+            text = Path(tfvars).read_text()
+        else:
+            text = str(tfvars)
+        self.tfvars_path.write_text(text)
+
+    def _state_has_resources(self) -> bool:
+        if not self.state_path.is_file():
+            return False
+        try:
+            state = json.loads(self.state_path.read_text() or "{}")
+        except json.JSONDecodeError:
+            return True  # let terraform say what is wrong with it
+        return any(r.get("mode") == "managed" and r.get("instances") for r in state.get("resources", []))

@@ -1,0 +1,68 @@
+# The sqslab AWS stack: one SQS queue (+ DLQ) consumed by an ECS Fargate service.
+# Every module is local, so `terraform init` needs only the hashicorp/aws provider.
+
+module "network" {
+  source = "./modules/network"
+
+  name       = var.name
+  cidr_block = var.vpc_cidr
+}
+
+module "queue" {
+  source = "./modules/queue"
+
+  name                          = var.name
+  visibility_timeout_seconds    = var.visibility_timeout_seconds
+  message_retention_seconds     = var.message_retention_seconds
+  receive_wait_time_seconds     = var.receive_wait_time_seconds
+  delay_seconds                 = var.delay_seconds
+  dlq_enabled                   = var.dlq_enabled
+  max_receive_count             = var.max_receive_count
+  dlq_message_retention_seconds = var.dlq_message_retention_seconds
+}
+
+module "ecr" {
+  source = "./modules/ecr"
+
+  repository_name   = var.ecr_repository_name
+  create_repository = var.ecr_create_repository
+}
+
+resource "aws_cloudwatch_log_group" "consumer" {
+  #checkov:skip=CKV_AWS_158:Consumer logs hold message ids and timings only; the default CloudWatch Logs encryption is enough for a lab and a KMS key costs $1/month.
+  #checkov:skip=CKV_AWS_338:Lab logs are short-lived by design; retention is a variable (log_retention_days), default 7 days, to keep the bill small.
+  name              = "/ecs/${var.name}/consumer"
+  retention_in_days = var.log_retention_days
+}
+
+module "iam" {
+  source = "./modules/iam"
+
+  name               = var.name
+  queue_arns         = compact([module.queue.queue_arn, module.queue.dlq_arn])
+  log_group_arn      = aws_cloudwatch_log_group.consumer.arn
+  ecr_repository_arn = module.ecr.repository_arn
+}
+
+module "service" {
+  source = "./modules/service"
+
+  name               = var.name
+  region             = var.region
+  vpc_id             = module.network.vpc_id
+  subnet_ids         = module.network.public_subnet_ids
+  image              = "${module.ecr.repository_url}:${var.image_tag}"
+  task_cpu           = var.task_cpu
+  task_memory        = var.task_memory
+  desired_count      = var.desired_count
+  execution_role_arn = module.iam.execution_role_arn
+  task_role_arn      = module.iam.task_role_arn
+  log_group_name     = aws_cloudwatch_log_group.consumer.name
+
+  # Terraform's values win over a knob of the same name (the variable's validation
+  # already refuses those names).
+  environment = merge(var.consumer_env, {
+    QUEUE_URL  = module.queue.queue_url
+    AWS_REGION = var.region
+  })
+}
