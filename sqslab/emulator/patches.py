@@ -251,7 +251,31 @@ def apply() -> None:
     _patch_message(m)
     _patch_queue(m)
     _patch_backend(m)
+    _patch_dispatcher()
     _applied = True
+
+
+def _patch_dispatcher() -> None:
+    """moto's server maps each request to a backend under a global lock, and on the way
+    lists moto's package directory (one listdir and ~170 stats per request). Memoize it."""
+    import moto.backends as backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: iter(modules)
+    orig = DomainDispatcherApplication.get_backend_for_host
+    memo: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        try:
+            return memo[host]
+        except KeyError:
+            backend = orig(self, host)
+            if len(memo) < 1024:
+                memo[host] = backend
+            return backend
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
 
 
 def _patch_message(m: Any) -> None:

@@ -1,0 +1,299 @@
+"""Stock moto 5.2.1 against sqslab's patched emulator, same workloads, one run.
+
+    python benchmarks/bench_emulator.py [--quick] [--json PATH]
+
+Three workloads, each against a fresh emulator child per implementation:
+
+* batch send at a backlog: fill the queue to BACKLOG messages, then time SendMessageBatch
+  of SEND more from one client;
+* end to end: one producer process sends N messages while 5 consumer processes
+  receive (long poll, 10 at a time) and DeleteMessageBatch them; timed until the
+  queue is empty;
+* drain: fill the queue with N messages, then time 5 consumer processes emptying it.
+
+Stock moto is O(n) per send and O(n) per received message, so some stock workloads
+would run for many minutes: each stock phase stops at a time cap and its rate is
+taken over what it finished (marked with *). That flatters stock (a smaller backlog is
+faster for it), so the ratios are lower bounds.
+
+Duplicates are extra receives of a message id; lost are ids sent that were neither
+processed nor still in the queue at the end; undeleted are messages whose delete
+succeeded but which are still in flight afterwards (a lost delete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sqslab.emulator import Emulator  # noqa: E402
+
+FORK = multiprocessing.get_context("fork")
+CONSUMERS = 5
+
+
+@dataclass
+class Result:
+    """One workload against one implementation."""
+
+    name: str
+    impl: str
+    messages: int = 0  # messages the rate is over
+    seconds: float = 0.0
+    capped: bool = False
+    duplicates: int = 0
+    lost: int = 0
+    undeleted: int = 0
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Sizes:
+    """Workload sizes and per-phase time caps."""
+
+    backlog: int
+    send: int
+    e2e: int
+    drain: int
+    cap_s: float
+    fill_cap_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _client(endpoint: str) -> Any:
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name="us-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _counts(sqs: Any, url: str) -> tuple[int, int, int]:
+    a = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return (
+        int(a["ApproximateNumberOfMessages"]),
+        int(a["ApproximateNumberOfMessagesNotVisible"]),
+        int(a["ApproximateNumberOfMessagesDelayed"]),
+    )
+
+
+def _send(sqs: Any, url: str, first: int, count: int, deadline: float = float("inf")) -> int:
+    """Send ids first..first+count-1 in batches of 10; return how many were sent before deadline."""
+    sent = 0
+    while sent < count and time.monotonic() < deadline:
+        n = min(10, count - sent)
+        entries = [{"Id": str(i), "MessageBody": json.dumps({"id": first + sent + i})} for i in range(n)]
+        resp = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        if resp.get("Failed"):
+            raise RuntimeError(f"send failed: {resp['Failed']}")
+        sent += n
+    return sent
+
+
+def _producer(endpoint: str, url: str, n: int, go: Any, stop: Any, sent_out: Any) -> None:
+    sqs = _client(endpoint)
+    go.wait()
+    sent = 0
+    while sent < n and not stop.is_set():
+        sent += _send(sqs, url, sent, min(100, n - sent))
+    sent_out.value = sent
+
+
+def _consumer(endpoint: str, url: str, go: Any, stop: Any, out: Any) -> None:
+    sqs = _client(endpoint)
+    received: list[int] = []
+    deleted: list[int] = []
+    delete_failures = 0
+    go.wait()
+    while not stop.is_set():
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        if not msgs:
+            continue
+        ids = [json.loads(m["Body"])["id"] for m in msgs]
+        received += ids
+        resp = sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)]
+        )
+        failed = {int(f["Id"]) for f in resp.get("Failed", [])}
+        delete_failures += len(failed)
+        deleted += [mid for i, mid in enumerate(ids) if i not in failed]
+    out.put({"received": received, "deleted": deleted, "delete_failures": delete_failures})
+
+
+def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str, impl: str, producer: bool) -> Result:
+    """Run CONSUMERS consumer processes (and a producer of sent_target messages if asked)."""
+    go, stop, out = FORK.Event(), FORK.Event(), FORK.Queue()
+    sent = FORK.Value("i", 0 if producer else sent_target)
+    procs = [FORK.Process(target=_consumer, args=(endpoint, url, go, stop, out)) for _ in range(CONSUMERS)]
+    if producer:
+        procs.append(FORK.Process(target=_producer, args=(endpoint, url, sent_target, go, stop, sent)))
+    for p in procs:
+        p.start()
+    sqs = _client(endpoint)
+    time.sleep(0.5)  # let the children import and connect
+    t0 = time.monotonic()
+    go.set()
+    capped = False
+    while True:
+        time.sleep(0.25)
+        elapsed = time.monotonic() - t0
+        if elapsed >= cap_s:
+            capped = True
+            break
+        if producer and procs[-1].is_alive():
+            continue
+        if sum(_counts(sqs, url)) == 0:
+            break
+    seconds = time.monotonic() - t0
+    stop.set()
+    reports = [out.get(timeout=120) for _ in range(CONSUMERS)]
+    for p in procs:
+        p.join(timeout=60)
+    received = [i for r in reports for i in r["received"]]
+    deleted = {i for r in reports for i in r["deleted"]}
+    visible, in_flight, delayed = _counts(sqs, url)
+    n_sent = sent.value if not producer or not procs[-1].is_alive() else sent_target
+    unique_received = set(received)
+    return Result(
+        name=name,
+        impl=impl,
+        messages=len(deleted),
+        seconds=seconds,
+        capped=capped,
+        duplicates=len(received) - len(unique_received),
+        lost=n_sent - len(deleted) - (visible + in_flight + delayed),
+        undeleted=in_flight,
+        note=f"{len(deleted):,} of {n_sent:,} processed" if capped else "",
+    )
+
+
+def bench_send(endpoint: str, impl: str, sizes: Sizes) -> Result:
+    """SendMessageBatch rate of one client once the queue holds sizes.backlog messages."""
+    sqs = _client(endpoint)
+    url = sqs.create_queue(QueueName="bench-send")["QueueUrl"]
+    filled = _send(sqs, url, 0, sizes.backlog, time.monotonic() + sizes.fill_cap_s)
+    t0 = time.monotonic()
+    sent = _send(sqs, url, filled, sizes.send, t0 + sizes.cap_s)
+    seconds = time.monotonic() - t0
+    note = f"backlog {filled:,}" + ("" if filled == sizes.backlog else " (fill capped)")
+    return Result(f"batch send at {sizes.backlog // 1000}k backlog", impl, sent, seconds, sent < sizes.send, note=note)
+
+
+def bench_end_to_end(endpoint: str, impl: str, sizes: Sizes) -> Result:
+    """1 producer process, CONSUMERS consumer processes, sizes.e2e messages."""
+    sqs = _client(endpoint)
+    url = sqs.create_queue(QueueName="bench-e2e")["QueueUrl"]
+    name = f"end to end {sizes.e2e // 1000}k, {CONSUMERS} consumers"
+    return _consume(endpoint, url, sizes.e2e, sizes.cap_s, name, impl, producer=True)
+
+
+def bench_drain(endpoint: str, impl: str, sizes: Sizes) -> Result:
+    """CONSUMERS consumer processes emptying a queue filled with sizes.drain messages."""
+    sqs = _client(endpoint)
+    url = sqs.create_queue(QueueName="bench-drain")["QueueUrl"]
+    filled = _send(sqs, url, 0, sizes.drain, time.monotonic() + sizes.fill_cap_s)
+    name = f"drain {sizes.drain // 1000}k backlog, {CONSUMERS} consumers"
+    result = _consume(endpoint, url, filled, sizes.cap_s, name, impl, producer=False)
+    if filled < sizes.drain:
+        result.note = f"backlog {filled:,} (fill capped) " + result.note
+    return result
+
+
+def run(patched: bool, sizes: Sizes) -> list[Result]:
+    """All workloads against one fresh emulator per workload."""
+    impl = "sqslab" if patched else "stock"
+    results = []
+    for bench in (bench_send, bench_end_to_end, bench_drain):
+        with Emulator(patched=patched) as emu:
+            result = bench(emu.endpoint_url, impl, sizes)
+        star = "*" if result.capped else ""
+        print(
+            f"  {impl:6} {result.name:34} {result.rate:8.1f} msg/s{star}  "
+            f"dup {result.duplicates} lost {result.lost} undeleted {result.undeleted}  {result.note}",
+            file=sys.stderr,
+            flush=True,
+        )
+        results.append(result)
+    return results
+
+
+def table(stock: list[Result], ours: list[Result]) -> str:
+    """The comparison as a Markdown table."""
+    lines = [
+        "| workload | stock moto msg/s | sqslab msg/s | ratio | duplicates (stock / sqslab) | lost (stock / sqslab) | undeleted (stock / sqslab) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s, o in zip(stock, ours):
+        star_s = "*" if s.capped else ""
+        star_o = "*" if o.capped else ""
+        ratio = o.rate / s.rate if s.rate else float("inf")
+        lines.append(
+            f"| {o.name} | {s.rate:,.1f}{star_s} | {o.rate:,.1f}{star_o} | {ratio:,.1f}x | "
+            f"{s.duplicates} / {o.duplicates} | {s.lost} / {o.lost} | {s.undeleted} / {o.undeleted} |"
+        )
+    notes = [f"{r.impl} {r.name}: {r.note}" for r in stock + ours if r.note]
+    if any(r.capped for r in stock + ours):
+        lines.append("")
+        lines.append("\\* stopped at the time cap; rate over what finished.")
+    if notes:
+        lines.append("")
+        lines += [f"- {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison and print the table; exit 1 if a goal is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller workloads and caps (about a minute)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--only", choices=["stock", "sqslab"], help="run one implementation")
+    args = parser.parse_args(argv)
+    if args.quick:
+        sizes = Sizes(backlog=1000, send=300, e2e=2000, drain=2000, cap_s=20, fill_cap_s=20)
+    else:
+        sizes = Sizes(backlog=2000, send=1000, e2e=10_000, drain=10_000, cap_s=90, fill_cap_s=60)
+    print(f"sizes: {asdict(sizes)}", file=sys.stderr)
+    stock = run(False, sizes) if args.only != "sqslab" else []
+    ours = run(True, sizes) if args.only != "stock" else []
+    if stock and ours:
+        print(table(stock, ours))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) | {"rate": r.rate} for r in stock + ours], indent=2))
+    failures = []
+    if ours:
+        send, e2e, drain = ours
+        if stock and e2e.rate < 3 * stock[1].rate:
+            failures.append("end to end < 3x stock")
+        if drain.rate < 500:
+            failures.append("drain < 500 msg/s")
+        if any(r.duplicates or r.lost or r.undeleted for r in ours):
+            failures.append("duplicates or lost messages")
+    for f in failures:
+        print(f"goal missed: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
