@@ -301,8 +301,6 @@ def validate_document(doc: Document, host: PluginHost) -> list[Problem]:
 
 
 def _schema_problems(doc: Document, data: Any, schema: dict[str, Any], prefix: tuple) -> list[Problem]:
-    import jsonschema
-
     validator = _validator_class()(schema)
     problems = []
     for error in validator.iter_errors(data):

@@ -16,7 +16,7 @@ import pytest
 from sqslab.rundir import load_run, read_jsonl
 from sqslab.runner import RunOptions, run_scenario
 from sqslab.scenario import load_scenario_text
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration
 

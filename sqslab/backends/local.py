@@ -11,7 +11,6 @@ same program the container image runs.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
