@@ -20,10 +20,12 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -436,8 +438,13 @@ class Terraform:
         mirror: Path | None | bool = True,
         stack: Path | None = None,
         env: Mapping[str, str] | None = None,
+        reuse_provider: bool | None = None,
     ) -> None:
-        """``mirror=True`` finds one (find_plugin_mirror), a Path uses it, None/False uses the registry."""
+        """``mirror=True`` finds one (find_plugin_mirror), a Path uses it, None/False uses the registry.
+
+        ``reuse_provider`` (default: on for an emulator, off for AWS) keeps one provider
+        process for all commands instead of four launches per apply; see ProviderServer.
+        """
         self.state_dir = Path(state_dir).resolve()
         self.workdir = self.state_dir / "stack"
         self.endpoint_url = endpoint_url
@@ -455,6 +462,25 @@ class Terraform:
         self._extra_env = dict(env or {})
         #: Seconds each command took, by name; the last run of each.
         self.timings: dict[str, float] = {}
+        if reuse_provider is None:
+            # Not with a CA bundle: the provider cannot load one twice in a process.
+            reuse_provider = bool(endpoint_url) and not (
+                endpoint_url.startswith("https:") and os.environ.get("AWS_CA_BUNDLE")  # type: ignore[union-attr]
+            )
+        self.reuse_provider = reuse_provider
+        self._provider: ProviderServer | None = None
+
+    def __enter__(self) -> "Terraform":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the provider process this object started, if any. Safe to call twice."""
+        provider, self._provider = self._provider, None
+        if provider is not None:
+            provider.stop()
 
     # -- environment and files --
 
@@ -481,6 +507,26 @@ class Terraform:
             env["AWS_EC2_METADATA_DISABLED"] = "true"
         env.update(self._extra_env)
         return env
+
+    def _provider_binary(self) -> Path | None:
+        """The hashicorp/aws binary init installed in the working copy, or None."""
+        found = sorted((self.workdir / ".terraform" / "providers" / PROVIDER).glob(f"*/{_platform()}/terraform-provider-aws*"))
+        return found[-1] if found else None
+
+    def _reattach_env(self) -> dict[str, str]:
+        """TF_REATTACH_PROVIDERS for a running shared provider, started on first use."""
+        if not self.reuse_provider:
+            return {}
+        if self._provider is None or not self._provider.running:
+            binary = self._provider_binary()
+            if binary is None:
+                return {}  # not initialised yet: terraform launches its own
+            if self._provider is not None:
+                self._provider.stop()
+            env = self.environment()
+            env.pop("AWS_CA_BUNDLE", None)
+            self._provider = ProviderServer(binary, env=env, log_path=self.state_dir / "provider.log").start()
+        return {"TF_REATTACH_PROVIDERS": self._provider.reattach}
 
     def prepare(self) -> Path:
         """Copy the stack into the working copy (keeping .terraform and state) and return it."""
@@ -525,13 +571,16 @@ class Terraform:
         name = what or args[0]
         cmd = [self.binary, f"-chdir={self.workdir}", *args]
         t0 = time.monotonic()
+        env = self.environment()
+        if args[0] not in ("init", "fmt"):
+            env.update(self._reattach_env())
         try:
             proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=self.environment(),
+                env=env,
                 text=True,
                 bufsize=1,
             )
@@ -579,9 +628,14 @@ class Terraform:
         return "\n".join(stdout_lines)
 
     def init(self, on_line: LineCallback | None = None) -> None:
-        """Copy the stack and run ``terraform init`` (from the mirror when there is one)."""
+        """Copy the stack and run ``terraform init`` (from the mirror when there is one).
+
+        With ``reuse_provider`` the shared provider process is started here too, so the
+        first apply does not pay for it.
+        """
         self.prepare()
         self.run(["init", "-input=false", "-no-color"], on_line=on_line)
+        self._reattach_env()
 
     def validate(self) -> None:
         """Run ``terraform validate``; the working copy must be initialised."""
@@ -644,3 +698,90 @@ class Terraform:
         except json.JSONDecodeError:
             return True  # let terraform say what is wrong with it
         return any(r.get("mode") == "managed" and r.get("instances") for r in state.get("resources", []))
+
+
+class ProviderServer:
+    """One hashicorp/aws process serving many terraform commands (emulator runs only).
+
+    Terraform normally starts the provider four times per apply (schema, validate, plan,
+    apply) and asks it for its whole schema each time, ~1 s of CPU apiece here. Started
+    with ``-debug``, the provider stays up and prints a TF_REATTACH_PROVIDERS value;
+    terraform then attaches to it instead (Terraform's documented way to run a provider
+    outside it, made for debuggers). The stack, the plan and the provider binary are the
+    same; only who starts the process differs. The process dies with ours (Linux).
+    """
+
+    START_TIMEOUT_S = 60.0
+    _LINE = re.compile(r"TF_REATTACH_PROVIDERS='(?P<value>\{.*\})'")
+
+    def __init__(self, binary: Path, *, env: Mapping[str, str], log_path: Path) -> None:
+        self.binary = Path(binary)
+        self.env = dict(env)
+        self.log_path = Path(log_path)
+        self.reattach = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the provider process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> "ProviderServer":
+        """Start the provider in debug mode and wait for its reattach line."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")
+        try:
+            self._proc = subprocess.Popen(
+                [str(self.binary), "-debug"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,  # Ctrl-C is for terraform, which then stops cleanly
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        except OSError as exc:
+            raise TerraformError(f"cannot start the provider {self.binary}: {exc}") from exc
+        finally:
+            log.close()
+        self._finalizer = weakref.finalize(self, _stop_process, self._proc)
+        deadline = time.monotonic() + self.START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            match = self._LINE.search(self.log_path.read_text(errors="replace"))
+            if match:
+                self.reattach = match.group("value")
+                return self
+            if not self.running:
+                break
+            time.sleep(0.05)
+        tail = self.log_path.read_text(errors="replace").splitlines()[-15:]
+        self.stop()
+        raise TerraformError(f"the provider {self.binary.name} did not start in debug mode", stderr_tail=tail)
+
+    def stop(self) -> None:
+        """Stop the provider. Safe to call twice."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._proc = None
+
+
+def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies (Linux prctl)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass

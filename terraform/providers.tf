@@ -1,6 +1,6 @@
-# Credentials come from the usual AWS chain (environment, profile, SSO). Runs against a
-# local emulator add a generated *_override.tf next to this file (sqslab.terraform) that
-# sets the endpoints and dummy credentials; the shipped configuration targets real AWS.
+# Credentials and endpoints come from the usual AWS chain (environment, profile, SSO).
+# Runs against a local emulator set AWS_ENDPOINT_URL and dummy credentials in the
+# environment (sqslab.terraform); nothing in the shipped stack changes for them.
 provider "aws" {
   region = var.region
 
