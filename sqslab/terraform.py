@@ -21,6 +21,7 @@ import platform
 import re
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import threading
@@ -256,14 +257,15 @@ def find_plugin_mirror() -> Path | None:
 def stack_dir() -> Path:
     """Return the directory of the shipped Terraform stack.
 
-    Looked up in order: SQSLAB_TERRAFORM_DIR; ``<prefix>/share/sqslab/terraform`` (an
-    installed wheel, see setup.cfg data_files); ``terraform/`` beside the package (a
-    source checkout or an editable install).
+    Looked up in order: SQSLAB_TERRAFORM_DIR; ``<prefix>/share/sqslab/terraform`` and
+    the same under the user base (an installed wheel: setup.cfg ``[options.data_files]``);
+    ``terraform/`` beside the package (a source checkout or an editable install).
     """
     candidates = []
     if os.environ.get("SQSLAB_TERRAFORM_DIR"):
         candidates.append(Path(os.environ["SQSLAB_TERRAFORM_DIR"]).expanduser())
     candidates.append(Path(sys.prefix) / "share" / "sqslab" / "terraform")
+    candidates.append(Path(site.getuserbase()) / "share" / "sqslab" / "terraform")  # pip install --user
     candidates.append(Path(__file__).resolve().parent.parent / "terraform")
     for candidate in candidates:
         if (candidate / "main.tf").is_file() and (candidate / "modules").is_dir():
