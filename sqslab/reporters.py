@@ -161,9 +161,10 @@ def render_html(run: Any, options: dict[str, Any]) -> str:
         samples = [r.metrics() for r in runs]
         views = [run_view(r, max_points, s) for r, s in zip(runs, samples)]
         data = {"labels": labels, "depth": depth_overlay(views)}
+        has_dlq = any(v for d in data["depth"] for v in d["dlq"] if v)
         entries = [{"label": label, "run": r, "summary": r.summary} for label, r in zip(labels, runs)]
         return env.get_template("compare.html.j2").render(
-            runs=entries, rows=compare_rows(runs, samples), data=data, version=__version__, **_assets())
+            runs=entries, rows=compare_rows(runs, samples), data=data, has_dlq=has_dlq, version=__version__, **_assets())
     samples = run.metrics()
     summary = run.summary
     figures = summary.get("figures") or {}
@@ -355,17 +356,17 @@ def render_junit(run: Any, options: dict[str, Any]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-BUILTIN_REPORTERS: list[tuple[str, Callable[..., Any], str]] = [
-    ("text", render_text, "txt"),
-    ("json", render_json, "json"),
-    ("html", render_html, "html"),
-    ("markdown", render_markdown, "md"),
-    ("junit", render_junit, "xml"),
+BUILTIN_REPORTERS: list[tuple[str, Callable[..., Any], str, str]] = [
+    ("text", render_text, "txt", "Plain text for the terminal: verdict, expectations, ledger, key figures."),
+    ("json", render_json, "json", "summary.json plus the metric series."),
+    ("html", render_html, "html", "One self-contained page with charts, opens offline; several runs side by side."),
+    ("markdown", render_markdown, "md", "Markdown for a pull-request comment: verdict, expectations, ledger, top problems."),
+    ("junit", render_junit, "xml", "JUnit XML: each expectation a testcase, a testsuite per run."),
 ]
 
 
 @hookimpl
 def register_reporters(register: Callable[..., None]) -> None:
     """Register the built-in report formats."""
-    for name, function, extension in BUILTIN_REPORTERS:
-        register(name, function, extension=extension)
+    for name, function, extension, description in BUILTIN_REPORTERS:
+        register(name, function, extension=extension, description=description)

@@ -12,13 +12,26 @@
 
   var COLORS = ["#2563eb", "#f59e0b", "#dc2626", "#16a34a", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#4b5563"];
   var BANDS = ["rgba(37, 99, 235, 0.08)", "rgba(22, 163, 74, 0.08)"];
-  var HEIGHT = 240;
+  var HEIGHT = 270;
 
   function fmt(digits, unit) {
     return function (u, v) { return v == null ? "–" : v.toFixed(digits) + (unit || ""); };
   }
 
   function clip(text, n) { text = String(text); return text.length > n ? text.slice(0, n - 1) + "\u2026" : text; }
+
+  // An action's label: its name, and what it does unless the name says so already.
+  function actionLabel(a) {
+    var name = String(a.name), does = String(a["do"] || "");
+    return name.indexOf(does) === 0 ? name : name + " (" + does + ")";
+  }
+
+  // Text shortened with an ellipsis to fit a width in canvas pixels.
+  function fit(ctx, text, width) {
+    if (ctx.measureText(text).width <= width) { return text; }
+    while (text.length > 1 && ctx.measureText(text + "\u2026").width > width) { text = text.slice(0, -1); }
+    return text + "\u2026";
+  }
 
   function widthOf(el) { return Math.max(320, el.clientWidth || 800); }
 
@@ -66,7 +79,7 @@
             ctx.translate(x - 4 * dpr, b.top + b.height - 4 * dpr);
             ctx.rotate(-Math.PI / 2);
             ctx.fillStyle = color;
-            ctx.fillText(clip(a.name, 28) + " (" + a["do"] + ")", 0, 0);
+            ctx.fillText(fit(ctx, actionLabel(a), b.height - 8 * dpr), 0, 0);
             ctx.restore();
           });
           ctx.restore();
