@@ -78,20 +78,25 @@ _orig: dict[str, Any] = {}
 
 
 class _Heap:
-    """A heap of (key, seq, gen, message) with lazy deletion: an entry is live while its
-    message is still owned by the queue and still has the generation it was pushed with."""
+    """A heap of (key, seq, gen, message) with lazy deletion. In a state heap an entry is
+    live while its message is owned by the queue and has the generation it was pushed
+    with; in the retention heap (``by_owner``) while the message is owned by the queue."""
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "by_owner")
 
-    def __init__(self) -> None:
+    def __init__(self, by_owner: bool = False) -> None:
         self.items: list[tuple[float, int, int, Any]] = []
+        self.by_owner = by_owner
 
     def push(self, key: float, msg: Any) -> None:
         heapq.heappush(self.items, (key, msg._sqslab_seq, msg._sqslab_gen, msg))
 
     def compact(self, owner: Any, live: int) -> None:
         if len(self.items) > 2 * live + 256:
-            self.items = [e for e in self.items if _live(e, owner)]
+            if self.by_owner:
+                self.items = [e for e in self.items if e[3]._sqslab_owner is owner]
+            else:
+                self.items = [e for e in self.items if _live(e, owner)]
             heapq.heapify(self.items)
 
 
@@ -106,7 +111,7 @@ def _init_state(queue: Any) -> None:
     queue.deleted_messages = set()
     queue._deleted_order = deque()
     queue._heaps = {DELAYED: _Heap(), READY: _Heap(), INFLIGHT: _Heap()}
-    queue._aging = _Heap()  # by sent time, for retention
+    queue._aging = _Heap(by_owner=True)  # by sent time, for retention
     queue._counts = {DELAYED: 0, READY: 0, INFLIGHT: 0}
     queue._inflight_groups = Counter()
     queue._dedup = {}  # deduplication id -> sent ms (FIFO)
