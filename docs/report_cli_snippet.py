@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 # --- not to paste: cli.py defines these ---
-from sqslab.cli import CONTEXT, EXIT_INFRA, InfraError, UsageProblem, _host, plugin_options  # noqa: F401
+from sqslab.cli import CONTEXT, InfraError, UsageProblem, _host, plugin_options
 # --- end ---
 
 

@@ -245,6 +245,11 @@ def write_report(output: str | bytes, path: Path) -> None:
 # ---------------------------------------------------------------- what a run shows
 
 
+def scenario_name(run: Run) -> str:
+    """The run's scenario name; from resolved.json when summary.json was never written."""
+    return str(run.summary.get("scenario") or run.resolved.get("name") or run.path.name)
+
+
 def is_compare(options: dict[str, Any]) -> bool:
     """Whether the reporter is asked for a comparison of several runs."""
     return len(options.get("runs") or ()) > 1

@@ -29,7 +29,7 @@ from sqslab.expectations import FIGURES, describe_value
 from sqslab.hookspecs import hookimpl
 from sqslab.ledger import FATES
 from sqslab.report import (FATE_NAMES, MAX_POINTS, compare_rows, depth_overlay, headline, is_compare, key_figures, peak_backlog,
-                           run_view, runs_of)
+                           run_view, runs_of, scenario_name)
 from sqslab.units import format_duration
 
 FATE_LABELS = {
@@ -53,7 +53,7 @@ def render_text(run: Any, options: dict[str, Any]) -> str:
         return _compare_text(*runs_of(run, options))
     summary = run.summary
     figures = summary.get("figures") or {}
-    lines = [f"{summary.get('scenario', '?')}: {str(summary.get('status', '?')).upper()} (exit {summary.get('exit_code', '?')})  {run.path}"]
+    lines = [f"{scenario_name(run)}: {str(summary.get('status', '?')).upper()} (exit {summary.get('exit_code', '?')})  {run.path}"]
     for warning in summary.get("warnings", []):
         lines.append(f"!! {warning}")
     for error in summary.get("errors", []):
@@ -162,7 +162,7 @@ def render_html(run: Any, options: dict[str, Any]) -> str:
         views = [run_view(r, max_points, s) for r, s in zip(runs, samples)]
         data = {"labels": labels, "depth": depth_overlay(views)}
         has_dlq = any(v for d in data["depth"] for v in d["dlq"] if v)
-        entries = [{"label": label, "run": r, "summary": r.summary} for label, r in zip(labels, runs)]
+        entries = [{"label": label, "run": r, "summary": {**r.summary, "scenario": scenario_name(r)}} for label, r in zip(labels, runs)]
         return env.get_template("compare.html.j2").render(
             runs=entries, rows=compare_rows(runs, samples), data=data, has_dlq=has_dlq, version=__version__, **_assets())
     samples = run.metrics()
@@ -175,7 +175,7 @@ def render_html(run: Any, options: dict[str, Any]) -> str:
               "share": (100 * counts.get(fate, 0) / sent) if sent else None} for fate in FATES]
     data = run_view(run, max_points, samples)
     return env.get_template("report.html.j2").render(
-        run=run, summary=summary, figures=figures, ledger=ledger, fates=fates, has_ledger=bool(counts),
+        run=run, summary={**summary, "scenario": scenario_name(run)}, figures=figures, ledger=ledger, fates=fates, has_ledger=bool(counts),
         key_figures=key_figures(run), peak_backlog=peak_backlog(samples), headline=headline(run, samples), data=data,
         environment=summary.get("environment") or {}, version=__version__, **_assets())
 
@@ -205,7 +205,7 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
     summary = run.summary
     figures = summary.get("figures") or {}
     status = str(summary.get("status", "?"))
-    lines = [f"### {STATUS_MARKS.get(status, '')} sqslab: {_md(summary.get('scenario', '?'))} **{status.upper()}** (exit {_md(summary.get('exit_code', '?'))})".replace("  ", " "), ""]
+    lines = [f"### {STATUS_MARKS.get(status, '')} sqslab: {_md(scenario_name(run))} **{status.upper()}** (exit {_md(summary.get('exit_code', '?'))})".replace("  ", " "), ""]
     if summary.get("description"):
         lines += [f"> {_md(summary['description'])}", ""]
     for error in summary.get("errors") or []:
@@ -261,7 +261,7 @@ def _failures_text(failures: Any) -> str:
 def _compare_markdown(runs: list[Any], labels: list[str]) -> str:
     statuses = [str(r.summary.get("status", "?")) for r in runs]
     worst = next((s for s in ("error", "interrupted", "failed", "incomplete") if s in statuses), "passed")
-    names = list(dict.fromkeys(str(r.summary.get("scenario", "?")) for r in runs))
+    names = list(dict.fromkeys(scenario_name(r) for r in runs))
     lines = [f"### {STATUS_MARKS.get(worst, '')} sqslab: {len(runs)} runs of {_md(', '.join(names))} compared", ""]
     rows = []
     for row in compare_rows(runs):
@@ -300,13 +300,13 @@ def _seconds(value: Any) -> str:
 
 def _junit_suite(run: Any) -> ET.Element:
     summary = run.summary
-    scenario = str(summary.get("scenario") or run.path.name)
+    scenario = scenario_name(run)
     status = str(summary.get("status", "?"))
     expectations = summary.get("expectations") or []
     errors = list(summary.get("errors") or [])
     if status in ("interrupted", "incomplete") and not errors:
         errors = [f"the run is {status}: its figures are partial"]
-    started = summary.get("t0") or summary.get("started_at")
+    started = summary.get("t0") or summary.get("started_at") or _first_event_time(run)
     suite = ET.Element("testsuite", {
         "name": _xml(scenario),
         "tests": str(len(expectations) + (1 if errors else 0)),
@@ -340,6 +340,13 @@ def _junit_suite(run: Any) -> ET.Element:
         err = ET.SubElement(suite, "system-err")
         err.text = _xml("\n".join(warnings))
     return suite
+
+
+def _first_event_time(run: Any) -> float | None:
+    """When a run without summary.json started: its first event's time."""
+    for event in run.events():
+        return event.get("ts") if isinstance(event.get("ts"), (int, float)) else None
+    return None
 
 
 def render_junit(run: Any, options: dict[str, Any]) -> str:

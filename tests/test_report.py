@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +31,7 @@ from click.testing import CliRunner
 from sqslab.plugins import load_plugins
 from sqslab.report import MAX_POINTS, ReportError, load_runs, metric_series, render_reports, resolve_run_dirs
 from sqslab.reporters import render_html, render_json, render_junit, render_markdown, render_text
-from sqslab.rundir import load_run, read_jsonl
+from sqslab.rundir import load_run
 from tests.conftest import ROOT
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -296,7 +295,7 @@ def test_markdown(rendered):
 
 @pytest.mark.integration
 def test_junit_matches_golden_and_the_xsd(rendered):
-    import xmlschema
+    xmlschema = pytest.importorskip("xmlschema", reason="JUnit validation needs xmlschema (the test extra)")
 
     xml = rendered["junit"]
     xmlschema.XMLSchema(str(XSD)).validate(xml)
@@ -374,7 +373,7 @@ def test_html_is_self_contained_and_small(rendered):
 
 @pytest.mark.integration
 def test_an_error_run_gives_a_junit_error_and_a_loud_html_alert(recorded, tmp_path):
-    import xmlschema
+    xmlschema = pytest.importorskip("xmlschema", reason="JUnit validation needs xmlschema (the test extra)")
 
     broken = tmp_path / "error-run"
     shutil.copytree(recorded["a"], broken, ignore=shutil.ignore_patterns("tasks"))
@@ -394,6 +393,20 @@ def test_an_error_run_gives_a_junit_error_and_a_loud_html_alert(recorded, tmp_pa
     assert '<div class="alert error" role="alert">Error: action kill (kill_consumer) failed: &lt;b&gt;no tasks&lt;/b&gt; &amp;' in page
     assert '<div class="alert warning" role="alert">Warning: 3 message(s) LOST' in page
     assert "> **error:** action kill (kill_consumer) failed: &lt;b&gt;no tasks&lt;/b&gt; &amp;" in render_markdown(run, {})
+
+
+@pytest.mark.integration
+def test_a_run_stopped_before_its_summary_still_reports(recorded, tmp_path, host_with_plugins):
+    stopped = tmp_path / "stopped"
+    shutil.copytree(recorded["a"], stopped, ignore=shutil.ignore_patterns("tasks", "summary.json"))
+    runs, labels = load_runs([stopped])
+    outcomes = {o.format: o for o in render_reports(runs, ["text", "json", "html", "markdown", "junit", "csv_metrics"], host_with_plugins, labels)}
+    assert all(o.ok for o in outcomes.values()), {k: o.error for k, o in outcomes.items()}
+    assert outcomes["text"].output.startswith("report-fixture: INCOMPLETE")
+    assert "This run is incomplete: the figures below are partial." in outcomes["html"].output
+    suite = ET.fromstring(outcomes["junit"].output).find("testsuite")
+    assert suite.get("name") == "report-fixture" and suite.find("testcase/error").get("type") == "incomplete"
+    assert not suite.get("timestamp").startswith("1970")
 
 
 # ---------------------------------------------------------------- running reporters
