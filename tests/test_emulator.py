@@ -127,6 +127,15 @@ def test_start_send_receive_stop() -> None:
     emu.stop()  # idempotent
 
 
+def test_forked_copy_does_not_stop_the_emulator(emu: Emulator) -> None:
+    child = FORK.Process(target=emu.stop)
+    child.start()
+    child.join(10)
+    assert child.exitcode == 0
+    assert emu.running
+    assert _client(emu.endpoint_url).list_queues() is not None
+
+
 def test_taken_port_raises_clear_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

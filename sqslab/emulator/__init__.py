@@ -88,6 +88,7 @@ class Emulator:
         self.start_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file = None
+        self._owner_pid = os.getpid()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -111,6 +112,7 @@ class Emulator:
         """
         if self.running:
             return self
+        self._owner_pid = os.getpid()
         t0 = time.monotonic()
         cmd = [sys.executable, "-m", "sqslab.emulator", "--host", self.host, "--port", str(self.port)]
         cmd += ["--parent-pid", str(os.getpid())]
@@ -214,7 +216,12 @@ class Emulator:
         return hint + (f" (log: {self.log_path})" if self.log_path else "")
 
     def stop(self) -> None:
-        """Stop the child and wait for it. Safe to call twice, or after a failed start."""
+        """Stop the child and wait for it. Safe to call twice, or after a failed start.
+
+        A no-op in a forked copy of the process that started it: the emulator is not its.
+        """
+        if os.getpid() != self._owner_pid:
+            return
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
