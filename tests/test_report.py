@@ -583,6 +583,10 @@ class Chromium:
         assert "exceptionDetails" not in result, result
         return result["result"].get("value")
 
+    def mouse(self, kind: str, x: float, y: float, pressed: bool = False) -> None:
+        self.page("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left" if pressed or kind != "mouseMoved" else "none",
+                  buttons=1 if pressed or kind == "mousePressed" else 0, clickCount=0 if kind == "mouseMoved" else 1)
+
     def problems(self) -> list[str]:
         found = []
         for event in self.events:
@@ -661,6 +665,23 @@ def test_the_report_draws_its_charts_in_a_browser(chromium, rendered, compared, 
         assert chromium.evaluate("document.querySelectorAll('img, svg, iframe').length") == 0
         if page == single:
             assert chromium.evaluate("document.querySelector('.description').textContent.trim()") == HOSTILE
+    # interactive: hovering shows values in the legend; dragging zooms, and the other time charts follow
+    chromium.open(single)
+    box = chromium.evaluate("(() => { const r = document.querySelector('#chart-depth .u-over').getBoundingClientRect();"
+                            " window.scrollTo(0, r.top - 100); const q = document.querySelector('#chart-depth .u-over')"
+                            ".getBoundingClientRect(); return [q.left, q.top, q.width, q.height]; })()")
+    left, top, width, height = box
+    y = top + height / 2
+    chromium.mouse("mouseMoved", left + width * 0.5, y)
+    assert chromium.evaluate("document.querySelector('#chart-depth .u-legend .u-series:nth-child(2) .u-value').textContent") != "–"
+    chromium.mouse("mousePressed", left + width * 0.25, y)
+    chromium.mouse("mouseMoved", left + width * 0.45, y, pressed=True)
+    chromium.mouse("mouseReleased", left + width * 0.45, y)
+    ranges = chromium.evaluate("window.sqslabCharts.filter(u => u.sqslabId !== 'chart-histogram')"
+                               ".map(u => [u.scales.x.min, u.scales.x.max])")
+    full = chromium.evaluate("window.sqslabCharts[0].data[0].slice(-1)[0]")
+    assert len({(round(a, 3), round(b, 3)) for a, b in ranges}) == 1, ranges
+    assert ranges[0][1] - ranges[0][0] < full * 0.5, (ranges, full)
     chromium.open(single)
     shot = tmp_path / "report.png"
     chromium.screenshot(shot, height=2300)
