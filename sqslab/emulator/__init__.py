@@ -21,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from sqslab.emulator.server import READY_PREFIX  # stdlib-only module: cheap to import
+
 __all__ = ["Emulator", "EmulatorError", "serve", "child_env", "DUMMY_ENV"]
 
 #: Credentials and region every emulator client may use; never real ones.
@@ -47,7 +49,6 @@ _SCRUBBED = (
 )
 
 START_TIMEOUT_S = 30.0
-READY_PREFIX = "SQSLAB_EMULATOR_READY "
 
 
 class EmulatorError(RuntimeError):
@@ -274,11 +275,7 @@ def _url_host(host: str) -> str:
 
 def serve(port: int = 0, host: str = "127.0.0.1") -> None:
     """Run the emulator in the foreground until Ctrl-C, printing the endpoint and env."""
-    emu = Emulator(port=port, host=host)
-    try:
-        emu.start()
-    except EmulatorError:
-        raise
+    emu = Emulator(port=port, host=host).start()
     try:
         url = emu.endpoint_url
         print(f"SQS emulator (patched moto) listening on {url}  (pid {emu.pid}, started in {emu.start_seconds:.2f} s)")
