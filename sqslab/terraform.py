@@ -648,11 +648,13 @@ class Terraform:
 
         Runs init first when the working copy has none. Output lines stream to ``on_line``.
         """
+        self._check_target()
         if not (self.workdir / ".terraform").is_dir():
             self.init(on_line=on_line)
         else:
             self.prepare()
         self._keep_tfvars(tfvars)
+        self._target_path.write_text(json.dumps({"endpoint_url": self.endpoint_url}) + "\n")
         self.run(
             ["apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={self.tfvars_path}"],
             on_line=on_line,
@@ -673,6 +675,7 @@ class Terraform:
         """
         if not self._state_has_resources():
             return False
+        self._check_target()
         if not self.tfvars_path.is_file():
             raise TerraformError(f"cannot destroy: {self.tfvars_path} (kept by apply) is missing", command="destroy")
         if not (self.workdir / ".terraform").is_dir():
@@ -684,6 +687,26 @@ class Terraform:
             on_line=on_line,
         )
         return True
+
+    @property
+    def _target_path(self) -> Path:
+        return self.state_dir / "target.json"
+
+    def _check_target(self) -> None:
+        """Refuse to touch a state made against another endpoint (emulator vs AWS).
+
+        Resources are known by name (IAM roles, queues): an emulator's state destroyed
+        with real credentials could delete real roles of the same name.
+        """
+        if not self._state_has_resources() or not self._target_path.is_file():
+            return
+        recorded = json.loads(self._target_path.read_text()).get("endpoint_url")
+        if recorded != self.endpoint_url:
+            where = lambda url: f"the emulator at {url}" if url else "AWS"  # noqa: E731
+            raise TerraformError(
+                f"{self.state_path} holds resources applied to {where(recorded)}, "
+                f"but this Terraform targets {where(self.endpoint_url)}; use the same endpoint_url"
+            )
 
     def _keep_tfvars(self, tfvars: str | os.PathLike[str]) -> None:
         if isinstance(tfvars, os.PathLike) or (isinstance(tfvars, str) and "\n" not in tfvars and Path(tfvars).is_file()):

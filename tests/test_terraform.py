@@ -334,14 +334,16 @@ def test_variable_validations_refuse_bad_values(initialised: Terraform) -> None:
 
 @pytest.mark.terraform
 @needs_mirror
-def test_failed_command_raises_terraform_error_with_stderr(tmp_path: Path) -> None:
-    # A dead endpoint: the variable validation fails before anything is called.
-    with Terraform(tmp_path, endpoint_url="http://127.0.0.1:9", reuse_provider=False) as tf:
+def test_failed_command_raises_terraform_error_with_stderr(endpoint: str, tmp_path: Path) -> None:
+    # A value of the wrong type: terraform refuses the var file, nothing is created.
+    tfvars = render_tfvars(context()).replace("task_memory                   = 512", 'task_memory                   = "lots"')
+    with Terraform(tmp_path, endpoint_url=endpoint, reuse_provider=False) as tf:
         with pytest.raises(TerraformError) as err:
-            tf.apply(render_tfvars(context(consumers={"count": 1, "cpu": 256, "memory": 3000})))
+            tf.apply(tfvars)
     assert err.value.command == "apply" and err.value.returncode == 1
     assert "terraform apply failed (exit 1)" in str(err.value)
-    assert any("task_memory is not a valid Fargate size" in line for line in err.value.stderr_tail)
+    assert any("task_memory" in line for line in err.value.stderr_tail), err.value.stderr_tail
+    assert "last lines of stderr" in str(err.value)
 
 
 @pytest.mark.terraform
@@ -531,3 +533,19 @@ def test_checkov_passes_with_every_skip_explained(tmp_path: Path) -> None:
     for check in report["results"]["skipped_checks"]:
         reason = (check["check_result"].get("suppress_comment") or "").strip()
         assert len(reason) > 20, f"{check['check_id']} on {check['resource']} is skipped without a reason"
+
+
+@pytest.mark.terraform
+@needs_terraform
+def test_state_of_one_target_is_not_touched_from_another(tmp_path: Path) -> None:
+    workdir = tmp_path / "stack"
+    workdir.mkdir()
+    state = {"version": 4, "resources": [{"mode": "managed", "type": "aws_iam_role", "instances": [{}]}]}
+    (workdir / "terraform.tfstate").write_text(json.dumps(state))
+    (tmp_path / "target.json").write_text(json.dumps({"endpoint_url": "http://127.0.0.1:4566"}))
+    (workdir / "sqslab.tfvars").write_text(render_tfvars(context()))
+    with Terraform(tmp_path, mirror=None) as tf:  # no endpoint: real AWS
+        with pytest.raises(TerraformError, match="applied to the emulator at http://127.0.0.1:4566, but this Terraform targets AWS"):
+            tf.destroy()
+        with pytest.raises(TerraformError, match="use the same endpoint_url"):
+            tf.apply(render_tfvars(context()))
