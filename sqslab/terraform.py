@@ -396,12 +396,12 @@ def _emulator_queue_files(python: str) -> dict[str, str]:
         'resource "terraform_data" "dlq_exists" {\n'
         "  count = var.dlq_enabled ? 1 : 0\n\n"
         '  input = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}'
-        ':${data.aws_caller_identity.current.account_id}:${var.name}-dlq"\n\n'
+        ':${data.aws_caller_identity.current.account_id}:${local.dlq_name}"\n\n'
         '  provisioner "local-exec" {\n'
         f"    interpreter = [{hcl_value(python)}, \"-c\"]\n"
         f"    command     = {hcl_value(_WAIT_FOR_DLQ)}\n"
         "    environment = {\n"
-        '      QUEUE_NAME = "${var.name}-dlq"\n'
+        "      QUEUE_NAME = local.dlq_name\n"
         "      AWS_REGION = data.aws_region.current.name\n"
         "    }\n"
         "  }\n"

@@ -6,16 +6,17 @@
 # two queues take about 50 s on real AWS. See docs/aws.md.
 
 locals {
-  # Runs against a local emulator may override this local (sqslab.terraform writes a
-  # *_override.tf) with the ARN built from the name, so the two queues are created
-  # side by side there. On AWS the DLQ must exist before a redrive policy names it.
+  dlq_name = "${var.name}-dlq"
+  # Runs against a local emulator override this local (sqslab.terraform writes a
+  # *_override.tf into its working copy) so that the main queue starts as soon as the
+  # DLQ exists. On AWS the DLQ must exist before a redrive policy names it.
   dlq_arn = var.dlq_enabled ? aws_sqs_queue.dlq[0].arn : null
 }
 
 resource "aws_sqs_queue" "dlq" {
   count = var.dlq_enabled ? 1 : 0
 
-  name                      = "${var.name}-dlq"
+  name                      = local.dlq_name
   message_retention_seconds = var.dlq_message_retention_seconds
   sqs_managed_sse_enabled   = true
 }
