@@ -122,7 +122,7 @@ def test_misspelled_hook_fails_loudly(cli, tmp_path):
     assert "register_action" in result.stderr and "known hooks" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["validate", "schema", "plan", "plugins"])
+@pytest.mark.parametrize("command", ["validate", "schema", "plan", "plugins", "run", "sweep", "report", "emulator", "produce"])
 def test_every_command_has_help(cli, command):
     result = cli(command, "-h")
     assert result.exit_code == 0 and "Usage:" in result.stdout

@@ -141,11 +141,10 @@ def compared(run_a, run_b):
 
 
 def report_command():
-    """The `report` click command from docs/report_cli_snippet.py (pasted into cli.py by the lead)."""
-    spec = importlib.util.spec_from_file_location("report_cli_snippet", ROOT / "docs" / "report_cli_snippet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.report
+    """The `sqslab report` click command."""
+    from sqslab.cli import report
+
+    return report
 
 
 # ---------------------------------------------------------------- golden files

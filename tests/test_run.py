@@ -270,3 +270,25 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_sweep_runs_each_variant_into_one_directory(tmp_path, cli):
+    scenario = tmp_path / "sweep.yaml"
+    scenario.write_text("version: 1\nname: sweepy\ninfra: {consumers: 1}\nload: [{burst: 30}]\nexpect: [lost == 0]\n")
+    result = cli("sweep", "-q", scenario, "--set", "infra.consumers=1,2", "--out", tmp_path / "sweep")
+    assert result.exit_code == 0, result.output
+    sweep = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [r["variant"] for r in sweep["runs"]] == [["infra.consumers=1"], ["infra.consumers=2"]]
+    assert [r["status"] for r in sweep["runs"]] == ["passed", "passed"]
+    second = load_run(Path(sweep["runs"][1]["run_dir"]))
+    assert second.summary["figures"]["tasks.started"] == 2
+    assert Path(sweep["runs"][0]["run_dir"]).parent == tmp_path / "sweep"
+
+
+def test_sweep_validates_every_variant_first(tmp_path, cli):
+    scenario = tmp_path / "sweep.yaml"
+    scenario.write_text("version: 1\nname: sweepy\nload: [{burst: 3}]\n")
+    result = cli("sweep", "-q", scenario, "--set", "infra.consumers=1,9", "--out", tmp_path / "sweep")
+    assert result.exit_code == 2
+    assert "--set infra.consumers=9:1:1: infra.consumers: 9 tasks is above the cost guard of 5" in result.stderr
+    assert not (tmp_path / "sweep").exists()

@@ -83,12 +83,16 @@ class LocalTarget:
         self._seed = scenario.seed
         self._restart_delay = scenario.infra.restart_delay
         endpoint = self._endpoint_url
+        # boto3 takes a few hundred ms to import: do it while the emulator starts.
+        importer = threading.Thread(target=lambda: __import__("boto3"), daemon=True)
+        importer.start()
         if endpoint is None:
             try:
                 self._emulator = Emulator(log_path=run_dir / "emulator.log").start()
             except EmulatorError as exc:
                 raise TargetError(f"the embedded SQS emulator did not start: {exc}") from exc
             endpoint = self._emulator.endpoint_url
+        importer.join()
         self._emit({"event": "emulator_started" if self._emulator else "endpoint", "endpoint_url": endpoint})
         region = scenario.infra.region
         if self._provision_with == "terraform":
