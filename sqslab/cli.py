@@ -221,10 +221,17 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--quiet", "-q", is_flag=True, help="No live progress."),
         click.option("--keep", is_flag=True, help="AWS target: keep the stack after the run (tear down with `sqslab destroy`)."),
         click.option("--image-tag", default=None, help="AWS target: the consumer image tag (default: the git revision)."),
+        click.option("--max-consumers", type=int, default=None, metavar="N",
+                     help="Cost guard: allow up to N consumer tasks (same as --set infra.max_consumers=N)."),
     ]
     for option in reversed(options):
         function = option(function)
     return plugin_options(function)
+
+
+def _guard(overrides: tuple[str, ...], max_consumers: int | None) -> tuple[str, ...]:
+    """--max-consumers as the override it stands for; it comes first so --set can still win."""
+    return ((f"infra.max_consumers={max_consumers}",) if max_consumers is not None else ()) + tuple(overrides)
 
 
 def _target_options(target: str, endpoint_url: str | None, provision: str, keep: bool, image_tag: str | None) -> dict[str, Any]:
@@ -245,7 +252,8 @@ def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, An
     rows = make_plan(scenario)
     expected = max([r.end or r.start or 0.0 for r in rows] + [0.0])
     progress = None if quiet else Progress(expected)
-    options = RunOptions(target=target, target_options=target_options, runs_dir=runs_dir, out=out, on_progress=progress)
+    options = RunOptions(target=target, target_options=target_options, runs_dir=runs_dir, out=out, on_progress=progress,
+                         on_event=progress.event if progress else None)
     if not quiet:
         click.echo(f"running {scenario.name} on {target}: ~{expected:.0f}s of load, then settling", err=True)
     result = run_scenario(scenario, host, options)
@@ -261,7 +269,8 @@ def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, An
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 @run_options
 def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_json: bool, target: str, endpoint_url: str | None,
-        provision: str, runs_dir: Path, quiet: bool, keep: bool, image_tag: str | None, plugins_dirs: tuple[Path, ...]) -> None:
+        provision: str, runs_dir: Path, quiet: bool, keep: bool, image_tag: str | None, max_consumers: int | None,
+        plugins_dirs: tuple[Path, ...]) -> None:
     """Run a scenario: stand the lab up, drive it, record every message's fate, give a verdict.
 
     Writes a run directory (scenario, events.jsonl, metrics.jsonl, summary.json, task
@@ -272,7 +281,7 @@ def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_jso
     from sqslab.rundir import load_run
 
     host = _host(plugins_dirs)
-    scenario = _load(scenario_path, host, overrides)
+    scenario = _load(scenario_path, host, _guard(overrides, max_consumers))
     result = _execute(scenario, host, target, _target_options(target, endpoint_url, provision, keep, image_tag), runs_dir, out, quiet)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2, default=str))
@@ -287,7 +296,8 @@ def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_jso
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Sweep directory (default: RUNS_DIR/<time>-<name>-sweep).")
 @run_options
 def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, target: str, endpoint_url: str | None, provision: str,
-          runs_dir: Path, quiet: bool, keep: bool, image_tag: str | None, plugins_dirs: tuple[Path, ...]) -> None:
+          runs_dir: Path, quiet: bool, keep: bool, image_tag: str | None, max_consumers: int | None,
+          plugins_dirs: tuple[Path, ...]) -> None:
     """Run variants of a scenario one after another into one sweep directory.
 
     Every combination of the --set values is validated before the first run. Exit code:
@@ -305,7 +315,7 @@ def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, targ
             raise click.UsageError(f"--set {text}: write KEY=V1,V2,... e.g. infra.consumers=1,3,5")
         axes.append([f"{key}={value}" for value in values.split(",")])
     variants = [list(combo) for combo in itertools.product(*axes)]
-    scenarios = [_load(scenario_path, host, tuple(variant)) for variant in variants]
+    scenarios = [_load(scenario_path, host, _guard(tuple(variant), max_consumers)) for variant in variants]
     sweep_dir = out or new_run_dir(runs_dir, f"{scenarios[0].name}-sweep")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     results = []

@@ -30,6 +30,13 @@ class Progress:
             self.stream.write(line + "\n")
             self.stream.flush()
 
+    def event(self, event: dict[str, Any]) -> None:
+        """Show what the target is doing before the first sample: Terraform's progress."""
+        line = event.get("line", "") if event.get("event") == "terraform" else ""
+        if any(word in line for word in ("Creation complete", "Destruction complete", "Error", "Apply complete", "Destroy complete")):
+            self.stream.write(("\r\x1b[2K" if self.tty else "") + "terraform: " + line.strip() + "\n")
+            self.stream.flush()
+
     def format(self, sample: dict[str, Any]) -> str:
         """The status line for one sample."""
         elapsed = format_duration(int(sample.get("t") or 0))

@@ -47,6 +47,7 @@ class RunOptions:
     runs_dir: Path = Path("runs")
     out: Path | None = None
     on_progress: Callable[[dict[str, Any]], None] | None = None
+    on_event: Callable[[dict[str, Any]], None] | None = None  # the target's events (e.g. terraform lines)
     handle_signals: bool = True
 
 
@@ -147,6 +148,8 @@ class Runner:
 
     def _target_log(self, event: dict[str, Any]) -> None:
         self.emit({"source": "target", **event})
+        if self.options.on_event:
+            self.options.on_event(event)
 
     # ------------------------------------------------------------ the run
 

@@ -292,3 +292,23 @@ def test_sweep_validates_every_variant_first(tmp_path, cli):
     assert result.exit_code == 2
     assert "--set infra.consumers=9:1:1: infra.consumers: 9 tasks is above the cost guard of 5" in result.stderr
     assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.terraform
+@pytest.mark.slow
+def test_provision_with_terraform_runs_on_the_stack_it_applied(tmp_path, cli):
+    """`--provision terraform`: the project's stack applied to the emulator, then the experiment."""
+    from tests.test_terraform import MIRROR, TERRAFORM
+
+    if TERRAFORM is None or MIRROR is None:
+        pytest.skip("terraform or a hashicorp/aws 5.x filesystem mirror is missing (set SQSLAB_TF_PLUGIN_MIRROR)")
+    scenario = tmp_path / "tf.yaml"
+    scenario.write_text("version: 1\nname: tf-provisioned\ninfra: {consumers: 2, queue: {visibility_timeout: 7s}, dlq: {max_receive_count: 4}}\n"
+                        "load: [{burst: 40}]\nexpect: [lost == 0, processed == 40]\n")
+    out = tmp_path / "run"
+    result = cli("run", "-q", scenario, "--provision", "terraform", "--out", out)
+    assert result.exit_code == 0, result.output
+    provisioned = next(e for e in load_run(out).events() if e.get("event") == "provisioned")
+    assert provisioned["queue_url"].endswith("/tf-provisioned-queue")
+    lines = [e["line"] for e in load_run(out).events() if e.get("event") == "terraform"]
+    assert any("Apply complete!" in line for line in lines) and any("Destroy complete!" in line for line in lines)

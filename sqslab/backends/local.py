@@ -103,16 +103,15 @@ class LocalTarget:
         return self._endpoints
 
     def _provision_terraform(self, scenario: Any, run_dir: Path, endpoint: str) -> tuple[str, str | None]:
+        """Apply the project's Terraform stack to the emulator: what ships is what runs."""
         from sqslab import terraform
 
-        stack = terraform.Stack(run_dir / "terraform", endpoint_url=endpoint)
-        self._terraform = stack
         try:
-            stack.init()
-            stack.apply(scenario.terraform_context(), on_line=lambda line: self._emit({"event": "terraform", "line": line}))
-            outputs = stack.output_json()
+            self._terraform = terraform.Terraform(run_dir / "terraform", endpoint_url=endpoint)
+            tfvars = terraform.render_tfvars(scenario.terraform_context(image_tag="local"))
+            outputs = self._terraform.apply(tfvars, on_line=lambda line: self._emit({"event": "terraform", "line": line}))
         except terraform.TerraformError as exc:
-            raise TargetError(str(exc)) from exc
+            raise TargetError(f"terraform apply on the emulator failed: {exc}") from exc
         return outputs["queue_url"], outputs.get("dlq_url") or None
 
     def _client_for(self, endpoint: str | None, region: str) -> Any:
@@ -222,9 +221,11 @@ class LocalTarget:
         finally:
             if self._terraform is not None:
                 try:
-                    self._terraform.destroy()
+                    self._terraform.destroy(on_line=lambda line: self._emit({"event": "terraform", "line": line}))
                 except Exception as exc:  # the emulator goes away next anyway
                     self._emit({"event": "terraform_destroy_failed", "error": str(exc)})
+                finally:
+                    self._terraform.close()
             if self._emulator is not None:
                 self._emulator.stop()
                 self._emit({"event": "emulator_stopped"})
