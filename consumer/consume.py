@@ -160,6 +160,7 @@ def load_config(env: dict[str, str]) -> dict[str, Any]:
         "idempotency": _env_bool(env, "IDEMPOTENCY", False),
         "idempotency_window_seconds": _env_float(env, "IDEMPOTENCY_WINDOW_SECONDS", 300.0, 0, 1e9),
         "poison_marker": env.get("POISON_MARKER", "").strip() or "poison",
+        "release_on_stop": _env_bool(env, "RELEASE_ON_STOP", False),
         "log_level": (env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
     }
     if cfg["work_time_max_ms"] < cfg["work_time_min_ms"]:
@@ -295,10 +296,11 @@ class Consumer:
                 backoff = 0.0
                 for i, message in enumerate(messages):
                     if self.stop_reason is not None:
-                        # Stopping: the rest of this batch is left undeleted and unstarted.
-                        # SQS makes it visible again when its visibility timeout ends and
-                        # another consumer takes it; no received event is written for it.
-                        self._log(f"leaving {len(messages) - i} received message(s) to the visibility timeout")
+                        # Stopping: the rest of this batch is not started. By default it is
+                        # left to the visibility timeout, as a naive consumer does; with
+                        # RELEASE_ON_STOP it is made visible again at once.
+                        for rest in messages[i:]:
+                            self._leave(rest)
                         break
                     self._handle(message)
         except _Stop:
@@ -391,6 +393,27 @@ class Consumer:
             "processed", message_id=message_id, id=ident, receive_count=receive_count, work_ms=round(work_ms, 3)
         )
         self._delete(receipt, message_id)
+
+    def _leave(self, message: dict[str, Any]) -> None:
+        """A received message this task will not start: `released` (visible again now) or
+        `abandoned` (visible again when its visibility timeout ends)."""
+        payload, _ = parse_payload(message.get("Body", ""), self.cfg["poison_marker"])
+        ident = payload.get("id") if payload is not None and isinstance(payload.get("id"), str) else None
+        try:
+            receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)) or None
+        except (TypeError, ValueError):
+            receive_count = None
+        fields = {"message_id": message.get("MessageId"), "id": ident, "receive_count": receive_count}
+        if self.cfg["release_on_stop"]:
+            try:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.cfg["queue_url"], ReceiptHandle=message.get("ReceiptHandle"), VisibilityTimeout=0
+                )
+                self.events.emit("released", **fields)
+                return
+            except Exception as exc:  # noqa: BLE001 - then it waits out its timeout like the rest
+                self._log(f"release of {fields['message_id']} failed: {_describe(exc)}", force=True)
+        self.events.emit("abandoned", **fields)
 
     def _fail(self, message_id: str | None, ident: str | None, receive_count: int | None, reason: str) -> None:
         # Not deleted: SQS delivers it again after the visibility timeout (or dead-letters it).

@@ -93,7 +93,7 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit) -> Ledger:
             send_failed += event.get("count", 1)
         elif event.get("source") != "consumer":
             continue
-        elif kind == "received":
+        elif kind in ("received", "abandoned", "released"):
             receives += 1
             task = event.get("task", "?")
             per_task[task]["received"] += 1

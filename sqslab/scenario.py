@@ -98,6 +98,7 @@ class Knobs:
     poison_rate: float = 0.0
     batch_size: int = 10
     wait_time: float = 20.0
+    release_on_stop: bool = False
 
     def to_env(self) -> dict[str, str]:
         """The consumer's environment for these knobs (docs/contracts.md)."""
@@ -113,6 +114,7 @@ class Knobs:
             "IDEMPOTENCY": "true" if self.idempotency else "false",
             "IDEMPOTENCY_WINDOW_SECONDS": str(round(self.idempotency_window)),
             "POISON_MARKER": "poison",
+            "RELEASE_ON_STOP": "true" if self.release_on_stop else "false",
         }
 
     def updated(self, changes: dict[str, Any]) -> Knobs:

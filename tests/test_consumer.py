@@ -295,7 +295,7 @@ def test_sigterm_mid_message_finishes_it_and_leaves_the_rest_of_the_batch(emulat
     assert c.stop(signal.SIGTERM) == 0
     elapsed = time.monotonic() - t0
     assert 0.6 < elapsed < 5, elapsed  # it finished the work in hand rather than dropping it
-    assert [e["event"] for e in c.events] == ["started", "received", "processed", "stopped"]
+    assert [e["event"] for e in c.events] == ["started", "received", "processed", "abandoned", "abandoned", "stopped"]
     assert c.of("stopped")[0] == {**c.of("stopped")[0], "reason": "SIGTERM", "processed": 1}
     # The message in hand is deleted; the two not started stay in flight until their
     # visibility timeout ends.
