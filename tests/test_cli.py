@@ -144,3 +144,13 @@ def test_validate_imports_no_boto3_or_moto():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3','botocore','moto')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_plan_for_aws_shows_the_tfvars(cli):
+    result = cli("plan", "--target", "aws", "--image-tag", "abc123", ROOT / "scenarios" / "dlq_growth.yaml")
+    assert result.exit_code == 0
+    tfvars = result.stdout.split("terraform.tfvars:\n", 1)[1]
+    assert 'name                          = "dlq-growth"' in tfvars
+    assert "visibility_timeout_seconds    = 2" in tfvars and "desired_count                 = 2" in tfvars
+    assert 'image_tag                     = "abc123"' in tfvars
+    assert '"ERROR_RATE"                 = "0.2"' in tfvars
