@@ -32,10 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sqslab.emulator import Emulator  # noqa: E402
+from sqslab.emulator import Emulator, client  # noqa: E402
 
 FORK = multiprocessing.get_context("fork")
 CONSUMERS = 5
@@ -74,13 +73,7 @@ class Sizes:
 
 
 def _client(endpoint: str) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint,
-        region_name="us-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return client(endpoint)
 
 
 def _counts(sqs: Any, url: str) -> tuple[int, int, int]:

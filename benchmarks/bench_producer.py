@@ -23,7 +23,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -32,23 +31,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
-import botocore.config  # noqa: E402
 
-from sqslab.emulator import Emulator  # noqa: E402
+from sqslab.emulator import Emulator, client  # noqa: E402
 from sqslab.producer import DEFAULT_SENDERS, Producer  # noqa: E402
 from sqslab.timeline import Phase  # noqa: E402
 
 
 def make_client(endpoint_url: str) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint_url,
-        region_name="us-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=botocore.config.Config(max_pool_connections=20),
-    )
+    return client(endpoint_url, max_pool_connections=20)
 
 
 def fresh_queue(client: Any) -> str:

@@ -55,3 +55,11 @@ def emulator():
 
     with Emulator() as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def sqs(emulator):
+    """A boto3 SQS client for the session's emulator (dummy credentials)."""
+    from sqslab.emulator import client
+
+    return client(emulator.endpoint_url)

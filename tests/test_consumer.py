@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import boto3
 import pytest
 
 from sqslab.consumer import consume
@@ -37,17 +36,6 @@ REGION = "us-west-1"
 
 
 # ``emulator`` (one sqslab Emulator for the session) comes from conftest.py.
-
-
-@pytest.fixture(scope="module")
-def sqs(emulator: Emulator) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=emulator.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def make_queue(sqs: Any, visibility: int = 30, dlq_max_receives: int | None = None) -> tuple[str, str | None]:

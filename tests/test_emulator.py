@@ -26,7 +26,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sqslab.emulator import Emulator, EmulatorError
+from sqslab.emulator import Emulator, EmulatorError, client
 from sqslab.emulator.server import SWITCH_INTERVAL_ENV
 
 pytestmark = pytest.mark.integration
@@ -40,13 +40,7 @@ AMPLIFIED_SWITCH_INTERVAL = "0.0001"
 
 
 def _client(endpoint_url: str) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint_url,
-        region_name="us-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return client(endpoint_url, max_pool_connections=20)
 
 
 def _alive(pid: int) -> bool:

@@ -8,7 +8,6 @@ import time
 import uuid
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pytest
 
@@ -20,17 +19,6 @@ REGION = "us-west-1"
 RECORD_KEYS = {"id", "seq", "message_id", "sent_at", "phase", "poison"}
 
 # ``emulator`` (one sqslab Emulator for the session) comes from conftest.py.
-
-
-@pytest.fixture(scope="module")
-def sqs(emulator: Emulator) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=emulator.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqslab.backends import Endpoints, TargetError, TaskCounts
+from sqslab.emulator import client as emulator_client
 from sqslab.hookspecs import hookimpl
 
 # How long a task stopped with SIGTERM gets before SIGKILL, as ECS's stopTimeout.
@@ -98,7 +99,7 @@ class LocalTarget:
         if self._provision_with == "terraform":
             queue_url, dlq_url = self._provision_terraform(scenario, run_dir, endpoint)
         else:
-            queue_url, dlq_url = create_queues(self._client_for(endpoint, region), scenario, run_dir.name)
+            queue_url, dlq_url = create_queues(emulator_client(endpoint, region=region), scenario, run_dir.name)
         self._endpoints = Endpoints(queue_url, dlq_url, endpoint, region)
         return self._endpoints
 
@@ -114,22 +115,10 @@ class LocalTarget:
             raise TargetError(f"terraform apply on the emulator failed: {exc}") from exc
         return outputs["queue_url"], outputs.get("dlq_url") or None
 
-    def _client_for(self, endpoint: str | None, region: str) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        from sqslab.emulator import DUMMY_ENV
-
-        return boto3.session.Session(
-            aws_access_key_id=DUMMY_ENV["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=DUMMY_ENV["AWS_SECRET_ACCESS_KEY"],
-            region_name=region,
-        ).client("sqs", endpoint_url=endpoint, config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32))
-
     def sqs_client(self) -> Any:
         """A boto3 SQS client for the run's endpoint, with dummy credentials."""
         assert self._endpoints is not None, "provision first"
-        return self._client_for(self._endpoints.endpoint_url, self._endpoints.region)
+        return emulator_client(self._endpoints.endpoint_url, region=self._endpoints.region, max_pool_connections=32)
 
     # ------------------------------------------------------------ the service
 

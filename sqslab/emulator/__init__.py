@@ -20,10 +20,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from sqslab.emulator.server import READY_PREFIX  # stdlib-only module: cheap to import
 
-__all__ = ["Emulator", "EmulatorError", "serve", "child_env", "DUMMY_ENV"]
+__all__ = ["Emulator", "EmulatorError", "serve", "child_env", "client", "DUMMY_ENV"]
 
 #: Credentials and region every emulator client may use; never real ones.
 DUMMY_ENV: dict[str, str] = {
@@ -53,6 +54,20 @@ START_TIMEOUT_S = 30.0
 
 class EmulatorError(RuntimeError):
     """The emulator could not be started or did not answer."""
+
+
+def client(endpoint_url: str | None, service: str = "sqs", region: str | None = None, max_pool_connections: int = 10) -> Any:
+    """A boto3 client for an emulator (or any SQS-compatible endpoint) with the dummy
+    credentials, never the user's; boto3 is imported here, when first needed."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session(
+        aws_access_key_id=DUMMY_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name=region or DUMMY_ENV["AWS_REGION"],
+    ).client(service, endpoint_url=endpoint_url,
+             config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max_pool_connections))
 
 
 def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
