@@ -1,0 +1,542 @@
+"""The AWS target, offline: ECS actions and log reading against moto in-process, a whole
+provision and teardown with Terraform against the embedded emulator, a failed apply,
+and `destroy_run`.
+
+moto does not start a service's tasks by itself (and ignores ListTasks' serviceName):
+the fixture runs them with RunTask as the service scheduler would, `startedBy`
+ecs-svc and group `service:NAME`. UpdateService's desiredCount becomes runningCount at
+once there, which is what a stopped (or scaled) service converges to on AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from sqslab.backends import TargetError, TaskCounts
+from sqslab.backends import aws as awsmod
+from sqslab.backends.aws import AwsTarget, destroy_run, find_kept_run, stack_has_resources
+from sqslab.scenario import Knobs
+
+REGION = "us-west-1"
+CLUSTER, SERVICE, FAMILY, LOG_GROUP = "lab-1a2b", "lab-1a2b-consumer", "lab-1a2b-consumer", "/ecs/lab-1a2b/consumer"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials only: nothing here may reach a real account."""
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+
+
+def _quick(target: AwsTarget) -> AwsTarget:
+    target.poll_interval = 0.01
+    target.tasks_poll_interval = 0.0
+    target.log_poll_interval = 0.0
+    target.log_quiet = 0.2
+    target.log_drain_timeout = 5.0
+    target.stop_timeout = 5.0
+    target.start_timeout = 5.0
+    return target
+
+
+class Stack:
+    """A service as the Terraform stack leaves it, in moto; and the target attached to it."""
+
+    def __init__(self, desired: int, env: dict[str, str]) -> None:
+        import boto3
+
+        self.ecs = boto3.client("ecs", region_name=REGION)
+        self.logs = boto3.client("logs", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        self.ecs.create_cluster(clusterName=CLUSTER)
+        environment = [{"name": k, "value": v} for k, v in sorted(env.items())]
+        self.taskdef = self.ecs.register_task_definition(
+            family=FAMILY, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            executionRoleArn="arn:aws:iam::123456789012:role/lab-1a2b-consumer-execution",
+            taskRoleArn="arn:aws:iam::123456789012:role/lab-1a2b-consumer-task",
+            containerDefinitions=[{
+                "name": "consumer", "image": "123456789012.dkr.ecr.us-west-1.amazonaws.com/sqs-demo/consumer:abc",
+                "essential": True, "memory": 512, "environment": environment,
+                "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": LOG_GROUP, "awslogs-region": REGION,
+                                                                         "awslogs-stream-prefix": "consumer"}},
+            }],
+        )["taskDefinition"]  # fmt: skip
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.42.0.0/24")["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # as the stack's; moto's ENIs need it
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.0.0/25")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="lab-1a2b-consumer", Description="tasks", VpcId=vpc)["GroupId"]
+        self.network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group], "assignPublicIp": "ENABLED"}}
+        self.ecs.create_service(cluster=CLUSTER, serviceName=SERVICE, taskDefinition=self.taskdef["taskDefinitionArn"],
+                                desiredCount=desired, launchType="FARGATE", networkConfiguration=self.network)
+        self.logs.create_log_group(logGroupName=LOG_GROUP)
+        queue_url = sqs.create_queue(QueueName="lab-1a2b-queue")["QueueUrl"]
+        self.outputs = {"queue_url": queue_url, "dlq_url": None, "cluster_name": CLUSTER, "service_name": SERVICE,
+                        "log_group_name": LOG_GROUP, "region": REGION}
+        self.events: list[dict[str, Any]] = []
+        self.target = _quick(AwsTarget(log=self.events.append, quiet=True))
+        self.target.use_stack(self.outputs)
+
+    def run_tasks(self, count: int) -> list[str]:
+        """Start tasks the way the service scheduler does."""
+        found = self.ecs.run_task(cluster=CLUSTER, taskDefinition=self.service()["taskDefinition"], count=count,
+                                  launchType="FARGATE", startedBy="ecs-svc/0123456789", group=f"service:{SERVICE}",
+                                  networkConfiguration=self.network)
+        return [t["taskArn"] for t in found["tasks"]]
+
+    def service(self) -> dict[str, Any]:
+        return self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+
+    def running_arns(self) -> list[str]:
+        return self.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
+
+    def log(self, stream: str, lines: list[str], ts: int | None = None) -> None:
+        try:
+            self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        except self.logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        base = ts or int(time.time() * 1000)
+        self.logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
+                                 logEvents=[{"timestamp": base + i, "message": line} for i, line in enumerate(lines)])
+
+
+@pytest.fixture
+def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    from moto import mock_aws
+
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "3")  # the running count moto reports for a new service
+    with mock_aws():
+        lab = Stack(3, {"QUEUE_URL": "https://sqs.us-west-1.amazonaws.com/123456789012/lab-1a2b-queue",
+                        "AWS_REGION": REGION, "SEED": "7", **Knobs().to_env()})
+        lab.run_tasks(3)
+        yield lab
+
+
+# -- ECS actions -------------------------------------------------------------------------------
+
+
+def test_registered_as_the_aws_target() -> None:
+    from sqslab.plugins import _collect, load_plugins
+
+    host = load_plugins(entry_points=False)
+    if "aws" not in host.targets:  # until plugins.DEFAULT_PLUGINS names sqslab.backends.aws
+        host.manager.register(awsmod, name="sqslab.backends.aws")
+        host = _collect(host.manager)
+    assert host.targets["aws"].factory is AwsTarget
+    assert "Fargate" in host.targets["aws"].description
+
+
+def test_kill_stops_the_tasks_the_seeded_rng_picks(stack: Stack) -> None:
+    arns = sorted(stack.running_arns())
+    expected = sorted(a.rsplit("/", 1)[1] for a in random.Random("7-0").sample(arns, 2))
+    killed = stack.target.kill(2, random.Random("7-0"))
+    assert killed == expected, "same seed, same tasks: the choice is made over the sorted task list"
+    left = stack.running_arns()
+    assert len(left) == 1 and left[0].rsplit("/", 1)[1] not in killed
+    stopped = stack.ecs.describe_tasks(cluster=CLUSTER, tasks=[a for a in arns if a.rsplit("/", 1)[1] in killed])["tasks"]
+    assert {t["stoppedReason"] for t in stopped} == {"sqslab kill_consumer"}
+    assert {"event": "tasks_killed", "tasks": killed} in stack.events
+    assert stack.target.kill(5, random.Random(1)) == [left[0].rsplit("/", 1)[1]], "no more than are running"
+    assert stack.target.kill(1, random.Random(1)) == []
+
+
+def test_scale_sets_the_desired_count(stack: Stack) -> None:
+    stack.target.scale(5)
+    assert stack.service()["desiredCount"] == 5
+    stack.target.scale(1)
+    assert stack.service()["desiredCount"] == 1
+
+
+def test_set_consumer_registers_the_next_revision_and_rolls_the_service(stack: Stack) -> None:
+    stack.target.set_consumer(Knobs().updated({"error_rate": 0.5, "work_time": "1s..2s"}))
+    service = stack.service()
+    assert service["taskDefinition"].endswith(f"{FAMILY}:2")
+    new = stack.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    env = {e["name"]: e["value"] for e in new["containerDefinitions"][0]["environment"]}
+    assert env["ERROR_RATE"] == "0.5" and (env["WORK_TIME_MIN_MS"], env["WORK_TIME_MAX_MS"]) == ("1000", "2000")
+    assert env["QUEUE_URL"].endswith("/lab-1a2b-queue") and env["AWS_REGION"] == REGION and env["SEED"] == "7", "kept"
+    old = stack.taskdef
+    for key in ("cpu", "memory", "executionRoleArn", "taskRoleArn", "networkMode", "requiresCompatibilities"):
+        assert new[key] == old[key], key
+    assert new["containerDefinitions"][0]["logConfiguration"] == old["containerDefinitions"][0]["logConfiguration"]
+    assert new["containerDefinitions"][0]["image"] == old["containerDefinitions"][0]["image"]
+    assert any(e["event"] == "task_definition_registered" and e["revision"] == 2 for e in stack.events)
+
+
+def test_tasks_counts_running_desired_and_every_task_started(stack: Stack) -> None:
+    assert stack.target.tasks() == TaskCounts(running=3, desired=3, started=3)
+    stack.target.kill(1, random.Random(3))
+    stack.run_tasks(1)  # the service's replacement
+    stack.target.scale(4)
+    assert stack.target.tasks() == TaskCounts(running=4, desired=4, started=4)
+    started = [e["task"] for e in stack.events if e["event"] == "task_started"]
+    exited = [e for e in stack.events if e["event"] == "task_exited"]
+    assert len(started) == len(set(started)) == 4
+    assert [(e["reason"], e["stopped_reason"]) for e in exited] == [("killed", "sqslab kill_consumer")]
+
+
+def test_tasks_poll_listtasks_at_most_once_a_second(stack: Stack) -> None:
+    stack.target.tasks_poll_interval = 1.0
+    assert stack.target.tasks().started == 3
+    stack.run_tasks(1)
+    assert stack.target.tasks().started == 3, "within the interval: counted later"
+    stack.target._last_tasks_poll -= 1.0
+    assert stack.target.tasks().started == 4
+
+
+def test_consumer_events_parse_json_lines_across_pages_once_each(stack: Stack) -> None:
+    stack.target.log_page_limit = 3  # FilterLogEvents pages of 3 events
+    t = int(time.time() * 1000)
+    stack.log("consumer/consumer/task-a", [
+        json.dumps({"ts": t / 1000, "event": "started", "task": "task-a", "config": {}}),
+        "consume: no task id from ECS metadata (URLError: ...)",
+        json.dumps({"ts": t / 1000 + 0.1, "event": "received", "task": "task-a", "id": "m1", "receive_count": 1}),
+        "[1, 2, 3]",
+        "Traceback (most recent call last):",
+        json.dumps({"ts": t / 1000 + 0.2, "event": "processed", "task": "task-a", "id": "m1", "receive_count": 1}),
+    ], ts=t)
+    stack.log("consumer/consumer/task-b", [json.dumps({"ts": t / 1000 + 0.05, "event": "started", "config": {}})], ts=t + 50)
+    first = stack.target.consumer_events()
+    assert [(e["event"], e["task"]) for e in first] == [
+        ("started", "task-a"), ("started", "task-b"), ("received", "task-a"), ("processed", "task-a")
+    ], "JSON objects only, in time order; the task from the stream when the line has none"
+    assert all(e["source"] == "consumer" for e in first)
+    assert stack.target.consumer_events() == [], "each event once"
+    # Ingestion lag: an event older than the newest one seen arrives late; it is still read.
+    stack.log("consumer/consumer/task-b", [json.dumps({"ts": t / 1000 + 0.15, "event": "failed", "id": "m2"})], ts=t + 150)
+    late = stack.target.consumer_events()
+    assert [(e["event"], e["task"], e["id"]) for e in late] == [("failed", "task-b", "m2")]
+
+
+def test_consumer_events_are_read_at_most_every_poll_interval(stack: Stack) -> None:
+    stack.target.log_poll_interval = 60.0
+    stack.target.consumer_events()
+    stack.log("consumer/consumer/task-a", [json.dumps({"ts": time.time(), "event": "started"})])
+    assert stack.target.consumer_events() == [], "the runner asks every 50 ms; CloudWatch is asked less"
+
+
+def test_stop_consumers_scales_to_zero_and_collects_the_last_events(stack: Stack) -> None:
+    stack.log("consumer/consumer/task-a", [json.dumps({"ts": time.time(), "event": "stopped", "reason": "SIGTERM", "processed": 3})])
+    stack.target.stop_consumers(grace=0)
+    service = stack.service()
+    assert (service["desiredCount"], service["runningCount"]) == (0, 0)
+    events = stack.target.consumer_events()
+    assert [e["event"] for e in events] == ["stopped"], "read while stopping, handed over on the next call"
+
+
+def test_start_consumers_sets_the_count_and_waits_until_running(stack: Stack) -> None:
+    stack.target.start_consumers(2, Knobs())
+    service = stack.service()
+    assert (service["desiredCount"], service["runningCount"]) == (2, 2)
+    assert service["taskDefinition"].endswith(":1"), "same knobs: no new revision"
+    stack.target.start_consumers(2, Knobs(error_rate=0.3))
+    assert stack.service()["taskDefinition"].endswith(":2"), "other knobs: a revision with them"
+
+
+def test_a_task_that_cannot_start_fails_at_once(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import mock_aws
+
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")
+    with mock_aws():
+        lab = Stack(1, Knobs().to_env())
+        arn = lab.run_tasks(1)[0]
+        lab.ecs.stop_task(cluster=CLUSTER, task=arn, reason="CannotPullContainerError: pull image manifest has been retried 5 time(s)")
+        lab.target.start_timeout = 60.0
+        t0 = time.monotonic()
+        with pytest.raises(TargetError) as err:
+            lab.target.start_consumers(1, Knobs())
+        assert time.monotonic() - t0 < 5
+    message = str(err.value)
+    assert "stopped before it ran: CannotPullContainerError" in message and "sqslab image push --region us-west-1" in message
+
+
+def test_start_consumers_gives_up_after_the_timeout_with_the_service_events(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import mock_aws
+
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")
+    with mock_aws():
+        lab = Stack(2, Knobs().to_env())
+        lab.target.start_timeout = 0.2
+        with pytest.raises(TargetError, match=r"only 0 of 2 consumer tasks were running after 0.2s"):
+            lab.target.start_consumers(2, Knobs())
+
+
+class FakeTerraform:
+    """Records what teardown asks of the Terraform object."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def destroy(self, on_line: Any = None) -> bool:
+        self.calls.append("destroy")
+        if on_line:
+            on_line("Destroy complete! Resources: 23 destroyed.")
+        return True
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_teardown_destroys_once(stack: Stack, tmp_path: Path) -> None:
+    fake = FakeTerraform()
+    stack.target._terraform, stack.target.state_dir, stack.target._run_dir = fake, tmp_path, tmp_path
+    stack.target.teardown()
+    stack.target.teardown()
+    assert fake.calls == ["destroy", "close"]
+    assert {"event": "terraform", "command": "destroy", "line": "Destroy complete! Resources: 23 destroyed."} in stack.events
+
+
+def test_teardown_with_keep_scales_to_zero_and_says_how_to_destroy(stack: Stack, tmp_path: Path) -> None:
+    fake = FakeTerraform()
+    stack.target.keep = True
+    stack.target._terraform, stack.target.state_dir, stack.target._run_dir = fake, tmp_path / "terraform", tmp_path
+    stack.target.teardown()
+    assert fake.calls == ["close"], "no destroy"
+    assert stack.service()["desiredCount"] == 0, "a kept stack runs no task"
+    kept = next(e for e in stack.events if e["event"] == "stack_kept")
+    assert kept["destroy"] == f"sqslab destroy {tmp_path}"
+
+
+# -- provision's checks before Terraform ----------------------------------------------------------
+
+
+@pytest.fixture
+def scenario(host: Any) -> Any:
+    from sqslab.scenario import load_scenario_text
+
+    text = """
+        version: 1
+        name: aws-target
+        seed: 3
+        infra: {queue: {visibility_timeout: 5s}, dlq: {max_receive_count: 2}, consumers: 1}
+        consumer: {error_rate: 0.1}
+        load: [{rate: 1/s, duration: 1s}]
+    """
+    import textwrap
+
+    return load_scenario_text(textwrap.dedent(text), host)
+
+
+def test_provision_needs_the_image_in_ecr(aws_env: None, scenario: Any, tmp_path: Path) -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        target = AwsTarget(image_tag="abc123", quiet=True)
+        with pytest.raises(TargetError, match=r"no ECR repository sqs-demo/consumer in us-west-1: run `sqslab image push --region us-west-1` first"):
+            target.provision(scenario, tmp_path)
+        boto3.client("ecr", region_name=REGION).create_repository(repositoryName="sqs-demo/consumer")
+        with pytest.raises(TargetError, match=r"sqs-demo/consumer:abc123 is not in ECR \(us-west-1\).*--image-tag"):
+            target.provision(scenario, tmp_path)
+    assert not (tmp_path / "terraform" / "stack").exists(), "nothing applied"
+    target.teardown()  # nothing to tear down: no error
+
+
+def test_provision_without_a_tag_outside_git_says_what_to_pass(scenario: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqslab.image
+
+    monkeypatch.setattr(sqslab.image, "git_revision", lambda root=None: None)
+    with pytest.raises(TargetError, match=r"pass --image-tag TAG \(the tag `sqslab image push` printed\)"):
+        AwsTarget(quiet=True).provision(scenario, tmp_path)
+
+
+def test_stack_names_are_unique_and_valid() -> None:
+    import re
+
+    names = {awsmod.stack_name("a" * 32) for _ in range(20)}
+    assert len(names) == 20
+    for name in names | {awsmod.stack_name("dlq-growth")}:
+        assert re.fullmatch(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$", name), name
+
+
+# -- destroy_run without Terraform ------------------------------------------------------------------
+
+
+def _fake_state(run_dir: Path, resources: int, endpoint_url: str | None = None) -> Path:
+    state_dir = run_dir / "terraform"
+    (state_dir / "stack").mkdir(parents=True)
+    instances = [{"attributes": {}}]
+    state = {"version": 4, "resources": [{"mode": "managed", "type": "aws_sqs_queue", "name": f"q{i}", "instances": instances} for i in range(resources)]}
+    (state_dir / "stack" / "terraform.tfstate").write_text(json.dumps(state))
+    (state_dir / "target.json").write_text(json.dumps({"endpoint_url": endpoint_url}))
+    return run_dir
+
+
+def test_destroy_run_with_nothing_to_destroy_is_a_no_op(tmp_path: Path) -> None:
+    assert destroy_run(tmp_path / "never-ran") is False
+    assert destroy_run(_fake_state(tmp_path / "destroyed", 0)) is False
+
+
+def test_destroy_run_refuses_an_emulator_stack(tmp_path: Path) -> None:
+    run = _fake_state(tmp_path / "local", 3, endpoint_url="http://127.0.0.1:4566")
+    with pytest.raises(TargetError, match="applied to the local emulator at http://127.0.0.1:4566, not to AWS"):
+        destroy_run(run)
+
+
+def test_find_kept_run_takes_the_latest_aws_stack_with_resources(tmp_path: Path) -> None:
+    import os
+
+    assert find_kept_run(tmp_path) is None
+    old = _fake_state(tmp_path / "20260101-000000-a", 2)
+    _fake_state(tmp_path / "20260102-000000-b", 0)  # destroyed
+    _fake_state(tmp_path / "20260103-000000-c", 2, endpoint_url="http://127.0.0.1:1")  # local terraform run
+    swept = _fake_state(tmp_path / "20260104-000000-s-sweep" / "01-infra.consumers_1", 1)
+    assert find_kept_run(tmp_path) == swept
+    os.utime(old / "terraform" / "stack" / "terraform.tfstate", (time.time() + 60, time.time() + 60))
+    assert find_kept_run(tmp_path) == old
+    assert stack_has_resources(old / "terraform") and not stack_has_resources(tmp_path / "20260102-000000-b" / "terraform")
+
+
+# -- Terraform against the emulator ------------------------------------------------------------------
+
+try:
+    from sqslab import terraform as tfmod
+
+    TERRAFORM = tfmod.find_terraform()
+    MIRROR = tfmod.find_plugin_mirror() if TERRAFORM else None
+except Exception:  # noqa: BLE001 - a bad SQSLAB_TF_PLUGIN_MIRROR: skip, as test_terraform does
+    TERRAFORM = MIRROR = None
+
+needs_mirror = pytest.mark.skipif(
+    TERRAFORM is None or MIRROR is None,
+    reason="terraform or a hashicorp/aws 5.x filesystem mirror is missing "
+    "(set SQSLAB_TF_PLUGIN_MIRROR, or put one in /opt/tf-plugins or ~/.terraform.d/plugins)",
+)
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """An emulator with its service backends loaded, and the consumer image "in ECR"."""
+    import boto3
+
+    from sqslab.emulator import Emulator
+
+    with Emulator() as emulator:
+        url = emulator.endpoint_url
+        kw = dict(endpoint_url=url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+        for service, call in (("ec2", "describe_availability_zones"), ("sts", "get_caller_identity"), ("iam", "list_roles"),
+                              ("ecs", "list_clusters"), ("logs", "describe_log_groups"), ("sqs", "list_queues")):
+            getattr(boto3.client(service, **kw), call)()
+        ecr = boto3.client("ecr", **kw)
+        ecr.create_repository(repositoryName="sqs-demo/consumer", imageTagMutability="IMMUTABLE")
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": "sha256:" + "0" * 64},
+                    "layers": []}  # fmt: skip
+        ecr.put_image(repositoryName="sqs-demo/consumer", imageManifest=json.dumps(manifest), imageTag="test")
+        yield url
+
+
+@pytest.mark.terraform
+@needs_mirror
+def test_provision_use_and_teardown_against_the_emulator(endpoint: str, scenario: Any, tmp_path: Path) -> None:
+    import boto3
+
+    events: list[dict[str, Any]] = []
+    target = AwsTarget(log=events.append, endpoint_url=endpoint, image_tag="test", quiet=True)
+    run_dir = tmp_path / "run"
+    t0 = time.monotonic()
+    try:
+        endpoints = target.provision(scenario, run_dir)
+        apply_s = time.monotonic() - t0
+        assert endpoints.endpoint_url == endpoint and endpoints.region == REGION
+        name = next(e["name"] for e in events if e["event"] == "stack")
+        assert name.startswith("aws-target-") and endpoints.queue_url.endswith(f"/{name}-queue")
+        assert endpoints.dlq_url and endpoints.dlq_url.endswith(f"/{name}-dlq")
+
+        sqs = target.sqs_client()
+        sqs.send_message(QueueUrl=endpoints.queue_url, MessageBody=json.dumps({"id": "m-1"}))
+        got = sqs.receive_message(QueueUrl=endpoints.queue_url, WaitTimeSeconds=1)["Messages"]
+        assert json.loads(got[0]["Body"]) == {"id": "m-1"}
+        sqs.delete_message(QueueUrl=endpoints.queue_url, ReceiptHandle=got[0]["ReceiptHandle"])
+
+        env = (run_dir / "terraform" / ".env").read_text()
+        assert f"QUEUE_URL={endpoints.queue_url}" in env.splitlines() and "SECRET" not in env and "testing" not in env
+        tfvars = (run_dir / "terraform" / "stack" / "sqslab.tfvars").read_text()
+        assert 'image_tag                     = "test"' in tfvars and "ecr_create_repository = false" in tfvars
+        lines = [e["line"] for e in events if e["event"] == "terraform"]
+        assert any("Apply complete!" in line for line in lines), "every terraform line goes to the log"
+        progress = [e for e in events if e["event"] == "terraform_progress" and e["command"] == "apply"]
+        assert progress and progress[-1]["done"] == progress[-1]["total"] and progress[-1]["total"] >= 20
+
+        service = boto3.client("ecs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing",
+                               aws_secret_access_key="testing").describe_services(cluster=name, services=[f"{name}-consumer"])["services"][0]
+        assert service["desiredCount"] == 1
+        target.scale(0)  # an ECS call on the stack Terraform made
+        assert target.tasks().desired == 0
+        assert stack_has_resources(run_dir / "terraform")
+    finally:
+        t1 = time.monotonic()
+        target.teardown()
+        destroy_s = time.monotonic() - t1
+    assert not stack_has_resources(run_dir / "terraform"), "teardown destroyed the stack"
+    assert any(e["event"] == "stack_destroyed" for e in events)
+    target.teardown()  # idempotent
+    assert destroy_run(run_dir, endpoint_url=endpoint) is False, "nothing left for sqslab destroy"
+    assert destroy_run(run_dir, endpoint_url=endpoint) is False
+    print(f"\naws target on the emulator: provision {apply_s:.1f} s, teardown {destroy_s:.1f} s")
+
+
+@pytest.mark.terraform
+@needs_mirror
+def test_a_failed_apply_says_what_failed_and_how_to_clean_up(endpoint: str, scenario: Any, tmp_path: Path) -> None:
+    # 4096 MiB is no Fargate size for 256 CPU units: only Terraform's validation says so.
+    original = scenario.terraform_context
+
+    class Oversized:
+        def terraform_context(self, image_tag: str) -> dict[str, Any]:
+            context = original(image_tag)
+            context["consumers"] = {**context["consumers"], "memory": 4096}
+            return context
+
+    run_dir = tmp_path / "run"
+    target = AwsTarget(endpoint_url=endpoint, image_tag="test", quiet=True)
+    try:
+        with pytest.raises(TargetError) as err:
+            target.provision(Oversized(), run_dir)
+    finally:
+        target.teardown()
+    message = str(err.value)
+    assert message.startswith("terraform apply failed"), message
+    assert "task_memory is not a valid Fargate size" in " ".join(message.split()), message
+    assert f"run `sqslab destroy {run_dir}` to clean up what was created" in message
+
+
+@pytest.mark.terraform
+@needs_mirror
+def test_destroy_run_destroys_a_kept_stack_once(endpoint: str, tmp_path: Path) -> None:
+    """A stack kept by a run (here: only its log group, applied with -target to be quick)."""
+    from sqslab.terraform import Terraform, render_tfvars
+
+    context = {
+        "region": REGION, "name": "kept-" + uuid.uuid4().hex[:6],
+        "queue": {"visibility_timeout": 30, "retention": 3600, "receive_wait": 0, "delay": 0},
+        "dlq": {"enabled": False, "max_receive_count": 3, "retention": 3600},
+        "consumers": {"count": 0, "cpu": 256, "memory": 512}, "image_tag": "test", "consumer_env": {},
+        "log_retention_days": 1, "ecr_repository_name": "sqs-demo/consumer",
+    }  # fmt: skip
+    run_dir = tmp_path / "run"
+    with Terraform(run_dir / "terraform", endpoint_url=endpoint) as tf:
+        tf.prepare()
+        (tf.workdir / "sqslab.tfvars").write_text(render_tfvars(context) + "ecr_create_repository = false\n")
+        tf.init()
+        tf.run(["apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={tf.tfvars_path}",
+                "-target=aws_cloudwatch_log_group.consumer"])
+        (run_dir / "terraform" / "target.json").write_text(json.dumps({"endpoint_url": endpoint}))
+    assert stack_has_resources(run_dir / "terraform")
+    lines: list[str] = []
+    assert destroy_run(run_dir, on_line=lines.append, endpoint_url=endpoint) is True
+    assert any("Destroy complete!" in line for line in lines)
+    assert not stack_has_resources(run_dir / "terraform")
+    assert destroy_run(run_dir, endpoint_url=endpoint) is False, "a second call finds nothing"
