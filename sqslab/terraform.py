@@ -257,16 +257,17 @@ def find_plugin_mirror() -> Path | None:
 def stack_dir() -> Path:
     """Return the directory of the shipped Terraform stack.
 
-    Looked up in order: SQSLAB_TERRAFORM_DIR; ``<prefix>/share/sqslab/terraform`` and
-    the same under the user base (an installed wheel: setup.cfg ``[options.data_files]``);
-    ``terraform/`` beside the package (a source checkout or an editable install).
+    Looked up in order: SQSLAB_TERRAFORM_DIR; ``terraform/`` beside the package (a
+    source checkout or an editable install: edits there take effect);
+    ``<prefix>/share/sqslab/terraform`` and the same under the user base (an installed
+    wheel: setup.cfg ``[options.data_files]``).
     """
     candidates = []
     if os.environ.get("SQSLAB_TERRAFORM_DIR"):
         candidates.append(Path(os.environ["SQSLAB_TERRAFORM_DIR"]).expanduser())
+    candidates.append(Path(__file__).resolve().parent.parent / "terraform")
     candidates.append(Path(sys.prefix) / "share" / "sqslab" / "terraform")
     candidates.append(Path(site.getuserbase()) / "share" / "sqslab" / "terraform")  # pip install --user
-    candidates.append(Path(__file__).resolve().parent.parent / "terraform")
     for candidate in candidates:
         if (candidate / "main.tf").is_file() and (candidate / "modules").is_dir():
             return candidate

@@ -65,7 +65,8 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
         handler = KeepAliveHandler
     app: Any = DomainDispatcherApplication(create_backend_app)
     if patched:
-        app.get_application({"PATH_INFO": "/", "HTTP_AUTHORIZATION": _SQS_AUTH})  # build the SQS app now, not on the first call
+        sqs_app = app.get_application({"PATH_INFO": "/", "HTTP_AUTHORIZATION": _SQS_AUTH})  # build the SQS app now, not on the first call
+        app = _serialize_others(app, sqs_app)
     server = make_server(host, port, app, threaded=True, request_handler=handler, fd=sock.fileno())
     server.daemon_threads = True
 
@@ -97,6 +98,23 @@ _SQS_AUTH = (
     "AWS4-HMAC-SHA256 Credential=testing/20240101/us-west-1/sqs/aws4_request, "
     "SignedHeaders=host, Signature=0"
 )
+
+
+def _serialize_others(dispatcher: Any, sqs_app: Any) -> Any:
+    """SQS has its own lock (patches.py); every other service (EC2, IAM, ECS... for the
+    Terraform stack) runs one request at a time. moto's other backends are not thread
+    safe: Terraform's parallel calls raced in EC2 (a default security group rule revoked
+    while another request rebuilt it: InvalidPermission.NotFound, seen under load)."""
+    lock = threading.Lock()
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        backend_app = dispatcher.get_application(environ)
+        if backend_app is sqs_app:
+            return backend_app(environ, start_response)
+        with lock:
+            return list(backend_app(environ, start_response))
+
+    return application
 
 
 def _watch_parent(parent_pid: int, server: Any) -> None:
