@@ -498,8 +498,10 @@ class AwsTarget:
     # ------------------------------------------------------------ helpers
 
     def _show(self, line: str) -> None:
+        """A line for the person running it: a `notice` event, and stderr unless quiet."""
+        self._emit({"event": "notice", "message": line})
         if not self._quiet:
-            print(f"sqslab aws: {line}", file=sys.stderr, flush=True)
+            print(f"aws: {line}", file=sys.stderr, flush=True)
 
     def _save_state(self, **fields: Any) -> None:
         """Keep what `sqslab destroy` needs beyond Terraform's state."""
@@ -515,8 +517,9 @@ class AwsTarget:
 
 
 class _TerraformProgress:
-    """Every terraform line to the log as `{"event": "terraform", ...}`; resources done so
-    far as `terraform_progress` events and short lines on stderr."""
+    """Every terraform line to the log as `{"event": "terraform", ...}` (the CLI shows the
+    ones that matter); resources done so far as `terraform_progress` events; the plan's
+    size as a notice."""
 
     def __init__(self, emit: Log, show: Callable[[str], None]) -> None:
         self._emit, self._show = emit, show
@@ -537,9 +540,6 @@ class _TerraformProgress:
                 state["done"] += 1
                 self._emit({"event": "terraform_progress", "command": command, "done": state["done"],
                             "total": state["total"], "resource": done.group("address")})
-                self._show(f"terraform {command}: {state['done']}/{state['total'] or '?'} resources ({done.group('address')})")
-            elif line.startswith(("Apply complete!", "Destroy complete!")):
-                self._show(f"terraform {command}: {line.strip()}")
 
         return on_line
 
