@@ -84,8 +84,8 @@ class LocalTarget:
         self._seed = scenario.seed
         self._restart_delay = scenario.infra.restart_delay
         endpoint = self._endpoint_url
-        # boto3 takes a few hundred ms to import: do it while the emulator starts.
-        importer = threading.Thread(target=lambda: __import__("boto3"), daemon=True)
+        # boto3 and the SQS model take a few hundred ms to load: do it while the emulator starts.
+        importer = threading.Thread(target=emulator_client, args=("http://127.0.0.1:9",), kwargs={"region": scenario.infra.region}, daemon=True)
         importer.start()
         if endpoint is None:
             try:
