@@ -154,3 +154,30 @@ def test_plan_for_aws_shows_the_tfvars(cli):
     assert "visibility_timeout_seconds    = 2" in tfvars and "desired_count                 = 2" in tfvars
     assert 'image_tag                     = "abc123"' in tfvars
     assert '"ERROR_RATE"                 = "0.2"' in tfvars
+
+
+@pytest.mark.integration
+def test_produce_sends_to_any_queue(emulator, sqs, monkeypatch):
+    from sqslab.emulator import DUMMY_ENV
+
+    for key, value in DUMMY_ENV.items():
+        monkeypatch.setenv(key, value)
+    url = sqs.create_queue(QueueName="produce-cli")["QueueUrl"]
+    from click.testing import CliRunner
+
+    from sqslab.cli import main
+
+    result = CliRunner().invoke(main, ["produce", "--queue-url", url, "--endpoint-url", emulator.endpoint_url,
+                                       "--region", "us-west-1", "--n", "25", "--rate", "200"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("sent 25, failed 0 in ")
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "25"
+    body = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])
+    assert set(body) >= {"id", "work", "seq", "sent_at"}
+
+
+def test_produce_bad_rate_is_a_usage_error(cli):
+    result = cli("produce", "--queue-url", "http://127.0.0.1:9/q", "--rate", "0")
+    assert result.exit_code == 2
+    assert "the rate must be above 0 msg/s" in result.stderr
