@@ -1,6 +1,7 @@
 """The AWS target, offline: ECS actions and log reading against moto in-process, a whole
 provision and teardown with Terraform against the embedded emulator, a failed apply,
-and `destroy_run`.
+`destroy_run`, and a whole run through the runner with ECS simulated (a fake agent runs
+consumer processes for the service and ships their stdout to CloudWatch Logs).
 
 moto does not start a service's tasks by itself (and ignores ListTasks' serviceName):
 the fixture runs them with RunTask as the service scheduler would, `startedBy`
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 import random
+import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -540,3 +543,202 @@ def test_destroy_run_destroys_a_kept_stack_once(endpoint: str, tmp_path: Path) -
     assert any("Destroy complete!" in line for line in lines)
     assert not stack_has_resources(run_dir / "terraform")
     assert destroy_run(run_dir, endpoint_url=endpoint) is False, "a second call finds nothing"
+
+
+# -- a whole run on the aws target, ECS simulated -----------------------------------------------------
+
+
+class FakeEcsAgent(threading.Thread):
+    """What ECS and its agent do for a service, in the emulator: keep desiredCount tasks of the
+    service's task definition running as consumer processes (RunTask in moto, a process each),
+    SIGTERM the ones StopTask or a scale-in stopped, roll to a new revision, and ship each
+    task's stdout to CloudWatch Logs like the awslogs driver."""
+
+    def __init__(self, endpoint: str, outputs: dict[str, Any], endpoints: Any, seed: int | None) -> None:
+        super().__init__(name="fake-ecs-agent", daemon=True)
+        import boto3
+
+        kw = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.ecs, self.logs = boto3.client("ecs", **kw), boto3.client("logs", **kw)
+        self.cluster, self.service, self.group = outputs["cluster_name"], outputs["service_name"], outputs["log_group_name"]
+        self.endpoints, self.seed = endpoints, seed
+        self.procs: dict[str, Any] = {}  # task ARN -> Popen
+        self.revision: dict[str, str] = {}
+        self.terminating: set[str] = set()
+        self.readers: list[threading.Thread] = []
+        self.halt = threading.Event()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        while not self.halt.wait(0.1):
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - reported by the test
+                self.errors.append(repr(exc))
+
+    def step(self) -> None:
+        service = self.ecs.describe_services(cluster=self.cluster, services=[self.service])["services"][0]
+        desired, taskdef = service["desiredCount"], service["taskDefinition"]
+        running = set(self.ecs.list_tasks(cluster=self.cluster, desiredStatus="RUNNING")["taskArns"])
+        for arn, proc in list(self.procs.items()):
+            if proc.poll() is not None:
+                if arn in running:  # died on its own (the crash knob)
+                    self.ecs.stop_task(cluster=self.cluster, task=arn, reason="Essential container in task exited")
+                del self.procs[arn]
+            elif arn not in running and arn not in self.terminating:  # StopTask: SIGTERM
+                self.terminating.add(arn)
+                proc.terminate()
+        alive = [a for a in self.procs if a not in self.terminating]
+        current = [a for a in alive if self.revision[a] == taskdef]
+        for _ in range(desired - len(current)):
+            self.start_task(taskdef)
+        for arn in current[desired:] + ([a for a in alive if self.revision[a] != taskdef] if len(current) >= desired else []):
+            self.ecs.stop_task(cluster=self.cluster, task=arn, reason="Scaling activity initiated by (deployment ecs-svc/1)")
+            self.terminating.add(arn)
+            self.procs[arn].terminate()
+
+    def start_task(self, taskdef: str) -> None:
+        import subprocess
+
+        from sqslab.backends.local import consumer_env, consumer_program
+
+        network = self.ecs.describe_services(cluster=self.cluster, services=[self.service])["services"][0]["networkConfiguration"]
+        arn = self.ecs.run_task(cluster=self.cluster, taskDefinition=taskdef, launchType="FARGATE", networkConfiguration=network,
+                                startedBy="ecs-svc/1", group=f"service:{self.service}")["tasks"][0]["taskArn"]
+        task_id = arn.rsplit("/", 1)[1]
+        container = self.ecs.describe_task_definition(taskDefinition=taskdef)["taskDefinition"]["containerDefinitions"][0]
+        knobs = {e["name"]: e["value"] for e in container["environment"]}
+        proc = subprocess.Popen([sys.executable, str(consumer_program())], env=consumer_env(self.endpoints, knobs, task_id, self.seed),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        self.procs[arn], self.revision[arn] = proc, taskdef
+        stream = f"consumer/consumer/{task_id}"
+        self.logs.create_log_stream(logGroupName=self.group, logStreamName=stream)
+
+        def ship() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                self.logs.put_log_events(logGroupName=self.group, logStreamName=stream,
+                                         logEvents=[{"timestamp": int(time.time() * 1000), "message": line.rstrip("\n")}])
+
+        reader = threading.Thread(target=ship, daemon=True)
+        reader.start()
+        self.readers.append(reader)
+
+    def close(self) -> None:
+        self.halt.set()
+        self.join(timeout=5)
+        for proc in self.procs.values():
+            proc.kill()
+            proc.wait()
+
+
+class SimulatedStackTarget(AwsTarget):
+    """The AWS target with the stack made by boto3 in the emulator instead of Terraform
+    (tested on its own above), and the fake ECS agent running the service's tasks."""
+
+    endpoint = ""
+    agents: list[FakeEcsAgent] = []
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(endpoint_url=self.endpoint, quiet=True, **options)
+        _quick(self)
+        self.poll_interval, self.tasks_poll_interval, self.log_poll_interval = 0.1, 0.2, 0.2
+        self.log_quiet, self.start_timeout = 1.5, 30.0
+
+    def provision(self, scenario: Any, run_dir: Path) -> Any:
+        import boto3
+
+        from sqslab.backends.local import create_queues
+
+        kw = dict(endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+        name = awsmod.stack_name("sim")
+        queue_url, dlq_url = create_queues(boto3.client("sqs", **kw), scenario, name)
+        ecs, logs = boto3.client("ecs", **kw), boto3.client("logs", **kw)
+        ecs.create_cluster(clusterName=name)
+        ec2 = boto3.client("ec2", **kw)
+        vpc = ec2.create_vpc(CidrBlock="10.42.0.0/24")["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.0.0/25")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName=f"{name}-consumer", Description="tasks", VpcId=vpc)["GroupId"]
+        network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group], "assignPublicIp": "ENABLED"}}
+        env = {**scenario.terraform_context("sim")["consumer_env"], "QUEUE_URL": queue_url, "AWS_REGION": REGION}
+        taskdef = ecs.register_task_definition(
+            family=f"{name}-consumer", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            containerDefinitions=[{"name": "consumer", "image": "sqs-demo/consumer:sim", "essential": True, "memory": 512,
+                                   "environment": [{"name": k, "value": v} for k, v in sorted(env.items())]}],
+        )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
+        # Created at 0 tasks: moto reports runningCount = desiredCount after an UpdateService only.
+        ecs.create_service(cluster=name, serviceName=f"{name}-consumer", taskDefinition=taskdef, desiredCount=0, launchType="FARGATE",
+                           networkConfiguration=network)
+        logs.create_log_group(logGroupName=f"/ecs/{name}/consumer")
+        outputs = {"queue_url": queue_url, "dlq_url": dlq_url, "cluster_name": name, "service_name": f"{name}-consumer",
+                   "log_group_name": f"/ecs/{name}/consumer", "region": REGION}
+        endpoints = self.use_stack(outputs)
+        agent = FakeEcsAgent(self.endpoint, outputs, endpoints, scenario.seed)
+        agent.start()
+        self.agents.append(agent)
+        return endpoints
+
+
+def test_a_run_on_the_aws_target_with_ecs_simulated(endpoint: str, host: Any, tmp_path: Path) -> None:
+    """The runner and the AWS target together: tasks started through UpdateService, events
+    read back from CloudWatch Logs, a kill by StopTask, a scale-up, a new revision, the stop,
+    and every message accounted for."""
+    import importlib
+    import textwrap
+
+    import pluggy
+
+    from sqslab import hookspecs
+    from sqslab.hookspecs import hookimpl
+    from sqslab.plugins import _collect
+    from sqslab.runner import RunOptions, run_scenario
+    from sqslab.scenario import load_scenario_text
+
+    scenario = load_scenario_text(textwrap.dedent("""
+        version: 1
+        name: aws-sim
+        seed: 5
+        infra: {queue: {visibility_timeout: 2s}, dlq: {max_receive_count: 3}, consumers: 2}
+        consumer: {work_time: 10ms..30ms, error_rate: 0.2, wait_time: 1s}
+        load: [{name: steady, rate: 20/s, duration: 3s}]
+        actions:
+          - {at: 1s, do: kill_consumer, count: 1}
+          - {at: 1500ms, do: scale, to: 3}
+          - {at: 2s, do: set_consumer, error_rate: 0}
+        settle: {until: drained, timeout: 40s}
+        expect: ["lost == 0", "still_queued == 0"]
+    """), host)
+    SimulatedStackTarget.endpoint = endpoint
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_targets(register: Any) -> None:
+            register("aws", SimulatedStackTarget, description="the AWS target, ECS simulated")
+
+    manager = pluggy.PluginManager("sqslab")
+    manager.add_hookspecs(hookspecs)
+    for name in ("sqslab.actions", "sqslab.reporters"):
+        manager.register(importlib.import_module(name), name=name)
+    manager.register(Plugin)
+    sim_host = _collect(manager)
+    try:
+        result = run_scenario(scenario, sim_host, RunOptions(target="aws", target_options={"keep": False, "image_tag": "sim"},
+                                                             out=tmp_path / "run", handle_signals=False))
+    finally:
+        agent_errors = [e for a in SimulatedStackTarget.agents for e in a.errors]
+        for agent in SimulatedStackTarget.agents:
+            agent.close()
+        SimulatedStackTarget.agents.clear()
+    summary = result.summary
+    assert agent_errors == []
+    assert result.exit_code == 0, json.dumps({k: summary.get(k) for k in ("status", "errors", "expectations", "actions")}, indent=1, default=str)
+    figures = summary["figures"]
+    assert figures["lost"] == 0 and figures["sent"] == 60
+    assert figures["tasks.started"] >= 5, "2 + a replacement + the scale-up + the new revision's"
+    assert [a["status"] for a in summary["actions"]] == ["done", "done", "done"]
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "task_exited" and e.get("reason") == "killed" for e in events)
+    assert sum(1 for e in events if e.get("source") == "consumer" and e.get("event") == "started") >= 5
+    assert any(e.get("event") == "task_definition_registered" for e in events)
