@@ -144,10 +144,10 @@ def schema(plugins_dirs: tuple[Path, ...]) -> None:
 @click.argument("scenario_path", metavar="SCENARIO", type=click.Path(exists=True, dir_okay=False))
 @click.option("--target", type=click.Choice(["local", "aws"]), default="local", show_default=True, help="Where the scenario would run.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a scenario key, e.g. --set infra.consumers=3.")
-@click.option("--image-tag", default="latest", show_default=True, help="Consumer image tag for --target aws.")
+@click.option("--image-tag", default=None, help="Consumer image tag for --target aws (default: the git revision).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @plugin_options
-def plan(scenario_path: str, target: str, overrides: tuple[str, ...], image_tag: str, as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
+def plan(scenario_path: str, target: str, overrides: tuple[str, ...], image_tag: str | None, as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
     """Show what a run would do, without running anything or calling AWS.
 
     Prints each phase and action with its start time from t0 and the messages each
@@ -163,9 +163,10 @@ def plan(scenario_path: str, target: str, overrides: tuple[str, ...], image_tag:
     load_end = max((r.end for r in rows if r.kind == "phase"), default=0.0)
     tfvars = None
     if target == "aws":
-        from sqslab.terraform import render_tfvars
+        from sqslab.backends.aws import aws_tfvars
+        from sqslab.image import git_revision
 
-        tfvars = render_tfvars(scenario.terraform_context(image_tag))
+        _, tfvars = aws_tfvars(scenario, image_tag or git_revision() or "GIT-REVISION")
     if as_json:
         payload = {
             "scenario": scenario.name, "target": target, "total_messages": total,
@@ -234,14 +235,14 @@ def _guard(overrides: tuple[str, ...], max_consumers: int | None) -> tuple[str, 
     return ((f"infra.max_consumers={max_consumers}",) if max_consumers is not None else ()) + tuple(overrides)
 
 
-def _target_options(target: str, endpoint_url: str | None, provision: str, keep: bool, image_tag: str | None) -> dict[str, Any]:
+def _target_options(target: str, endpoint_url: str | None, provision: str, keep: bool, image_tag: str | None, quiet: bool) -> dict[str, Any]:
     if target == "local":
         if keep or image_tag:
             raise click.UsageError("--keep and --image-tag are for --target aws")
         return {"endpoint_url": endpoint_url, "provision": provision}
     if endpoint_url or provision != "boto3":
         raise click.UsageError("--endpoint-url and --provision are for --target local")
-    return {"keep": keep, "image_tag": image_tag}
+    return {"keep": keep, "image_tag": image_tag, "quiet": quiet}
 
 
 def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, Any], runs_dir: Path, out: Path | None, quiet: bool) -> Any:
@@ -282,7 +283,7 @@ def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_jso
 
     host = _host(plugins_dirs)
     scenario = _load(scenario_path, host, _guard(overrides, max_consumers))
-    result = _execute(scenario, host, target, _target_options(target, endpoint_url, provision, keep, image_tag), runs_dir, out, quiet)
+    result = _execute(scenario, host, target, _target_options(target, endpoint_url, provision, keep, image_tag, quiet), runs_dir, out, quiet)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2, default=str))
     click.echo(render_text(load_run(result.run_dir), {}), err=as_json, nl=False)
@@ -320,7 +321,7 @@ def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, targ
     sweep_dir.mkdir(parents=True, exist_ok=True)
     results = []
     codes = []
-    options = _target_options(target, endpoint_url, provision, keep, image_tag)
+    options = _target_options(target, endpoint_url, provision, keep, image_tag, quiet)
     for index, (variant, scenario) in enumerate(zip(variants, scenarios), 1):
         label = ",".join(variant)
         if not quiet:
@@ -443,6 +444,72 @@ def produce(queue_url: str, count: int, rate: float | None, endpoint_url: str | 
     click.echo(f"sent {result.sent}, failed {result.failed} in {result.elapsed:.2f}s ({result.rate:.1f} msg/s)")
     if result.failed:
         sys.exit(EXIT_INFRA)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", required=False, metavar="[RUN_DIR]", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
+              help="Where to look for the latest kept stack when no RUN_DIR is given.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not show Terraform's output.")
+def destroy(run_dir: Path | None, runs_dir: Path, quiet: bool) -> None:
+    """Destroy the AWS stack a run kept (`sqslab run --target aws --keep`), or one whose
+    teardown failed.
+
+    RUN_DIR defaults to the latest run under --runs-dir whose stack still has resources.
+    Running it again is safe: with nothing left it says so and exits 0. Exit 3 when
+    Terraform fails; run it again to finish. The ECR repository (`sqslab image push`)
+    is shared by every run and is left alone.
+    """
+    from sqslab.backends import TargetError
+    from sqslab.backends.aws import destroy_run, find_kept_run
+
+    if run_dir is None:
+        run_dir = find_kept_run(runs_dir)
+        if run_dir is None:
+            click.echo(f"nothing to destroy: no run under {runs_dir} has an AWS stack left")
+            return
+    elif not run_dir.is_dir():
+        raise click.UsageError(f"{run_dir}: no such run directory")
+    show = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    try:
+        destroyed = destroy_run(run_dir, on_line=show)
+    except TargetError as exc:
+        raise InfraError(str(exc)) from None
+    click.echo(f"destroyed the stack of {run_dir}" if destroyed else f"nothing to destroy in {run_dir}")
+
+
+@main.group(context_settings=CONTEXT)
+def image() -> None:
+    """The consumer's container image in ECR, for `sqslab run --target aws`."""
+
+
+@image.command(name="push", context_settings=CONTEXT)
+@click.option("--tag", help="Image tag (default: the git revision; -dirty-<time> added when consumer/ has uncommitted changes).")
+@click.option("--region", help="AWS region (default: $AWS_REGION, else us-west-1); use the scenario's infra.region.")
+@click.option("--repository", default="sqs-demo/consumer", show_default=True, help="ECR repository; created when missing.")
+@click.option("--context", "build_context", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Docker build context (default: consumer/ of the sqslab checkout).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def image_push(tag: str | None, region: str | None, repository: str, build_context: Path | None, as_json: bool) -> None:
+    """Build the consumer image and push it to ECR; print its URI.
+
+    Runs `docker build --platform linux/amd64`, logs docker in with a token from ECR
+    (the password goes to docker on stdin, never on a command line) and pushes. A tag
+    already in ECR is not pushed again (the repository's tags are immutable). Needs
+    Docker and AWS credentials allowed to push (docs/aws.md). Pass the tag it prints to
+    `sqslab run --target aws --image-tag TAG` (the git revision is the default there too).
+    """
+    from sqslab.image import ImageError, push_image
+
+    try:
+        result = push_image(tag, region, repository, build_context, on_line=lambda line: click.echo(line, err=True))
+    except ImageError as exc:
+        raise InfraError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(result.uri)
+    click.echo(f"image tag: {result.tag}  (sqslab run --target aws --image-tag {result.tag} SCENARIO)", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,7 +19,7 @@ import pluggy
 from sqslab import hookspecs
 
 ENTRY_POINT_GROUP = "sqslab"
-DEFAULT_PLUGINS = ("sqslab.actions", "sqslab.reporters", "sqslab.backends.local")
+DEFAULT_PLUGINS = ("sqslab.actions", "sqslab.reporters", "sqslab.backends.local", "sqslab.backends.aws")
 
 
 class PluginError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -150,7 +151,8 @@ def test_plan_for_aws_shows_the_tfvars(cli):
     result = cli("plan", "--target", "aws", "--image-tag", "abc123", ROOT / "scenarios" / "dlq_growth.yaml")
     assert result.exit_code == 0
     tfvars = result.stdout.split("terraform.tfvars:\n", 1)[1]
-    assert 'name                          = "dlq-growth"' in tfvars
+    assert re.search(r'name +?= "dlq-growth-[0-9a-f]{4}"', tfvars)  # a stack of its own per run
+    assert "ecr_create_repository = false" in tfvars
     assert "visibility_timeout_seconds    = 2" in tfvars and "desired_count                 = 2" in tfvars
     assert 'image_tag                     = "abc123"' in tfvars
     assert '"ERROR_RATE"                 = "0.2"' in tfvars

@@ -127,12 +127,9 @@ class AwsTarget:
         if not tag:
             raise TargetError("no consumer image tag: pass --image-tag TAG (the tag `sqslab image push` printed), "
                               "or run from a git checkout, whose revision is the default tag")
-        context = scenario.terraform_context(tag)
-        context["name"] = stack_name(context["name"])
+        context, tfvars = aws_tfvars(scenario, tag)
         self._region = context["region"]
         self._check_image(context["ecr_repository_name"], tag)
-        # The repository is made by `sqslab image push` and shared by every run.
-        tfvars = terraform.render_tfvars(context) + "\n# Added by the aws target: the repository exists already.\necr_create_repository = false\n"
         self._emit({"event": "stack", "name": context["name"], "region": self._region, "image_tag": tag, "state_dir": str(self.state_dir)})
         self._save_state(name=context["name"], image_tag=tag)
         try:
@@ -661,6 +658,18 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def aws_tfvars(scenario: Any, image_tag: str) -> tuple[dict[str, Any], str]:
+    """The Terraform context and tfvars text of one AWS run of this scenario (what
+    `sqslab plan --target aws` shows): a stack name of its own, and the shared ECR
+    repository that `sqslab image push` made."""
+    from sqslab import terraform
+
+    context = scenario.terraform_context(image_tag)
+    context["name"] = stack_name(context["name"])
+    tfvars = terraform.render_tfvars(context) + "\n# Added by the aws target: the repository exists already.\necr_create_repository = false\n"
+    return context, tfvars
 
 
 def stack_name(base: str) -> str:
