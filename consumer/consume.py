@@ -113,6 +113,13 @@ def _env_bool(env: dict[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not true or false")
 
 
+def _env_choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return raw
+
+
 def ecs_task_id(env: dict[str, str], timeout: float = 1.0) -> str | None:
     """Return the ECS task id from the task metadata endpoint (v4), or None.
 
@@ -161,6 +168,7 @@ def load_config(env: dict[str, str]) -> dict[str, Any]:
         "idempotency_window_seconds": _env_float(env, "IDEMPOTENCY_WINDOW_SECONDS", 300.0, 0, 1e9),
         "poison_marker": env.get("POISON_MARKER", "").strip() or "poison",
         "release_on_stop": _env_bool(env, "RELEASE_ON_STOP", False),
+        "delete_mode": _env_choice(env, "DELETE_MODE", "each", ("each", "batch")),
         "log_level": (env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
     }
     if cfg["work_time_max_ms"] < cfg["work_time_min_ms"]:
@@ -248,6 +256,7 @@ class Consumer:
         if sqs is None or sqs_poll is None:
             sqs, sqs_poll = _make_clients(cfg)
         self.sqs = sqs  # deletes: botocore retries them
+        self._pending_deletes: list[tuple[str | None, str | None]] = []  # DELETE_MODE=batch
         self.sqs_poll = sqs_poll  # receives: no botocore retries, the loop backs off itself
         self.processed = 0
         self.stop_reason: str | None = None
@@ -296,6 +305,7 @@ class Consumer:
                 backoff = 0.0
                 for i, message in enumerate(messages):
                     if self.stop_reason is not None:
+                        self._flush_deletes()
                         # Stopping: the rest of this batch is not started. By default it is
                         # left to the visibility timeout, as a naive consumer does; with
                         # RELEASE_ON_STOP it is made visible again at once.
@@ -303,6 +313,7 @@ class Consumer:
                             self._leave(rest)
                         break
                     self._handle(message)
+                self._flush_deletes()
         except _Stop:
             pass
         self.events.emit("stopped", reason=self.stop_reason or "stop", processed=self.processed)
@@ -420,10 +431,28 @@ class Consumer:
         self.events.emit("failed", message_id=message_id, id=ident, receive_count=receive_count, reason=reason)
 
     def _delete(self, receipt: str | None, message_id: str | None) -> None:
+        if self.cfg["delete_mode"] == "batch":
+            # Deleted with the rest of the batch once it is done: fewer calls, but a crash
+            # before then brings the batch's processed messages back (duplicates).
+            self._pending_deletes.append((receipt, message_id))
+            return
         try:
             self.sqs.delete_message(QueueUrl=self.cfg["queue_url"], ReceiptHandle=receipt)
         except Exception as exc:  # noqa: BLE001 - the message simply comes back
             self._log(f"delete of {message_id} failed, SQS will deliver it again: {_describe(exc)}", force=True)
+
+    def _flush_deletes(self) -> None:
+        pending, self._pending_deletes = self._pending_deletes, []
+        if not pending:
+            return
+        entries = [{"Id": str(i), "ReceiptHandle": receipt} for i, (receipt, _) in enumerate(pending)]
+        try:
+            response = self.sqs.delete_message_batch(QueueUrl=self.cfg["queue_url"], Entries=entries)
+        except Exception as exc:  # noqa: BLE001 - the messages simply come back
+            self._log(f"batch delete of {len(pending)} message(s) failed, SQS will deliver them again: {_describe(exc)}", force=True)
+            return
+        for failure in response.get("Failed", []):
+            self._log(f"delete of {pending[int(failure['Id'])][1]} failed, SQS will deliver it again: {failure.get('Code')}", force=True)
 
     # ----- idempotency store (this task's memory only)
 

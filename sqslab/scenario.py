@@ -99,6 +99,7 @@ class Knobs:
     batch_size: int = 10
     wait_time: float = 20.0
     release_on_stop: bool = False
+    delete: str = "each"
 
     def to_env(self) -> dict[str, str]:
         """The consumer's environment for these knobs (docs/contracts.md)."""
@@ -115,6 +116,7 @@ class Knobs:
             "IDEMPOTENCY_WINDOW_SECONDS": str(round(self.idempotency_window)),
             "POISON_MARKER": "poison",
             "RELEASE_ON_STOP": "true" if self.release_on_stop else "false",
+            "DELETE_MODE": self.delete,
         }
 
     def updated(self, changes: dict[str, Any]) -> Knobs:

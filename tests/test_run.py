@@ -158,6 +158,24 @@ expect: [lost == 0, processed == 10]
     assert result.summary["figures"]["redeliveries"] == len(left)
 
 
+def test_batch_deletes_turn_crashes_into_duplicates(plugin_host, tmp_path):
+    result = run("""
+version: 1
+name: batch-delete
+seed: 8
+sample_interval: 250ms
+infra: {consumers: 2, queue: {visibility_timeout: 1s}, dlq: {max_receive_count: 10}, task: {restart_delay: 300ms}}
+consumer: {work_time: 5ms..10ms, crash_rate: 0.05, delete: batch}
+load: [{burst: 200}]
+settle: {timeout: 40s}
+expect: [lost == 0, crashes > 0, duplicates > 0]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 0, result.summary["expectations"]
+    duplicates = [p for p in result.summary["ledger"]["problems"] if p["fate"] == "duplicate"]
+    # processed in a batch whose task then crashed before the batch delete
+    assert all(p["processed"] >= 2 for p in duplicates)
+
+
 def test_injected_loss_is_reported_as_lost(plugin_host, tmp_path):
     result = run("""
 version: 1
