@@ -26,7 +26,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "dead_lettered": ("count", "ids that ended in the DLQ"),
     "still_queued": ("count", "ids still in the queue at the end"),
     "lost": ("count", "ids sent but nowhere: not processed, not in the DLQ, not queued"),
-    "receives": ("count", "deliveries to consumers"),
+    "receives": ("count", "deliveries to consumers (SQS's receive count where it saw more than the consumers logged)"),
     "redeliveries": ("count", "deliveries beyond the first of each id"),
     "failures": ("count", "failed processing attempts (error knob, poison, bad payload)"),
     "crashes": ("number", "consumer tasks that died mid-message"),

@@ -42,14 +42,21 @@ class Audit:
 class _Message:
     sent_at: float | None = None
     phase: str | None = None
-    receives: int = 0
-    max_receive_count: int = 0
+    receives: int = 0  # delivery events seen from consumers
+    max_receive_count: int = 0  # the highest ApproximateReceiveCount SQS reported
     last_receive: float | None = None
     processed: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     skipped: int = 0
     crashed: int = 0
     tasks: list[str] = field(default_factory=list)
+
+
+    @property
+    def deliveries(self) -> int:
+        """How often SQS delivered it: the events seen, or SQS's own receive count where that
+        is higher (a task killed before it logged the delivery, a batch it never started)."""
+        return max(self.receives, self.max_receive_count)
 
 
 @dataclass
@@ -81,7 +88,7 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit) -> Ledger:
     """Every sent id's fate, and the run's message figures, from the events and the audit."""
     messages: dict[str, _Message] = defaultdict(_Message)
     per_task: dict[str, Counter] = defaultdict(Counter)
-    send_failed = crashes = failures = skipped_total = receives = 0
+    send_failed = crashes = failures = skipped_total = 0
     sent_ids: list[str] = []
     for event in events:
         kind, mid = event.get("event"), event.get("id")
@@ -94,7 +101,6 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit) -> Ledger:
         elif event.get("source") != "consumer":
             continue
         elif kind in ("received", "abandoned", "released"):
-            receives += 1
             task = event.get("task", "?")
             per_task[task]["received"] += 1
             if mid is not None:
@@ -159,8 +165,8 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit) -> Ledger:
         "dead_lettered": counts["dead_lettered"],
         "still_queued": counts["still_queued"],
         "lost": counts["lost"],
-        "receives": receives,
-        "redeliveries": sum(max(0, messages[mid].receives - 1) for mid in sent_ids),
+        "receives": sum(messages[mid].deliveries for mid in sent_ids),
+        "redeliveries": sum(max(0, messages[mid].deliveries - 1) for mid in sent_ids),
         "failures": failures,
         "crashes": crashes,
         "duplicate_skipped": skipped_total,
@@ -182,7 +188,7 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit) -> Ledger:
                 "fate": fates[mid],
                 "phase": message.phase,
                 "receive_count": message.max_receive_count,
-                "receives": message.receives,
+                "receives": message.deliveries,
                 "processed": len(message.processed),
                 "failures": Counter(message.failures),
                 "tasks": message.tasks,

@@ -1,0 +1,75 @@
+"""The ledger as a pure function: every sent id gets exactly one fate, and the figures
+follow from the events and the audit."""
+
+from __future__ import annotations
+
+from sqslab.ledger import Audit, build_ledger, percentile
+
+T0 = 1_000_000.0
+
+
+def sent(mid, at=0.0):
+    return {"event": "sent", "source": "producer", "id": mid, "sent_at": T0 + at, "phase": "p"}
+
+
+def consumer(kind, mid, at, task="task-1", receive_count=1, **extra):
+    return {"event": kind, "source": "consumer", "id": mid, "ts": T0 + at, "task": task, "receive_count": receive_count, **extra}
+
+
+def audit(at=100.0, **kwargs):
+    return Audit(at=T0 + at, visibility_timeout=10.0, **kwargs)
+
+
+def test_each_id_gets_one_fate_by_precedence():
+    events = [sent(m) for m in "abcdefg"] + [
+        consumer("received", "a", 1), consumer("processed", "a", 1.5),
+        consumer("received", "b", 1), consumer("processed", "b", 2),
+        consumer("received", "b", 12, task="task-2", receive_count=2), consumer("processed", "b", 13, task="task-2"),
+        consumer("received", "c", 1), consumer("failed", "c", 1.1, reason="error"),
+        consumer("received", "e", 95),  # in flight at the audit (95 + 10 > 100)
+        consumer("received", "f", 50),  # its visibility ended long ago, and it is not in the queue
+    ]
+    ledger = build_ledger(events, audit(dlq_ids={"c"}, queued_ids={"d"}))
+    assert ledger.fates == {"a": "processed_once", "b": "duplicate", "c": "dead_lettered", "d": "still_queued",
+                            "e": "still_queued", "f": "lost", "g": "lost"}
+    assert ledger.counts == {"processed_once": 1, "duplicate": 1, "dead_lettered": 1, "still_queued": 2, "lost": 2}
+    assert sum(ledger.counts.values()) == ledger.figures["sent"] == 7
+    assert [p["id"] for p in ledger.problems] == ["b", "c", "d", "e", "f", "g"]
+    assert ledger.per_task == {"task-1": {"received": 5, "processed": 2, "failed": 1}, "task-2": {"received": 1, "processed": 1}}
+
+
+def test_redeliveries_use_sqs_receive_count_when_consumers_logged_less():
+    # a task took "a" in a batch and was killed before it started it: no event, but SQS counted it
+    events = [sent("a"), consumer("received", "a", 20, task="task-2", receive_count=2), consumer("processed", "a", 21, task="task-2")]
+    figures = build_ledger(events, audit()).figures
+    assert figures["receives"] == 2 and figures["redeliveries"] == 1 and figures["receive_count.max"] == 2
+
+
+def test_abandoned_and_released_count_as_deliveries():
+    events = [sent("a"), consumer("abandoned", "a", 1), consumer("received", "a", 12, receive_count=2), consumer("processed", "a", 13)]
+    ledger = build_ledger(events, audit())
+    assert ledger.fates == {"a": "processed_once"} and ledger.figures["redeliveries"] == 1
+
+
+def test_processed_and_in_the_dlq_is_an_anomaly_not_two_fates():
+    events = [sent("a"), consumer("received", "a", 1), consumer("processed", "a", 2)]
+    ledger = build_ledger(events, audit(dlq_ids={"a", "stranger"}))
+    assert ledger.fates == {"a": "processed_once"}
+    assert ledger.anomalies == ["a: processed and also in the DLQ (its delete did not take)",
+                                "1 message(s) in the DLQ were not sent by this run's producer"]
+
+
+def test_latency_from_send_to_first_processing():
+    events = [sent("a", 0), sent("b", 1)] + [consumer("processed", "a", 2), consumer("processed", "b", 5), consumer("processed", "a", 9)]
+    figures = build_ledger(events, audit()).figures
+    assert (figures["latency.p50"], figures["latency.max"]) == (2.0, 4.0)
+
+
+def test_delayed_message_is_still_queued():
+    ledger = build_ledger([sent("a", 95)], Audit(at=T0 + 100, visibility_timeout=10, delay=30))
+    assert ledger.fates == {"a": "still_queued"}
+
+
+def test_percentile_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 95), percentile(values, 99), percentile([], 50)) == (50.0, 95.0, 99.0, None)
