@@ -121,19 +121,23 @@ def _collect(manager: pluggy.PluginManager) -> PluginHost:
         ("reporters", manager.hook.register_reporters, _make_reporter),
         ("targets", manager.hook.register_targets, _make_target),
     ):
-        table = getattr(host, kind)
         for impl in hook.get_hookimpls():  # registration order: built-ins first, so they keep their names
             plugin_name = manager.get_name(impl.plugin) or repr(impl.plugin)
-
-            def register(name: str, function: Callable[..., Any], *args: Any, _plugin: str = plugin_name, _table: dict = table, _make=make, **kwargs: Any) -> None:
-                if not isinstance(name, str) or not name:
-                    raise PluginError(f"plugin {_plugin}: a registered name must be non-empty text, got {name!r}")
-                if name in _table:
-                    raise PluginError(f"plugin {_plugin}: {kind[:-1]} {name!r} is already registered by {_table[name].plugin}")
-                _table[name] = _make(name, function, _plugin, *args, **kwargs)
-
-            impl.function(register=register)
+            impl.function(register=_registrar(getattr(host, kind), kind[:-1], make, plugin_name))
     return host
+
+
+def _registrar(table: dict[str, Any], kind: str, make: Callable[..., Any], plugin: str) -> Callable[..., None]:
+    """The `register` callback one plugin gets for one kind: it refuses a taken name."""
+
+    def register(name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin}: a registered name must be non-empty text, got {name!r}")
+        if name in table:
+            raise PluginError(f"plugin {plugin}: {kind} {name!r} is already registered by {table[name].plugin}")
+        table[name] = make(name, function, plugin, *args, **kwargs)
+
+    return register
 
 
 def _make_action(name: str, function: Callable[..., Any], plugin: str, schema: dict | None = None, description: str = "") -> Action:
