@@ -540,20 +540,29 @@ class Runner:
                 raise Interrupted()
 
     def _audit(self) -> Audit:
-        """What the queues hold now that the consumers are stopped: DLQ ids, and the queue's
-        own ids when some sent ids are neither processed nor dead-lettered."""
+        """What the queues hold now that the consumers are stopped: the DLQ's ids, and the
+        ids of whatever is still visible in the queue. Messages read are made visible again
+        and the redrive policy is put back, so a kept stack (or your own endpoint) is left
+        as it was, but for the receive counts."""
         infra = self.scenario.infra
         audit = Audit(at=time.time(), visibility_timeout=infra.visibility_timeout, delay=infra.delay)
         depths = self._queue_depths()
         audit.queue_visible, audit.queue_in_flight, audit.dlq_messages = depths["queue.visible"], depths["queue.in_flight"], depths["dlq.messages"]
-        if self.endpoints.dlq_url:
-            audit.dlq_ids = drain_ids(self.sqs, self.endpoints.dlq_url)
-        if depths["queue.visible"] + depths["queue.delayed"] > 0:
-            # Receiving would count towards maxReceiveCount and could push messages into
-            # the DLQ: take the redrive policy off first (the queue is ours, and gone soon).
-            if self.endpoints.dlq_url:
-                self.sqs.set_queue_attributes(QueueUrl=self.endpoints.queue_url, Attributes={"RedrivePolicy": ""})
-            audit.queued_ids = drain_ids(self.sqs, self.endpoints.queue_url)
+        queue_url, dlq_url = self.endpoints.queue_url, self.endpoints.dlq_url
+        if dlq_url:
+            audit.dlq_ids = read_ids(self.sqs, dlq_url)
+        if depths["queue.visible"] > 0:
+            # Receiving counts towards maxReceiveCount and could push messages into the
+            # DLQ: the redrive policy is off while the queue is read.
+            policy = None
+            if dlq_url:
+                policy = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"].get("RedrivePolicy")
+                self.sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"RedrivePolicy": ""})
+            try:
+                audit.queued_ids = read_ids(self.sqs, queue_url)
+            finally:
+                if policy:
+                    self.sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"RedrivePolicy": policy})
         self.emit({"event": "audit", "dlq_ids": len(audit.dlq_ids), "queued_ids": len(audit.queued_ids),
                    "queue_visible": audit.queue_visible, "queue_in_flight": audit.queue_in_flight})
         return audit
@@ -612,25 +621,32 @@ class Runner:
         }
 
 
-def drain_ids(client: Any, queue_url: str, limit: int = 1_000_000) -> set[str]:
-    """The payload ids of every message that can be received from a queue now; each is
-    kept invisible (12 h) so it is read once. Bodies that are not ours count as `?`."""
+def read_ids(client: Any, queue_url: str, limit: int = 1_000_000) -> set[str]:
+    """The payload ids of every message that can be received from a queue now, each read
+    once (hidden while reading, then made visible again). Bodies not ours count as `?ID`."""
     import json
 
     ids: set[str] = set()
+    handles: list[str] = []
     empty = 0
-    while empty < 2 and len(ids) < limit:
-        response = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=43200, WaitTimeSeconds=0)
-        messages = response.get("Messages", [])
-        if not messages:
-            empty += 1
-            continue
-        empty = 0
-        for message in messages:
-            try:
-                ids.add(json.loads(message["Body"])["id"])
-            except (ValueError, KeyError, TypeError):
-                ids.add(f"?{message['MessageId']}")
+    try:
+        while empty < 2 and len(ids) < limit:
+            response = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=0)
+            messages = response.get("Messages", [])
+            if not messages:
+                empty += 1
+                continue
+            empty = 0
+            for message in messages:
+                handles.append(message["ReceiptHandle"])
+                try:
+                    ids.add(json.loads(message["Body"])["id"])
+                except (ValueError, KeyError, TypeError):
+                    ids.add(f"?{message['MessageId']}")
+    finally:
+        for start in range(0, len(handles), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(handles[start:start + 10])]
+            client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
     return ids
 
 

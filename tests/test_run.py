@@ -356,3 +356,35 @@ def test_provision_with_terraform_runs_on_the_stack_it_applied(tmp_path, cli):
     assert provisioned["queue_url"].endswith("/tf-provisioned-queue")
     lines = [e["line"] for e in load_run(out).events() if e.get("event") == "terraform"]
     assert any("Apply complete!" in line for line in lines) and any("Destroy complete!" in line for line in lines)
+
+
+def test_own_endpoint_audit_leaves_queue_as_it_was_and_queues_go(plugin_host, tmp_path, emulator, sqs):
+    """--endpoint-url: a run on your own SQS-compatible service. Messages still queued at the
+    end are counted by id, made visible again, and the run's queues are deleted."""
+    before = set(sqs.list_queues().get("QueueUrls", []))
+    result = run("""
+version: 1
+name: own-endpoint
+sample_interval: 250ms
+infra: {consumers: 0}
+load: [{burst: 12}]
+settle: {until: none}
+expect: [still_queued == 12, lost == 0]
+""", plugin_host, tmp_path, target_options={"endpoint_url": emulator.endpoint_url})
+    assert result.exit_code == 0, result.summary["expectations"]
+    assert result.summary["environment"]["endpoint_url"] == emulator.endpoint_url
+    deleted = [e["queue_url"] for e in events(result, "queue_deleted")]
+    assert len(deleted) == 2 and set(sqs.list_queues().get("QueueUrls", [])) == before
+
+
+def test_reading_ids_for_the_audit_leaves_messages_visible(sqs):
+    from sqslab.runner import read_ids
+
+    url = sqs.create_queue(QueueName="audit-read")["QueueUrl"]
+    for i in range(13):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"id": f"m{i}"}))
+    sqs.send_message(QueueUrl=url, MessageBody="not ours")
+    ids = read_ids(sqs, url)
+    assert ids - {i for i in ids if i.startswith("?")} == {f"m{i}" for i in range(13)} and len(ids) == 14
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("14", "0")

@@ -208,6 +208,8 @@ class LocalTarget:
         try:
             self.stop_consumers(grace=2.0)
         finally:
+            if self._emulator is None and self._terraform is None and self._endpoints is not None:
+                self._delete_queues()  # your own endpoint: leave nothing of this run behind
             if self._terraform is not None:
                 try:
                     self._terraform.destroy(on_line=lambda line: self._emit({"event": "terraform", "line": line}))
@@ -218,6 +220,17 @@ class LocalTarget:
             if self._emulator is not None:
                 self._emulator.stop()
                 self._emit({"event": "emulator_stopped"})
+
+    def _delete_queues(self) -> None:
+        assert self._endpoints is not None
+        client = self.sqs_client()
+        for url in (self._endpoints.queue_url, self._endpoints.dlq_url):
+            if url:
+                try:
+                    client.delete_queue(QueueUrl=url)
+                    self._emit({"event": "queue_deleted", "queue_url": url})
+                except Exception as exc:  # teardown goes on; the run's result stands
+                    self._emit({"event": "queue_delete_failed", "queue_url": url, "error": str(exc)})
 
     # ------------------------------------------------------------ supervisor
 
