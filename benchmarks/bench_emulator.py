@@ -34,6 +34,7 @@ from typing import Any
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sqslab.backends import queue_counts  # noqa: E402
 from sqslab.emulator import Emulator, client  # noqa: E402
 
 FORK = multiprocessing.get_context("fork")
@@ -74,22 +75,6 @@ class Sizes:
 
 def _client(endpoint: str) -> Any:
     return client(endpoint)
-
-
-def _counts(sqs: Any, url: str) -> tuple[int, int, int]:
-    a = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return (
-        int(a["ApproximateNumberOfMessages"]),
-        int(a["ApproximateNumberOfMessagesNotVisible"]),
-        int(a["ApproximateNumberOfMessagesDelayed"]),
-    )
 
 
 def _send(sqs: Any, url: str, first: int, count: int, deadline: float = float("inf")) -> int:
@@ -157,7 +142,7 @@ def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str,
             break
         if producer and procs[-1].is_alive():
             continue
-        if sum(_counts(sqs, url)) == 0:
+        if sum(queue_counts(sqs, url)) == 0:
             break
     seconds = time.monotonic() - t0
     stop.set()
@@ -166,7 +151,7 @@ def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str,
         p.join(timeout=60)
     received = [i for r in reports for i in r["received"]]
     deleted = {i for r in reports for i in r["deleted"]}
-    visible, in_flight, delayed = _counts(sqs, url)
+    visible, in_flight, delayed = queue_counts(sqs, url)
     n_sent = sent.value if not producer or not procs[-1].is_alive() else sent_target
     unique_received = set(received)
     return Result(

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import yaml
 
 from sqslab import __version__
-from sqslab.backends import Endpoints, TargetError
+from sqslab.backends import Endpoints, TargetError, queue_counts
 from sqslab.expectations import LIVE_METRICS, parse_condition
 from sqslab.ledger import Audit, build_ledger
 from sqslab.rundir import SUMMARY_FORMAT_VERSION, JsonLines, new_run_dir, write_json
@@ -414,18 +414,11 @@ class Runner:
         return sample
 
     def _queue_depths(self) -> dict[str, Any]:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.endpoints.queue_url, AttributeNames=names)["Attributes"]
-        depths = {
-            "queue.visible": int(attrs.get(names[0], 0)),
-            "queue.in_flight": int(attrs.get(names[1], 0)),
-            "queue.delayed": int(attrs.get(names[2], 0)),
-        }
+        visible, in_flight, delayed = queue_counts(self.sqs, self.endpoints.queue_url)
+        depths = {"queue.visible": visible, "queue.in_flight": in_flight, "queue.delayed": delayed, "dlq.messages": 0}
         if self.endpoints.dlq_url:
-            dlq = self.sqs.get_queue_attributes(QueueUrl=self.endpoints.dlq_url, AttributeNames=[names[0], names[1]])["Attributes"]
-            depths["dlq.messages"] = int(dlq.get(names[0], 0)) + int(dlq.get(names[1], 0))
-        else:
-            depths["dlq.messages"] = 0
+            dlq_visible, dlq_in_flight, _ = queue_counts(self.sqs, self.endpoints.dlq_url)
+            depths["dlq.messages"] = dlq_visible + dlq_in_flight
         return depths
 
     def _note_depth(self, depths: dict[str, Any], now: float) -> None:
@@ -499,7 +492,6 @@ class Runner:
             "actions.failed": sum(1 for r in self.action_records.values() if r.get("status") == "failed"),
         })
         self.emit({"event": "ledger", "counts": ledger.counts, "load_end": load_end_rel})
-        self.ledger = ledger
         return figures, ledger.as_dict(), drained_at is not None
 
     def _finish_started_actions(self, deadline: float) -> None:

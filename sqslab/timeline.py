@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -28,7 +28,6 @@ class Phase:
     count: int | None = None
     payload_size: int = 256
     poison_rate: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def planned_messages(self) -> int:
         """How many messages this phase sends if it runs to plan."""

@@ -26,6 +26,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from sqslab.backends import queue_counts
 from sqslab.emulator import Emulator, EmulatorError, client
 from sqslab.emulator.server import SWITCH_INTERVAL_ENV
 
@@ -49,23 +50,6 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def _counts(sqs: Any, url: str) -> tuple[int, int, int]:
-    """(visible, not visible, delayed) from GetQueueAttributes."""
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return (
-        int(attrs["ApproximateNumberOfMessages"]),
-        int(attrs["ApproximateNumberOfMessagesNotVisible"]),
-        int(attrs["ApproximateNumberOfMessagesDelayed"]),
-    )
 
 
 def _send_many(sqs: Any, url: str, n: int) -> None:
@@ -230,7 +214,7 @@ def _lost_deletes(endpoint: str, n: int, deleters: int = 5) -> tuple[int, int]:
     failed = sum(out.get(timeout=120) for _ in procs)
     for p in procs:
         p.join()
-    visible, not_visible, delayed = _counts(sqs, url)
+    visible, not_visible, delayed = queue_counts(sqs, url)
     return failed, visible + not_visible + delayed
 
 
@@ -288,7 +272,7 @@ def test_no_duplicate_deliveries_within_visibility_timeout(amplified_emu: Emulat
         p.join()
     duplicates = sum(c - 1 for c in Counter(ids).values())
     assert (duplicates, len(set(ids))) == (0, n)
-    assert _counts(sqs, url) == (0, n, 0)
+    assert queue_counts(sqs, url) == (0, n, 0)
 
 
 # --------------------------------------------------------------------------- semantics
@@ -305,15 +289,15 @@ def test_dlq_move_on_the_receive_after_max_receive_count(sqs: Any) -> None:
     for expected_count in (1, 2, 3):
         msgs = sqs.receive_message(QueueUrl=src, VisibilityTimeout=0, MessageSystemAttributeNames=["All"])["Messages"]
         assert msgs[0]["Attributes"]["ApproximateReceiveCount"] == str(expected_count)
-        assert _counts(sqs, dlq) == (0, 0, 0)
+        assert queue_counts(sqs, dlq) == (0, 0, 0)
     # The 4th receive finds the message over the limit and moves it instead.
     assert sqs.receive_message(QueueUrl=src, VisibilityTimeout=0).get("Messages") is None
-    assert _counts(sqs, src) == (0, 0, 0)
-    assert _counts(sqs, dlq) == (1, 0, 0)
+    assert queue_counts(sqs, src) == (0, 0, 0)
+    assert queue_counts(sqs, dlq) == (1, 0, 0)
     moved = sqs.receive_message(QueueUrl=dlq, MessageSystemAttributeNames=["All"])["Messages"][0]
     assert moved["Body"] == "poison"
     sqs.delete_message(QueueUrl=dlq, ReceiptHandle=moved["ReceiptHandle"])
-    assert _counts(sqs, dlq) == (0, 0, 0)
+    assert queue_counts(sqs, dlq) == (0, 0, 0)
 
 
 def test_long_poll_wakes_within_50ms_of_a_send(emu: Emulator, sqs: Any, queue: str) -> None:
@@ -355,15 +339,15 @@ def test_queue_attribute_counts_are_exact(sqs: Any, queue: str) -> None:
         QueueUrl=queue,
         Entries=[{"Id": "d1", "MessageBody": "late", "DelaySeconds": 1}, {"Id": "d60", "MessageBody": "later", "DelaySeconds": 60}],
     )
-    assert _counts(sqs, queue) == (10, 0, 2)
+    assert queue_counts(sqs, queue) == (10, 0, 2)
     got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=4, VisibilityTimeout=60)["Messages"]
-    assert _counts(sqs, queue) == (6, 4, 2)
+    assert queue_counts(sqs, queue) == (6, 4, 2)
     sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=got[0]["ReceiptHandle"], VisibilityTimeout=0)
-    assert _counts(sqs, queue) == (7, 3, 2)
+    assert queue_counts(sqs, queue) == (7, 3, 2)
     sqs.delete_message(QueueUrl=queue, ReceiptHandle=got[1]["ReceiptHandle"])
-    assert _counts(sqs, queue) == (7, 2, 2)
+    assert queue_counts(sqs, queue) == (7, 2, 2)
     time.sleep(1.05)
-    assert _counts(sqs, queue) == (8, 2, 1)  # the 1 s delay ended
+    assert queue_counts(sqs, queue) == (8, 2, 1)  # the 1 s delay ended
     all_attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert (all_attrs["ApproximateNumberOfMessages"], all_attrs["ApproximateNumberOfMessagesNotVisible"]) == ("8", "2")
 
@@ -375,7 +359,7 @@ def test_stale_receipt_handle_still_deletes(sqs: Any, queue: str) -> None:
     new = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=30)["Messages"][0]["ReceiptHandle"]
     assert old != new
     sqs.delete_message(QueueUrl=queue, ReceiptHandle=old)
-    assert _counts(sqs, queue) == (0, 0, 0)
+    assert queue_counts(sqs, queue) == (0, 0, 0)
     sqs.delete_message(QueueUrl=queue, ReceiptHandle=new)  # deleting again succeeds
     with pytest.raises(ClientError, match="ReceiptHandleIsInvalid"):
         sqs.delete_message(QueueUrl=queue, ReceiptHandle="not-a-handle")
@@ -401,21 +385,21 @@ def test_batch_calls_and_message_attributes(sqs: Any, queue: str) -> None:
         + [{"Id": "bad", "ReceiptHandle": "nope", "VisibilityTimeout": 0}],
     )
     assert len(changed["Successful"]) == 4 and [f["Id"] for f in changed["Failed"]] == ["bad"]
-    assert _counts(sqs, queue) == (4, 6, 0)
+    assert queue_counts(sqs, queue) == (4, 6, 0)
     deleted = sqs.delete_message_batch(
         QueueUrl=queue, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
     )
     assert len(deleted["Successful"]) == 10
-    assert _counts(sqs, queue) == (0, 0, 0)
+    assert queue_counts(sqs, queue) == (0, 0, 0)
 
 
 def test_retention_drops_old_messages(sqs: Any) -> None:
     url = sqs.create_queue(QueueName=f"ret-{uuid.uuid4().hex[:8]}", Attributes={"MessageRetentionPeriod": "1"})["QueueUrl"]
     _send_many(sqs, url, 3)
     sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)
-    assert _counts(sqs, url) == (2, 1, 0)
+    assert queue_counts(sqs, url) == (2, 1, 0)
     time.sleep(1.05)
-    assert _counts(sqs, url) == (0, 0, 0)
+    assert queue_counts(sqs, url) == (0, 0, 0)
     assert sqs.receive_message(QueueUrl=url).get("Messages") is None
 
 
@@ -431,9 +415,9 @@ def test_retention_survives_index_compaction(sqs: Any) -> None:
         sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
     if time.monotonic() - sent > 2.5:
         pytest.skip("machine too busy: the setup outlasted most of the retention period")
-    assert _counts(sqs, url) == (0, 5, 0)
+    assert queue_counts(sqs, url) == (0, 5, 0)
     time.sleep(max(0.0, sent + 3.05 - time.monotonic()))
-    assert _counts(sqs, url) == (0, 0, 0)
+    assert queue_counts(sqs, url) == (0, 0, 0)
 
 
 def test_fifo_group_waits_for_its_in_flight_message(sqs: Any) -> None:

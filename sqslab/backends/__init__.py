@@ -18,6 +18,7 @@ both implement it; a plugin target must too):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,16 @@ class TaskCounts:
     running: int
     desired: int
     started: int = 0
+
+
+_COUNTS = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
+
+
+def queue_counts(client: Any, queue_url: str) -> tuple[int, int, int]:
+    """(visible, in flight, delayed) of a queue, from one GetQueueAttributes call."""
+    attrs = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(_COUNTS))["Attributes"]
+    visible, in_flight, delayed = (int(attrs.get(name, 0)) for name in _COUNTS)
+    return visible, in_flight, delayed
 
 
 class TargetError(Exception):
