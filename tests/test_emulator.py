@@ -35,8 +35,8 @@ pytestmark = pytest.mark.integration
 FORK = multiprocessing.get_context("fork")
 #: The concurrency tests run their emulator with a 100 us GIL time slice (default 5 ms):
 #: thread races that need thousands of messages to show up at 5 ms show up with
-#: hundreds, so stock moto's race fits the time budget and the patched lock is tested
-#: harder. The moto code stays stock.
+#: hundreds, so the patched lock is tested harder. The moto code stays stock. (Stock
+#: moto loses deletes under this load: benchmarks/bench_emulator.py measures it.)
 AMPLIFIED_SWITCH_INTERVAL = "0.0001"
 
 
@@ -64,15 +64,11 @@ def emu() -> Iterator[Emulator]:
         yield running
 
 
-def _amplified(patched: bool = True) -> Emulator:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(SWITCH_INTERVAL_ENV, AMPLIFIED_SWITCH_INTERVAL)
-        return Emulator(patched=patched).start()
-
-
 @pytest.fixture(scope="module")
 def amplified_emu() -> Iterator[Emulator]:
-    running = _amplified()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(SWITCH_INTERVAL_ENV, AMPLIFIED_SWITCH_INTERVAL)
+        running = Emulator().start()
     try:
         yield running
     finally:
@@ -135,7 +131,7 @@ def test_no_orphan_when_the_parent_is_killed() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     child = int(out.stdout.split()[0])
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15  # it notices within 0.5 s; the rest is for a busy machine
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     if _alive(child):
@@ -223,28 +219,6 @@ def test_no_lost_deletes_under_concurrency(amplified_emu: Emulator) -> None:
     assert _lost_deletes(amplified_emu.endpoint_url, 2000) == (0, 0)
 
 
-@pytest.mark.xfail(strict=False, reason="stock moto 5.2.1 loses concurrent deletes (unlocked list rewrite)")
-def test_stock_moto_loses_deletes_under_concurrency() -> None:
-    """Stock moto, same test with 300 messages: every delete succeeds, 8-19 % stay queued.
-
-    Queue.delete_message rebuilds the queue's message list from a copy and assigns it
-    back, without a lock: a delete that lands during another's rebuild is undone, and
-    the message comes back when its visibility timeout ends.
-
-    Measured on this 2-core machine (5 processes x 4 threads deleting): with the
-    100 us GIL slice, 300 messages: 34, 55, 43, 29, 57, 23 stayed in six runs, 7-9 s
-    each. With stock's own 5 ms slice, 2,000 messages and one thread per process:
-    371 of 2,000 (18.6 %) stayed, but stock moto needed 5 min 43 s to put them in
-    flight (its receive is O(n) per message); 300 messages: 0. The patched emulator,
-    100 us slice, 2,000 messages: 0 in every run.
-    """
-    stock = _amplified(patched=False)
-    try:
-        assert _lost_deletes(stock.endpoint_url, 300) == (0, 0)
-    finally:
-        stock.stop()
-
-
 def _receive_all(endpoint: str, url: str, barrier: Any, out: Any) -> None:
     sqs = _client(endpoint)
     barrier.wait()
@@ -300,7 +274,12 @@ def test_dlq_move_on_the_receive_after_max_receive_count(sqs: Any) -> None:
     assert queue_counts(sqs, dlq) == (0, 0, 0)
 
 
-def test_long_poll_wakes_within_50ms_of_a_send(emu: Emulator, sqs: Any, queue: str) -> None:
+def test_long_poll_wakes_on_a_send(emu: Emulator, sqs: Any, queue: str) -> None:
+    """A parked long poll returns as soon as a send lands: from the send to the poll's
+    return takes less than 3x a send plus a receive that finds its message waiting,
+    measured alongside (the bound is never under 50 ms). A poll that is not woken
+    takes its whole 10 s; one re-checking once a second, like stock moto's, ~0.5 s on
+    average."""
     receiver = _client(emu.endpoint_url)
     receiver.get_queue_url(QueueName=queue.rsplit("/", 1)[1])  # connect before timing
     returned: list[float] = []
@@ -309,7 +288,7 @@ def test_long_poll_wakes_within_50ms_of_a_send(emu: Emulator, sqs: Any, queue: s
         receiver.receive_message(QueueUrl=queue, WaitTimeSeconds=10)
         returned.append(time.monotonic())
 
-    latencies = []
+    latencies, baselines = [], []
     for _ in range(3):
         thread = threading.Thread(target=poll)
         thread.start()
@@ -318,11 +297,26 @@ def test_long_poll_wakes_within_50ms_of_a_send(emu: Emulator, sqs: Any, queue: s
         sqs.send_message(QueueUrl=queue, MessageBody="wake")
         thread.join(timeout=10)
         latencies.append(returned.pop() - sent)
-    assert min(latencies) < 0.05, latencies
-    assert sorted(latencies)[1] < 0.05, latencies
+        # The same two calls without a wait: how fast this machine answers right now.
+        start = time.monotonic()
+        sqs.send_message(QueueUrl=queue, MessageBody="baseline")
+        assert receiver.receive_message(QueueUrl=queue)["Messages"]  # in flight, out of the next poll's way
+        baselines.append(time.monotonic() - start)
+    bound = max(0.05, 3 * sorted(baselines)[1])
+    assert min(latencies) < bound, (latencies, baselines)
+    assert sorted(latencies)[1] < bound, (latencies, baselines)
 
 
-def test_visibility_expiry_within_100ms_of_the_timeout(sqs: Any, queue: str) -> None:
+def test_visibility_expiry_wakes_a_long_poll(sqs: Any, queue: str) -> None:
+    """A long poll gets the message back when its 1 s visibility timeout ends: not
+    sooner, and later by less than 4x a receive round trip measured alongside (the
+    bound is never under 150 ms). Not woken, the poll would return empty after 5 s;
+    re-checking once a second, like stock moto, it would be up to 1 s late."""
+    round_trips = []
+    for _ in range(3):
+        start = time.monotonic()
+        sqs.receive_message(QueueUrl=queue)  # the queue is empty: one round trip
+        round_trips.append(time.monotonic() - start)
     sqs.send_message(QueueUrl=queue, MessageBody="m")
     before = time.monotonic()
     first = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=1)["Messages"][0]
@@ -330,7 +324,8 @@ def test_visibility_expiry_within_100ms_of_the_timeout(sqs: Any, queue: str) -> 
     elapsed = time.monotonic() - before
     assert again["MessageId"] == first["MessageId"]
     assert again["Attributes"]["ApproximateReceiveCount"] == "2"
-    assert 1.0 <= elapsed < 1.1, elapsed
+    # Not sooner: the timeout starts on the server after `before`; both read one monotonic clock.
+    assert 1.0 <= elapsed < 1.0 + max(0.15, 4 * sorted(round_trips)[1]), (elapsed, round_trips)
 
 
 def test_queue_attribute_counts_are_exact(sqs: Any, queue: str) -> None:

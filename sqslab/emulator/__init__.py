@@ -21,34 +21,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
+from sqslab.credentials import DUMMY_ENV, emulator_env, session_kwargs
 from sqslab.emulator.server import READY_PREFIX  # stdlib-only module: cheap to import
 
-__all__ = ["Emulator", "EmulatorError", "serve", "child_env", "client", "DUMMY_ENV"]
-
-#: Credentials and region every emulator client may use; never real ones.
-DUMMY_ENV: dict[str, str] = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-west-1",
-    "AWS_DEFAULT_REGION": "us-west-1",
-}
-
-# Variables that could point a child at the user's real AWS identity.
-_SCRUBBED = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_SQS",
-)
+__all__ = ["DUMMY_ENV", "Emulator", "EmulatorError", "child_env", "client", "serve"]
 
 START_TIMEOUT_S = 30.0
 
@@ -76,24 +54,13 @@ def client(endpoint_url: str | None, service: str = "sqs", region: str | None = 
     with _SESSIONS_LOCK:  # creating clients from one session is not thread safe; using them is
         session = _SESSIONS.get(region)
         if session is None:
-            session = _SESSIONS[region] = boto3.session.Session(
-                aws_access_key_id=DUMMY_ENV["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=DUMMY_ENV["AWS_SECRET_ACCESS_KEY"],
-                region_name=region,
-            )
+            session = _SESSIONS[region] = boto3.session.Session(**session_kwargs(region))
         return session.client(service, endpoint_url=endpoint_url, config=config)
 
 
 def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """Return an environment with dummy AWS credentials and no real AWS identity."""
-    env = dict(os.environ if base is None else base)
-    for key in _SCRUBBED:
-        env.pop(key, None)
-    env.update(DUMMY_ENV)
-    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-    env["AWS_CONFIG_FILE"] = os.devnull
-    env["AWS_EC2_METADATA_DISABLED"] = "true"
-    return env
+    return emulator_env(base)
 
 
 class Emulator:
@@ -117,7 +84,7 @@ class Emulator:
         self.endpoint_url: str = ""
         self.start_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file = None
+        self._log_file: IO[bytes] | None = None
         self._owner_pid = os.getpid()
 
     def __repr__(self) -> str:
@@ -134,7 +101,7 @@ class Emulator:
         """The child's process id, or None when not started."""
         return self._proc.pid if self._proc is not None else None
 
-    def start(self, timeout: float = START_TIMEOUT_S) -> "Emulator":
+    def start(self, timeout: float = START_TIMEOUT_S) -> Emulator:
         """Start the child, wait until the endpoint answers and return self.
 
         Raises EmulatorError (and leaves nothing running) if the child exits, does not
@@ -150,10 +117,10 @@ class Emulator:
             cmd.append("--stock")
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.log_path, "ab")
+            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it until stop()
         else:
             # Kept so a failed start can quote the child; a file, not a pipe nobody drains.
-            self._log_file = tempfile.TemporaryFile()
+            self._log_file = tempfile.TemporaryFile()  # noqa: SIM115 - the child writes to it until stop()
         stderr = self._log_file
         env = child_env()
         # The child must import this very sqslab, even from a source checkout.
@@ -217,14 +184,16 @@ class Emulator:
         )
         last: Exception | None = None
         while time.monotonic() < deadline:
-            if not self.running:
-                raise EmulatorError(f"the SQS emulator exited with code {self._proc.returncode}{self._log_hint()}")
+            if self._proc is None or self._proc.poll() is not None:
+                code = self._proc.returncode if self._proc is not None else None
+                raise EmulatorError(f"the SQS emulator exited with code {code}{self._log_hint()}")
             try:
                 with urllib.request.urlopen(request, timeout=2) as resp:
                     resp.read()
                 return
             except urllib.error.HTTPError as exc:
-                raise EmulatorError(f"the SQS emulator at {self.endpoint_url} answered ListQueues with HTTP {exc.code}{self._log_hint()}") from exc
+                raise EmulatorError(f"the SQS emulator at {self.endpoint_url} answered ListQueues with HTTP {exc.code}"
+                                    f"{self._log_hint()}") from exc
             except OSError as exc:
                 last = exc
                 time.sleep(0.02)
@@ -270,7 +239,7 @@ class Emulator:
             self._log_file.close()
             self._log_file = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(
@@ -285,7 +254,7 @@ class Emulator:
         # Last resort against orphans when a caller forgot stop().
         try:
             self.stop()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - a finaliser must not raise; nothing is left to tell
             pass
 
 

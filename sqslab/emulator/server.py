@@ -12,14 +12,11 @@ import threading
 import time
 from typing import Any
 
+from sqslab.credentials import DUMMY_ENV
+
 READY_PREFIX = "SQSLAB_EMULATOR_READY "
 #: Environment variable: the child's GIL switch interval in seconds (tests amplify races with it).
 SWITCH_INTERVAL_ENV = "SQSLAB_EMULATOR_SWITCH_INTERVAL"
-DUMMY_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-west-1",
-}
 
 
 def run(host: str, port: int, patched: bool = True, parent_pid: int | None = None) -> None:
@@ -33,8 +30,7 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     if switch:
         # Test-only: a shorter GIL time slice makes thread races show up at small sizes.
         sys.setswitchinterval(float(switch))
-    for key, value in DUMMY_CREDENTIALS.items():
-        os.environ[key] = value
+    os.environ.update(DUMMY_ENV)
     # Bind before the slow imports: a taken port fails at once, a free one is ours early.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -49,9 +45,18 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     if patched:
         from sqslab.emulator import patches
 
-        patches.apply()
+        try:
+            patches.apply()
+        except patches.PatchError as exc:
+            # One line: Emulator.start() quotes the last line of this log in its error.
+            sys.stderr.write(f"sqslab emulator: {exc}\n")
+            sys.stderr.flush()
+            os._exit(2)  # not sys.exit: unloading moto's modules takes ~0.5 s, for nothing
 
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -68,7 +73,7 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
         sqs_app = app.get_application({"PATH_INFO": "/", "HTTP_AUTHORIZATION": _SQS_AUTH})  # build the SQS app now, not on the first call
         app = _serialize_others(app, sqs_app)
     server = make_server(host, port, app, threaded=True, request_handler=handler, fd=sock.fileno())
-    server.daemon_threads = True
+    server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True: a ThreadedWSGIServer
 
     def _stop(signum: int, frame: object) -> None:
         # shutdown() waits for serve_forever to return, so it must not run on its thread.

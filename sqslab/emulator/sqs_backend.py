@@ -1,0 +1,299 @@
+"""The replacements for moto's ``SQSBackend`` methods, and the lock around all of them.
+
+Stock ``SQSBackend`` marks messages received and rewrites a queue's message list
+without a lock (concurrent receivers get the same message, concurrent
+DeleteMessageBatch calls lose each other's deletes), and rebuilds every queue
+attribute several times per send and per received message. Here the methods work
+on the per-queue state of state.py, and ``install()`` wraps every function
+``SQSBackend`` defines, stock or replaced, in ``LOCK``; a long-poll releases it
+while it waits on the queue's condition.
+
+Each public function is an ``SQSBackend`` method (``self`` is the backend);
+``METHODS`` maps method names to their replacements. A new replacement is a
+function here, an entry in ``METHODS`` and its pair in ``guard.PATCHED``; it runs
+under ``LOCK`` without further ado.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import heapq
+import inspect
+import string
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+from sqslab.emulator.guard import _replace_all
+from sqslab.emulator.state import (
+    INFLIGHT,
+    LOCK,
+    READY,
+    _adopt,
+    _drop,
+    _init_state_keep_cond,
+    _live,
+    _next_deadline,
+    _promote,
+    _set_state,
+    now_ms,
+)
+
+#: moto.sqs.models (bound by install(), so this module imports no moto code itself).
+models: Any = None
+
+
+def _validate_message(
+    self: Any,
+    queue: Any,
+    message_body: str,
+    delay_seconds: int,
+    deduplication_id: str | None = None,
+    group_id: str | None = None,
+    validate_group_id: bool = True,
+) -> None:
+    """SQSBackend._validate_message: raise moto's error for a message queue does not take."""
+    # Stock logic, reading content_based_deduplication instead of rebuilding queue.attributes.
+    if queue.fifo_queue:
+        if not queue.content_based_deduplication and not group_id:
+            raise models.MissingParameter("MessageGroupId")
+        if not queue.content_based_deduplication and group_id and not deduplication_id:
+            raise models.InvalidParameterValue(
+                "The queue should either have ContentBasedDeduplication enabled or "
+                "MessageDeduplicationId provided explicitly"
+            )
+        if delay_seconds > 0:
+            raise models.InvalidParameterValue(
+                f"Value {delay_seconds} for parameter DelaySeconds is invalid. Reason: "
+                "The request include parameter that is not valid for this queue type."
+            )
+    if len(message_body) > queue.maximum_message_size:
+        raise models.InvalidParameterValue(
+            "One or more parameters are invalid. Reason: Message must be shorter than "
+            f"{queue.maximum_message_size} bytes."
+        )
+    if group_id is None and queue.fifo_queue:
+        raise models.MissingParameter("MessageGroupId")
+
+
+def send_message(
+    self: Any,
+    queue_name: str,
+    message_body: str,
+    message_attributes: dict[str, Any] | None = None,
+    delay_seconds: int | None = None,
+    deduplication_id: str | None = None,
+    group_id: str | None = None,
+    system_attributes: dict[str, Any] | None = None,
+    validate_group_id: bool = True,
+) -> Any:
+    """SQSBackend.send_message: validate, build the Message and add it to the queue."""
+    queue = self.get_queue(queue_name)
+    self._validate_message(
+        queue,
+        message_body=message_body,
+        delay_seconds=int(delay_seconds or 0),
+        deduplication_id=deduplication_id,
+        group_id=group_id,
+        validate_group_id=validate_group_id,
+    )
+    delay_seconds = int(delay_seconds) if delay_seconds is not None else int(queue.delay_seconds)
+    if delay_seconds > models.MAXIMUM_MESSAGE_DELAY:
+        raise models.InvalidParameterValue(
+            f"Value {delay_seconds} for parameter DelaySeconds is invalid. "
+            "Reason: DelaySeconds must be >= 0 and <= 900."
+        )
+    message = models.Message(str(models.random.uuid4()), message_body, system_attributes)
+    if queue.content_based_deduplication:
+        message.deduplication_id = hashlib.sha256(message_body.encode("utf-8")).hexdigest()
+    if deduplication_id is not None:
+        message.deduplication_id = deduplication_id
+        message.sequence_number = "".join(models.random.choice(string.digits) for _ in range(20))
+    if group_id is not None:
+        message.group_id = group_id
+    if message_attributes:
+        message.message_attributes = message_attributes
+    message.mark_sent(delay_seconds=delay_seconds)
+    queue.add_message(message)
+    return message
+
+
+def receive_message(
+    self: Any,
+    queue_name: str,
+    count: int,
+    wait_seconds_timeout: int,
+    visibility_timeout: int,
+    message_attribute_names: list[str] | None = None,
+) -> list[Any]:
+    """SQSBackend.receive_message: up to count ready messages, long-polling up to
+    wait_seconds_timeout on the queue's condition (which releases LOCK) when none is."""
+    queue = self.get_queue(queue_name)
+    deadline = time.monotonic() + (wait_seconds_timeout or 0)
+    while True:
+        now = now_ms()
+        _promote(queue, now)
+        result = _take(queue, count, visibility_timeout, message_attribute_names or [], now)
+        if result or not wait_seconds_timeout:
+            return result
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return result
+        nxt = _next_deadline(queue)
+        if nxt is not None:
+            remaining = min(remaining, max(0.0, (nxt - now) / 1000.0) + 0.001)
+        queue._cond.wait(remaining)  # releases LOCK while waiting
+        if self.queues.get(queue_name) is not queue:
+            return []  # deleted or purged-and-recreated while we waited
+
+
+def _take(queue: Any, count: int, visibility_timeout: int, attribute_names: list[str], now: float) -> list[Any]:
+    """Receive up to count ready messages, oldest first, skipping FIFO groups in flight
+    and moving to the DLQ those past maxReceiveCount; returns copies for the response."""
+    ready = queue._heaps[READY].items
+    fifo = queue.fifo_queue
+    blocked = set(queue._inflight_groups) if fifo else ()
+    dlq = queue.dead_letter_queue
+    max_receives = queue.redrive_policy["maxReceiveCount"] if dlq is not None and queue.redrive_policy else None
+    result: list[Any] = []
+    skipped: list[tuple[float, int, int, Any]] = []
+    back_to_ready: list[Any] = []
+    while ready and len(result) < count:
+        entry = heapq.heappop(ready)
+        if not _live(entry, queue):
+            continue
+        msg = entry[3]
+        if fifo and msg.group_id in blocked:
+            skipped.append(entry)
+            continue
+        if max_receives is not None and msg.approximate_receive_count >= max_receives:
+            # The receive after maxReceiveCount receives moves the message instead.
+            _drop(queue, msg, remember_handles=False)
+            _adopt(dlq, msg, now)
+            continue
+        msg.mark_received(visibility_timeout=visibility_timeout)
+        queue._handles[msg.receipt_handle] = msg
+        if visibility_timeout:
+            _set_state(queue, msg, INFLIGHT, msg.visible_at)
+        else:
+            back_to_ready.append(msg)  # visible at once; pushed back after this batch
+        clone = _shallow_copy(msg)
+        models._filter_message_attributes(clone, attribute_names)
+        result.append(clone)
+    for entry in skipped:
+        heapq.heappush(ready, entry)
+    for msg in back_to_ready:
+        queue._heaps[READY].push(msg._sqslab_seq, msg)
+    return result
+
+
+def _shallow_copy(msg: Any) -> Any:
+    """A copy of msg sharing its attribute values, for one response to filter."""
+    # Not copy.copy: BaseModel.__new__ would record every copy in a class-level list.
+    clone = object.__new__(type(msg))
+    clone.__dict__.update(msg.__dict__)
+    return clone
+
+
+def delete_message(self: Any, queue_name: str, receipt_handle: str) -> None:
+    """SQSBackend.delete_message: the queue's (patched) delete_message."""
+    self.get_queue(queue_name).delete_message(receipt_handle)
+
+
+def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+    """SQSBackend.change_message_visibility: in flight until now + visibility_timeout,
+    or ready at once for 0 (waking long-polls); any handle the message had works."""
+    queue = self.get_queue(queue_name)
+    msg = queue._handles.get(receipt_handle)
+    if msg is None or msg._sqslab_owner is not queue:
+        raise models.ReceiptHandleIsInvalid
+    now = now_ms()
+    visible_at = now + int(visibility_timeout) * 1000
+    if visible_at - msg.sent_timestamp > 43200 * 1000:
+        raise models.InvalidParameterValue(
+            f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
+            "VisibilityTimeout for the message is beyond the limit [43200 seconds]"
+        )
+    msg.visible_at = visible_at
+    if int(visibility_timeout) > 0:
+        _set_state(queue, msg, INFLIGHT, visible_at)
+    elif msg._sqslab_state != READY:
+        _set_state(queue, msg, READY)
+        queue._cond.notify_all()
+
+
+def purge_queue(self: Any, queue_name: str) -> None:
+    """SQSBackend.purge_queue: drop every message; long-polls keep waiting on the queue."""
+    queue = self.get_queue(queue_name)
+    for msg in list(queue._messages.values()):
+        _drop(queue, msg, remember_handles=False)
+    _init_state_keep_cond(queue)
+
+
+def delete_queue(self: Any, queue_name: str) -> None:
+    """SQSBackend.delete_queue: forget the queue and wake its long-polls (they return empty)."""
+    queue = self.get_queue(queue_name)
+    del self.queues[queue_name]
+    queue._cond.notify_all()  # long-polls on it return empty
+
+
+def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+    """SQSBackend.is_message_valid_based_on_retention_period, on the patched clock."""
+    queue = self.get_queue(queue_name)
+    return message.sent_timestamp + int(queue.message_retention_period) * 1000 > now_ms()
+
+
+def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+    """SQSBackend.get_queue_attributes: stock validation, queue.attributes built once."""
+    queue = self.get_queue(queue_name)
+    if not attribute_names:
+        return {}
+    valid = {"All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES}
+    invalid = next((n for n in attribute_names if n not in valid), None)
+    if invalid or invalid == "":
+        raise models.InvalidAttributeName(invalid)
+    attributes = queue.attributes  # once, not three times per name
+    if "All" in attribute_names:
+        return attributes
+    return {n: attributes[n] for n in attribute_names if attributes.get(n) is not None}
+
+
+#: SQSBackend method name -> its replacement, installed in this order.
+METHODS: dict[str, Callable[..., Any]] = {
+    "_validate_message": _validate_message,
+    "send_message": send_message,
+    "receive_message": receive_message,
+    "delete_message": delete_message,
+    "change_message_visibility": change_message_visibility,
+    "purge_queue": purge_queue,
+    "delete_queue": delete_queue,
+    "is_message_valid_based_on_retention_period": is_message_valid_based_on_retention_period,
+    "get_queue_attributes": get_queue_attributes,
+}
+
+
+def install(moto_models: types.ModuleType) -> None:
+    """Replace moto.sqs.models.SQSBackend's methods with METHODS, then wrap every
+    function the class defines in LOCK."""
+    global models
+    models = moto_models
+    backend = moto_models.SQSBackend
+    _replace_all(backend, METHODS)
+    # Every backend call, stock or replaced, runs under the one lock. Not through
+    # _replace: this wraps whatever functions this moto's SQSBackend has.
+    for name, func in list(vars(backend).items()):
+        if inspect.isfunction(func) and not name.startswith("__"):
+            setattr(backend, name, _locked(func))
+
+
+def _locked(func: Callable[..., Any]) -> Callable[..., Any]:
+    """func, called with LOCK held (keeps its name and docs; __wrapped__ is func)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with LOCK:
+            return func(*args, **kwargs)
+
+    return wrapper
