@@ -4,10 +4,12 @@
 The same program runs as an ECS Fargate task and as a local process started by
 sqslab's supervisor. It needs boto3 and the standard library only.
 
-Configuration is the environment described in docs/contracts.md (QUEUE_URL, ERROR_RATE,
-CRASH_RATE, IDEMPOTENCY, ...). Every event is one JSON object on one line of stdout,
-flushed at once, so CloudWatch Logs Insights and the local runner read the same thing;
-diagnostics go to stderr.
+Configuration is the environment described in docs/contracts.md (SQSLAB_QUEUE_URL,
+SQSLAB_ERROR_RATE, SQSLAB_CRASH_RATE, SQSLAB_IDEMPOTENCY, ...); an SQSLAB_* variable it
+does not know is a `config_warning` event, so a misspelt knob is seen, not silently
+ignored. Every event is one JSON object on one line of stdout, flushed at once, so
+CloudWatch Logs Insights and the local runner read the same thing; diagnostics go to
+stderr.
 
 Per message, in this order:
 
@@ -17,10 +19,10 @@ Per message, in this order:
    delete, ``duplicate_skipped``;
 3. the poison marker set: ``failed`` with reason ``poison``, every time;
 4. the crash draw: part of the work, then ``crashed`` and ``os._exit(137)``;
-5. the work: a sleep of WORK_TIME_MIN_MS + work * (max - min), where ``work`` is the
-   payload's 0..1 figure (so a redelivered message takes as long again) or a draw
-   from this task's random stream when the payload has none; SLOW_TIME_MS instead for
-   the SLOW_RATE fraction;
+5. the work: a sleep of SQSLAB_WORK_TIME_MIN_MS + work * (max - min), where ``work`` is
+   the payload's 0..1 figure (so a redelivered message takes as long again) or a draw
+   from this task's random stream when the payload has none; SQSLAB_SLOW_TIME_MS instead
+   for the SQSLAB_SLOW_RATE fraction;
 6. the error draw: ``failed`` with reason ``error``, not deleted, so SQS delivers it
    again after the visibility timeout;
 7. otherwise ``processed``, then DeleteMessage.
@@ -28,7 +30,7 @@ Per message, in this order:
 ``processed`` is written when the work is done, before the delete: the side effect has
 happened even if the delete then fails and the message comes back.
 
-Random draws come from ``random.Random`` seeded with SEED and TASK_ID; each message takes
+Random draws come from ``random.Random`` seeded with SQSLAB_SEED and SQSLAB_TASK_ID; each message takes
 the same number of draws whatever happens to it, so a task's stream stays reproducible.
 
 SIGTERM (how ECS and the local supervisor stop a task) and SIGINT: the message in hand is
@@ -53,8 +55,17 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-EXIT_CRASH = 137  # what a SIGKILLed container reports; the crash knob mimics it
+EXIT_CRASH = 137  # what a SIGKILLed container reports; the crash knob mimics it (sqslab.contracts)
 EXIT_CONFIG = 2
+POISON_MARKER = "poison"  # sqslab.contracts.POISON_MARKER
+
+#: Every SQSLAB_* variable this program reads; another one is reported as a warning.
+KNOWN_VARIABLES = (
+    "SQSLAB_QUEUE_URL", "SQSLAB_DLQ_URL", "SQSLAB_TASK_ID", "SQSLAB_SEED", "SQSLAB_LOG_LEVEL", "SQSLAB_POISON_MARKER",
+    "SQSLAB_WAIT_TIME_SECONDS", "SQSLAB_MAX_MESSAGES", "SQSLAB_WORK_TIME_MIN_MS", "SQSLAB_WORK_TIME_MAX_MS",
+    "SQSLAB_ERROR_RATE", "SQSLAB_CRASH_RATE", "SQSLAB_SLOW_RATE", "SQSLAB_SLOW_TIME_MS", "SQSLAB_IDEMPOTENCY",
+    "SQSLAB_IDEMPOTENCY_WINDOW_SECONDS", "SQSLAB_RELEASE_ON_STOP", "SQSLAB_DELETE_MODE",
+)  # fmt: skip
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -140,8 +151,8 @@ def ecs_task_id(env: dict[str, str], timeout: float = 1.0) -> str | None:
 
 
 def resolve_task_id(env: dict[str, str]) -> str:
-    """TASK_ID from the environment, else the ECS task id, else ``<hostname>-<pid>``."""
-    task = env.get("TASK_ID", "").strip()
+    """SQSLAB_TASK_ID from the environment, else the ECS task id, else ``<hostname>-<pid>``."""
+    task = env.get("SQSLAB_TASK_ID", "").strip()
     if task:
         return task
     return ecs_task_id(env) or f"{socket.gethostname()}-{os.getpid()}"
@@ -149,44 +160,49 @@ def resolve_task_id(env: dict[str, str]) -> str:
 
 def load_config(env: dict[str, str]) -> dict[str, Any]:
     """Read and check the consumer's knobs from ``env``; raise ConfigError on a bad value."""
-    queue_url = env.get("QUEUE_URL", "").strip()
+    queue_url = env.get("SQSLAB_QUEUE_URL", "").strip()
     if not queue_url:
-        raise ConfigError("QUEUE_URL is required")
+        raise ConfigError("SQSLAB_QUEUE_URL is required")
     cfg: dict[str, Any] = {
         "queue_url": queue_url,
         "endpoint_url": env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None,
         "region": env.get("AWS_REGION", "").strip() or "us-west-1",
-        "wait_time_seconds": _env_int(env, "WAIT_TIME_SECONDS", 20, 0, 20),
-        "max_messages": _env_int(env, "MAX_MESSAGES", 10, 1, 10),
-        "work_time_min_ms": _env_float(env, "WORK_TIME_MIN_MS", 50.0, 0, 3_600_000),
-        "work_time_max_ms": _env_float(env, "WORK_TIME_MAX_MS", 200.0, 0, 3_600_000),
-        "error_rate": _env_float(env, "ERROR_RATE", 0.0, 0, 1),
-        "crash_rate": _env_float(env, "CRASH_RATE", 0.0, 0, 1),
-        "slow_rate": _env_float(env, "SLOW_RATE", 0.0, 0, 1),
-        "slow_time_ms": _env_float(env, "SLOW_TIME_MS", 0.0, 0, 3_600_000),
-        "idempotency": _env_bool(env, "IDEMPOTENCY", False),
-        "idempotency_window_seconds": _env_float(env, "IDEMPOTENCY_WINDOW_SECONDS", 300.0, 0, 1e9),
-        "poison_marker": env.get("POISON_MARKER", "").strip() or "poison",
-        "release_on_stop": _env_bool(env, "RELEASE_ON_STOP", False),
-        "delete_mode": _env_choice(env, "DELETE_MODE", "each", ("each", "batch")),
-        "log_level": (env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
+        "wait_time_seconds": _env_int(env, "SQSLAB_WAIT_TIME_SECONDS", 20, 0, 20),
+        "max_messages": _env_int(env, "SQSLAB_MAX_MESSAGES", 10, 1, 10),
+        "work_time_min_ms": _env_float(env, "SQSLAB_WORK_TIME_MIN_MS", 50.0, 0, 3_600_000),
+        "work_time_max_ms": _env_float(env, "SQSLAB_WORK_TIME_MAX_MS", 200.0, 0, 3_600_000),
+        "error_rate": _env_float(env, "SQSLAB_ERROR_RATE", 0.0, 0, 1),
+        "crash_rate": _env_float(env, "SQSLAB_CRASH_RATE", 0.0, 0, 1),
+        "slow_rate": _env_float(env, "SQSLAB_SLOW_RATE", 0.0, 0, 1),
+        "slow_time_ms": _env_float(env, "SQSLAB_SLOW_TIME_MS", 0.0, 0, 3_600_000),
+        "idempotency": _env_bool(env, "SQSLAB_IDEMPOTENCY", False),
+        "idempotency_window_seconds": _env_float(env, "SQSLAB_IDEMPOTENCY_WINDOW_SECONDS", 300.0, 0, 1e9),
+        "poison_marker": env.get("SQSLAB_POISON_MARKER", "").strip() or POISON_MARKER,
+        "release_on_stop": _env_bool(env, "SQSLAB_RELEASE_ON_STOP", False),
+        "delete_mode": _env_choice(env, "SQSLAB_DELETE_MODE", "each", ("each", "batch")),
+        "log_level": (env.get("SQSLAB_LOG_LEVEL", "").strip() or "INFO").upper(),
     }
     if cfg["work_time_max_ms"] < cfg["work_time_min_ms"]:
         raise ConfigError(
-            f"WORK_TIME_MAX_MS ({cfg['work_time_max_ms']:g}) is below WORK_TIME_MIN_MS ({cfg['work_time_min_ms']:g})"
+            f"SQSLAB_WORK_TIME_MAX_MS ({cfg['work_time_max_ms']:g}) is below SQSLAB_WORK_TIME_MIN_MS ({cfg['work_time_min_ms']:g})"
         )
     if cfg["log_level"] not in ("INFO", "DEBUG"):
-        raise ConfigError(f"LOG_LEVEL={cfg['log_level']!r} is not INFO or DEBUG")
-    raw_seed = env.get("SEED", "").strip()
+        raise ConfigError(f"SQSLAB_LOG_LEVEL={cfg['log_level']!r} is not INFO or DEBUG")
+    raw_seed = env.get("SQSLAB_SEED", "").strip()
     if raw_seed:
         try:
             cfg["seed"] = int(raw_seed)
         except ValueError:
-            raise ConfigError(f"SEED={raw_seed!r} is not an integer") from None
+            raise ConfigError(f"SQSLAB_SEED={raw_seed!r} is not an integer") from None
     else:
         # Random, but written in the started event so the run can be replayed.
         cfg["seed"] = random.SystemRandom().randrange(2**32)
     return cfg
+
+
+def unknown_variables(env: dict[str, str]) -> list[str]:
+    """SQSLAB_* variables this consumer does not read: a misspelt or renamed knob."""
+    return sorted(name for name in env if name.startswith("SQSLAB_") and name not in KNOWN_VARIABLES)
 
 
 # --------------------------------------------------------------------------- events
@@ -247,8 +263,10 @@ def parse_payload(body: str, poison_marker: str) -> tuple[dict[str, Any] | None,
 class Consumer:
     """The receive–work–delete loop with its failure knobs."""
 
-    def __init__(self, cfg: dict[str, Any], task: str, events: EventLog, sqs: Any = None, sqs_poll: Any = None) -> None:
+    def __init__(self, cfg: dict[str, Any], task: str, events: EventLog, sqs: Any = None, sqs_poll: Any = None,
+                 env: dict[str, str] | None = None) -> None:
         self.cfg = cfg
+        self.env = env or {}
         self.task = task
         self.events = events
         self.rng = random.Random(f"{cfg['seed']}:{task}")
@@ -272,6 +290,10 @@ class Consumer:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
 
+    def stopping(self) -> bool:
+        """Whether a stop signal has come (the handler sets it at any moment)."""
+        return self.stop_reason is not None
+
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.stop_reason is None:
             self.stop_reason = signal.Signals(signum).name
@@ -290,6 +312,8 @@ class Consumer:
         backoff = 0.0
         try:
             self.events.emit("started", config=_public_config(self.cfg))
+            for name in unknown_variables(self.env):
+                self.events.emit("config_warning", variable=name, message=f"{name} is not a variable this consumer reads; is it misspelt?")
             while self.stop_reason is None:
                 try:
                     messages = self._receive()
@@ -304,7 +328,7 @@ class Consumer:
                     continue
                 backoff = 0.0
                 for i, message in enumerate(messages):
-                    if self.stop_reason is not None:
+                    if self.stopping():
                         self._flush_deletes()
                         # Stopping: the rest of this batch is not started. By default it is
                         # left to the visibility timeout, as a naive consumer does; with
@@ -365,17 +389,17 @@ class Consumer:
         self.events.emit("received", message_id=message_id, id=ident, seq=seq, receive_count=receive_count)
 
         if problem is not None:
-            self._fail(message_id, ident, receive_count, problem)
+            self._fail(message_id, ident, receive_count, problem, seq)
             return
         assert payload is not None and ident is not None
 
         if cfg["idempotency"] and self._seen_recently(ident):
             self._delete(receipt, message_id)
-            self.events.emit("duplicate_skipped", message_id=message_id, id=ident, receive_count=receive_count)
+            self.events.emit("duplicate_skipped", message_id=message_id, id=ident, seq=seq, receive_count=receive_count)
             return
 
         if payload.get(cfg["poison_marker"]) is True:
-            self._fail(message_id, ident, receive_count, "poison")
+            self._fail(message_id, ident, receive_count, "poison", seq)
             return
 
         if u_slow < cfg["slow_rate"]:
@@ -387,21 +411,21 @@ class Consumer:
 
         if u_crash < cfg["crash_rate"]:
             time.sleep(work_ms * u_crash_at / 1000.0)
-            self.events.emit("crashed", message_id=message_id, id=ident)
+            self.events.emit("crashed", message_id=message_id, id=ident, seq=seq)
             sys.stderr.flush()
             os._exit(EXIT_CRASH)  # no cleanup, no delete: like a killed container
 
         time.sleep(work_ms / 1000.0)
 
         if u_error < cfg["error_rate"]:
-            self._fail(message_id, ident, receive_count, "error")
+            self._fail(message_id, ident, receive_count, "error", seq)
             return
 
         if cfg["idempotency"]:
             self._remember(ident)
         self.processed += 1
         self.events.emit(
-            "processed", message_id=message_id, id=ident, receive_count=receive_count, work_ms=round(work_ms, 3)
+            "processed", message_id=message_id, id=ident, seq=seq, receive_count=receive_count, work_ms=round(work_ms, 3)
         )
         self._delete(receipt, message_id)
 
@@ -426,9 +450,9 @@ class Consumer:
                 self._log(f"release of {fields['message_id']} failed: {_describe(exc)}", force=True)
         self.events.emit("abandoned", **fields)
 
-    def _fail(self, message_id: str | None, ident: str | None, receive_count: int | None, reason: str) -> None:
+    def _fail(self, message_id: str | None, ident: str | None, receive_count: int | None, reason: str, seq: int | None = None) -> None:
         # Not deleted: SQS delivers it again after the visibility timeout (or dead-letters it).
-        self.events.emit("failed", message_id=message_id, id=ident, receive_count=receive_count, reason=reason)
+        self.events.emit("failed", message_id=message_id, id=ident, seq=seq, receive_count=receive_count, reason=reason)
 
     def _delete(self, receipt: str | None, message_id: str | None) -> None:
         if self.cfg["delete_mode"] == "batch":
@@ -513,7 +537,7 @@ def main(env: dict[str, str] | None = None) -> int:
         print(f"consume: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     task = resolve_task_id(env)
-    consumer = Consumer(cfg, task, EventLog(task))
+    consumer = Consumer(cfg, task, EventLog(task), env=env)
     consumer.install_signal_handlers()
     return consumer.run()
 

@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from sqslab.hookspecs import hookimpl  # noqa: E402  (plugins write `@sqslab.hookimpl`)
+from sqslab.hookspecs import hookimpl
 
 __all__ = ["__version__", "hookimpl"]

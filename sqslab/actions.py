@@ -8,20 +8,21 @@ schema. It returns a short text of what it did, for the event log and the report
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqslab.hookspecs import hookimpl
 from sqslab.units import parse_duration
 
 
 def _knob_schema() -> dict[str, Any]:
-    from sqslab.scenario import base_schema
+    """set_consumer's parameters: the consumer knobs the settings table marks live."""
+    from sqslab.schema import unit_defs
+    from sqslab.settings import live_knobs, schema_property
 
-    schema = base_schema()
-    knobs = dict(schema["properties"]["consumer"]["properties"])
-    knobs.pop("poison_rate")  # the producer marks poison messages; it is not a consumer setting
-    defs = {key: schema["$defs"][key] for key in ("duration", "duration_range")}
-    return {"type": "object", "properties": knobs, "additionalProperties": False, "minProperties": 1, "$defs": defs}
+    knobs = {s.name: schema_property(s) for s in live_knobs()}
+    return {"type": "object", "properties": knobs, "additionalProperties": False, "minProperties": 1,
+            "$defs": unit_defs("duration", "duration_range")}
 
 
 def kill_consumer(ctx: Any, params: dict[str, Any]) -> str:
@@ -48,8 +49,7 @@ def wait(ctx: Any, params: dict[str, Any]) -> str:
         seconds = parse_duration(params["for"])
         ctx.sleep(seconds)
         return f"waited {params['for']}"
-    timeout = parse_duration(params.get("timeout", "5m"))
-    waited = ctx.wait_until(params["until"], timeout)
+    waited = ctx.wait_until(params["until"])
     return f"'{params['until']}' held after {waited:.1f}s"
 
 
@@ -68,8 +68,8 @@ BUILTIN_ACTIONS: list[tuple[str, Callable[..., str], dict[str, Any]]] = [
         "type": "object", "additionalProperties": False,
         "properties": {
             "for": {**_DURATION, "description": "Wait this long."},
-            "until": {"type": "string", "description": "Wait until this condition on live metrics holds, e.g. 'queue.visible == 0'."},
-            "timeout": {**_DURATION, "description": "Give up waiting for `until` after this long (the action fails)."},
+            "until": {"type": "string", "description": "Wait until this condition on live metrics holds, e.g. 'queue.visible == 0' "
+                      "(the action fails when it has not held within the action's `timeout`)."},
         },
         "oneOf": [{"required": ["for"]}, {"required": ["until"]}],
     }),

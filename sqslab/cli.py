@@ -6,32 +6,66 @@ Exit codes: 0 passed, 1 expectations failed, 2 usage or invalid scenario,
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
 import sys
+import tempfile
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from sqslab.contracts import ECR_REPOSITORY, Exit
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class InfraError(click.ClickException):
     """An infrastructure or internal failure: exit 3."""
 
-    exit_code = EXIT_INFRA
+    exit_code = Exit.ERROR
 
 
 class UsageProblem(click.ClickException):
     """Bad input that is not a command-line mistake (a plugin, a file): exit 2."""
 
-    exit_code = EXIT_USAGE
+    exit_code = Exit.USAGE
 
 
-@click.group(context_settings=CONTEXT)
+class InterruptedByUser(click.ClickException):
+    """Ctrl-C or SIGTERM: exit 130."""
+
+    exit_code = Exit.INTERRUPTED
+
+
+class SqslabGroup(click.Group):
+    """The command group: an unexpected exception is an internal error (exit 3, its
+    traceback written to a file the message names), Ctrl-C is exit 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            raise InterruptedByUser("interrupted") from None
+        except Exception as exc:  # noqa: BLE001 - any other exception is a bug in sqslab: say so, keep the traceback
+            raise InfraError(internal_error(exc)) from None
+
+
+def internal_error(exc: BaseException) -> str:
+    """The message for a bug in sqslab: what it was, and where its traceback went."""
+    with tempfile.NamedTemporaryFile("w", prefix="sqslab-traceback-", suffix=".txt", delete=False) as handle:
+        handle.write(traceback.format_exc())
+    return (f"internal error: {type(exc).__name__}: {exc}\n"
+            f"This is a bug in sqslab; the traceback is in {handle.name} (please include it in a report).")
+
+
+@click.group(cls=SqslabGroup, context_settings=CONTEXT)
 @click.version_option(package_name="sqslab", message="sqslab %(version)s")
 def main() -> None:
     """sqslab: a lab for Amazon SQS consumer failures.
@@ -58,13 +92,90 @@ def plugin_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _host(plugins_dirs: tuple[Path, ...]) -> Any:
+_HOSTS: dict[tuple[str, ...], Any] = {}
+
+
+def _host(plugins_dirs: tuple[Path, ...] | list[Path]) -> Any:
+    """The plugin host for these --plugins-dir values (loaded once per process)."""
     from sqslab.plugins import PluginError, load_plugins
 
-    try:
-        return load_plugins(plugins_dirs)
-    except PluginError as exc:
-        raise UsageProblem(str(exc)) from None
+    key = tuple(str(Path(d).resolve()) for d in plugins_dirs)
+    if key not in _HOSTS:
+        try:
+            _HOSTS[key] = load_plugins([Path(d) for d in plugins_dirs])
+        except PluginError as exc:
+            raise UsageProblem(str(exc)) from None
+    return _HOSTS[key]
+
+
+def _plugins_dirs_in(args: list[str]) -> list[Path]:
+    """The --plugins-dir values among raw arguments (before click parses them)."""
+    found = []
+    for i, arg in enumerate(args):
+        if arg == "--plugins-dir" and i + 1 < len(args):
+            found.append(Path(args[i + 1]))
+        elif arg.startswith("--plugins-dir="):
+            found.append(Path(arg.split("=", 1)[1]))
+    return [p for p in found if p.is_dir()]
+
+
+class TargetCommand(click.Command):
+    """A command whose options include every loaded target's own (`--endpoint-url`,
+    `--keep`, a plugin target's): they come from the targets the plugins register, so a
+    new target needs no change here."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            self._add_target_options(_host(_plugins_dirs_in(args)))
+        except click.ClickException:
+            pass  # a broken plugin is reported by the command itself, with its own exit code
+        return super().parse_args(ctx, args)
+
+    def _add_target_options(self, host: Any) -> None:
+        known = {p.name for p in self.params}
+        for target in sorted(host.targets.values(), key=lambda t: t.name):
+            for option in target.options:
+                if option.name in known:
+                    continue
+                known.add(option.name)
+                users = [t.name for t in host.targets.values() if any(o.name == option.name for o in t.options)]
+                help_text = f"{option.help} [--target {', '.join(sorted(users))}]"
+                if option.flag:
+                    param = click.Option([option.option, option.name], is_flag=True, default=False, show_default=False, help=help_text)
+                else:
+                    kind = click.Choice(list(option.choices)) if option.choices else click.STRING
+                    param = click.Option([option.option, option.name], type=kind, default=None, metavar=option.metavar, show_default=False,
+                                         help=help_text + (f" (default: {option.default})" if option.default is not None else ""))
+                self.params.append(param)
+
+
+def _target_choice(host: Any, target: str) -> Any:
+    """The registered target named by --target, or a usage error with the known ones."""
+    spec = host.targets.get(target)
+    if spec is None:
+        close = difflib.get_close_matches(target, list(host.targets), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise click.UsageError(f"--target {target!r} is not a loaded target; {hint}known: {', '.join(sorted(host.targets))}")
+    return spec
+
+
+def _target_options(host: Any, target: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The chosen target's options from the command line; an option of another target is
+    a usage error that says which target it belongs to."""
+    spec = _target_choice(host, target)
+    ctx = click.get_current_context()
+    mine = {o.name for o in spec.options}
+    options: dict[str, Any] = {}
+    for name, value in values.items():
+        given = ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+        if name in mine:
+            if given:
+                options[name] = value
+        elif given:
+            owners = sorted(t.name for t in host.targets.values() if any(o.name == name for o in t.options))
+            flag = "--" + name.replace("_", "-")
+            raise click.UsageError(f"{flag} is for --target {' or '.join(owners)}, not --target {target}")
+    return options
 
 
 def _scenario_files(paths: tuple[str, ...]) -> list[Path]:
@@ -84,6 +195,10 @@ def _scenario_files(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 def _load(path: str, host: Any, overrides: tuple[str, ...] = ()) -> Any:
     from sqslab.scenario import ScenarioError, load_scenario
 
@@ -92,8 +207,8 @@ def _load(path: str, host: Any, overrides: tuple[str, ...] = ()) -> Any:
     except ScenarioError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        click.echo(f"{path}: invalid scenario ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''})", err=True)
-        sys.exit(EXIT_USAGE)
+        click.echo(f"{path}: invalid scenario ({_count(len(exc.problems), 'problem')})", err=True)
+        sys.exit(Exit.USAGE)
 
 
 @main.command(context_settings=CONTEXT)
@@ -113,66 +228,70 @@ def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ..
     results = {str(path): check_file(path, host) for path in files}
     problems = [p for found in results.values() for p in found]
     if as_json:
-        payload = {"valid": not problems, "files": [{"file": f, "valid": not found, "problems": [p.as_dict() for p in found]} for f, found in results.items()]}
+        files_out = [{"file": f, "valid": not found, "problems": [p.as_dict() for p in found]} for f, found in results.items()]
+        payload = {"valid": not problems, "files": files_out}
         click.echo(json.dumps(payload, indent=2))
     else:
         for problem in problems:
             click.echo(str(problem))
         bad = sum(1 for found in results.values() if found)
         if problems:
-            click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {bad} of {len(files)} file{'s' if len(files) != 1 else ''}", err=True)
+            click.echo(f"{_count(len(problems), 'problem')} in {bad} of {_count(len(files), 'file')}", err=True)
         else:
             click.echo(f"{len(files)} scenario file{'s' if len(files) != 1 else ''} valid", err=True)
-    sys.exit(EXIT_USAGE if problems else EXIT_PASSED)
+    sys.exit(Exit.USAGE if problems else Exit.PASSED)
 
 
 @main.command(context_settings=CONTEXT)
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the settings reference as Markdown tables instead (README's).")
 @plugin_options
-def schema(plugins_dirs: tuple[Path, ...]) -> None:
+def schema(as_markdown: bool, plugins_dirs: tuple[Path, ...]) -> None:
     """Print the scenario JSON Schema, plugin actions included, for editors.
 
     \b
     Save it and point your editor at it, e.g. at the top of a scenario:
       # yaml-language-server: $schema=./sqslab.schema.json
     """
-    from sqslab.scenario import full_schema
+    if as_markdown:
+        from sqslab.settings import reference
+
+        click.echo(reference(), nl=False)
+        return
+    from sqslab.schema import full_schema
 
     click.echo(json.dumps(full_schema(_host(plugins_dirs)), indent=2))
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(cls=TargetCommand, context_settings=CONTEXT)
 @click.argument("scenario_path", metavar="SCENARIO", type=click.Path(exists=True, dir_okay=False))
-@click.option("--target", type=click.Choice(["local", "aws"]), default="local", show_default=True, help="Where the scenario would run.")
+@click.option("--target", default="local", show_default=True, help="Where the scenario would run (see `sqslab plugins`).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a scenario key, e.g. --set infra.consumers=3.")
-@click.option("--image-tag", default=None, help="Consumer image tag for --target aws (default: the git revision).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @plugin_options
-def plan(scenario_path: str, target: str, overrides: tuple[str, ...], image_tag: str | None, as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
+def plan(scenario_path: str, target: str, overrides: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ...],
+         **target_values: Any) -> None:
     """Show what a run would do, without running anything or calling AWS.
 
     Prints each phase and action with its start time from t0 and the messages each
-    phase sends; with --target aws, also the Terraform variables rendered from it.
+    phase sends, then what the target adds (with --target aws, the Terraform variables
+    rendered from the scenario).
     """
     from sqslab.timeline import plan as make_plan
     from sqslab.units import format_duration
 
     host = _host(plugins_dirs)
+    options = _target_options(host, target, target_values)
     scenario = _load(scenario_path, host, overrides)
     rows = make_plan(scenario)
     total = sum(r.messages for r in rows)
-    load_end = max((r.end for r in rows if r.kind == "phase"), default=0.0)
-    tfvars = None
-    if target == "aws":
-        from sqslab.backends.aws import aws_tfvars
-        from sqslab.image import git_revision
-
-        _, tfvars = aws_tfvars(scenario, image_tag or git_revision() or "GIT-REVISION")
+    load_end = max((r.end or 0.0 for r in rows if r.kind == "phase"), default=0.0)
+    sections = _target_choice(host, target).factory(log=lambda event: None, **options).plan(scenario)
     if as_json:
         payload = {
             "scenario": scenario.name, "target": target, "total_messages": total,
             "rows": [r.__dict__ for r in rows],
             "settle": {"until": scenario.settle_until, "timeout": scenario.settle_timeout},
-            "tfvars": tfvars,
+            "target_plan": dict(sections),
         }
         click.echo(json.dumps(payload, indent=2))
         return
@@ -180,18 +299,23 @@ def plan(scenario_path: str, target: str, overrides: tuple[str, ...], image_tag:
     click.echo(f"plan: {scenario.name} on target {target}")
     click.echo(f"  {'start':>8}  {'what':<6}  {'name':<20}  {'detail':<44}  {'messages':>8}")
     for row in rows:
-        start = "when" if row.start is None and row.kind == "action" else ("?" if row.start is None else ("~" if row.estimated else "") + format_duration(round(row.start, 3)))
+        if row.start is None:
+            start = "when" if row.kind == "action" else "?"
+        else:
+            start = ("~" if row.estimated else "") + format_duration(round(row.start, 3))
         messages = str(row.messages) if row.kind == "phase" else ""
         click.echo(f"  {start:>8}  {row.kind:<6}  {row.name:<20}  {row.detail:<44}  {messages:>8}")
-    settle = f"settle until drained (timeout {format_duration(scenario.settle_timeout)})" if scenario.settle_until == "drained" else "no settling"
+    settle = "no settling"
+    if scenario.settle_until == "drained":
+        settle = f"settle until drained (timeout {format_duration(scenario.settle_timeout)})"
     click.echo(f"total: {total} messages over {'~' if estimated else ''}{format_duration(round(load_end, 3))} of load, then {settle}")
     if estimated:
         from sqslab.timeline import ASSUMED_BURST_RATE
 
         click.echo(f"~ times after a burst assume {ASSUMED_BURST_RATE:g} msg/s; the run measures the real ones")
-    if tfvars is not None:
-        click.echo("\nterraform.tfvars:")
-        click.echo(tfvars.rstrip())
+    for title, text in sections:
+        click.echo(f"\n{title}:")
+        click.echo(text.rstrip())
 
 
 @main.command(context_settings=CONTEXT)
@@ -208,20 +332,17 @@ def plugins(as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
         click.echo(f"{kind}:")
         for name, item in sorted(table.items()):
             click.echo(f"  {name:<16} {item.description}  [{item.plugin}]")
+            for option in getattr(item, "options", ()):
+                click.echo(f"  {'':<16}   {option.option}: {option.help}")
 
 
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `run` and `sweep`."""
     options = [
-        click.option("--target", type=click.Choice(["local", "aws"]), default="local", show_default=True, help="Where to run."),
-        click.option("--endpoint-url", help="Local target: use this SQS-compatible endpoint instead of the embedded emulator."),
-        click.option("--provision", type=click.Choice(["boto3", "terraform"]), default="boto3", show_default=True,
-                     help="Local target: create the queues directly, or apply the project's Terraform stack to the emulator."),
+        click.option("--target", default="local", show_default=True, help="Where to run (see `sqslab plugins`; its options follow)."),
         click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
                      help="Where run directories are made."),
         click.option("--quiet", "-q", is_flag=True, help="No live progress."),
-        click.option("--keep", is_flag=True, help="AWS target: keep the stack after the run (tear down with `sqslab destroy`)."),
-        click.option("--image-tag", default=None, help="AWS target: the consumer image tag (default: the git revision)."),
         click.option("--max-consumers", type=int, default=None, metavar="N",
                      help="Cost guard: allow up to N consumer tasks (same as --set infra.max_consumers=N)."),
     ]
@@ -233,16 +354,6 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 def _guard(overrides: tuple[str, ...], max_consumers: int | None) -> tuple[str, ...]:
     """--max-consumers as the override it stands for; it comes first so --set can still win."""
     return ((f"infra.max_consumers={max_consumers}",) if max_consumers is not None else ()) + tuple(overrides)
-
-
-def _target_options(target: str, endpoint_url: str | None, provision: str, keep: bool, image_tag: str | None, quiet: bool) -> dict[str, Any]:
-    if target == "local":
-        if keep or image_tag:
-            raise click.UsageError("--keep and --image-tag are for --target aws")
-        return {"endpoint_url": endpoint_url, "provision": provision}
-    if endpoint_url or provision != "boto3":
-        raise click.UsageError("--endpoint-url and --provision are for --target local")
-    return {"keep": keep, "image_tag": image_tag, "quiet": quiet}
 
 
 def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, Any], runs_dir: Path, out: Path | None, quiet: bool) -> Any:
@@ -263,15 +374,15 @@ def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, An
     return result
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(cls=TargetCommand, context_settings=CONTEXT)
 @click.argument("scenario_path", metavar="SCENARIO", type=click.Path(exists=True, dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a scenario key for this run, e.g. --set infra.consumers=3.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a scenario key for this run, e.g. --set infra.consumers=3.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default: RUNS_DIR/<time>-<name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 @run_options
-def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_json: bool, target: str, endpoint_url: str | None,
-        provision: str, runs_dir: Path, quiet: bool, keep: bool, image_tag: str | None, max_consumers: int | None,
-        plugins_dirs: tuple[Path, ...]) -> None:
+def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_json: bool, target: str, runs_dir: Path, quiet: bool,
+        max_consumers: int | None, plugins_dirs: tuple[Path, ...], **target_values: Any) -> None:
     """Run a scenario: stand the lab up, drive it, record every message's fate, give a verdict.
 
     Writes a run directory (scenario, events.jsonl, metrics.jsonl, summary.json, task
@@ -282,23 +393,23 @@ def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_jso
     from sqslab.rundir import load_run
 
     host = _host(plugins_dirs)
+    options = _target_options(host, target, target_values)
     scenario = _load(scenario_path, host, _guard(overrides, max_consumers))
-    result = _execute(scenario, host, target, _target_options(target, endpoint_url, provision, keep, image_tag, quiet), runs_dir, out, quiet)
+    result = _execute(scenario, host, target, options, runs_dir, out, quiet)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2, default=str))
     click.echo(render_text(load_run(result.run_dir), {}), err=as_json, nl=False)
     sys.exit(result.exit_code)
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(cls=TargetCommand, context_settings=CONTEXT)
 @click.argument("scenario_path", metavar="SCENARIO", type=click.Path(exists=True, dir_okay=False))
 @click.option("--set", "overrides", multiple=True, required=True, metavar="KEY=V1,V2,...",
               help="A key and the values to sweep, e.g. --set infra.consumers=1,3,5 (repeat for a grid).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Sweep directory (default: RUNS_DIR/<time>-<name>-sweep).")
 @run_options
-def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, target: str, endpoint_url: str | None, provision: str,
-          runs_dir: Path, quiet: bool, keep: bool, image_tag: str | None, max_consumers: int | None,
-          plugins_dirs: tuple[Path, ...]) -> None:
+def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, target: str, runs_dir: Path, quiet: bool,
+          max_consumers: int | None, plugins_dirs: tuple[Path, ...], **target_values: Any) -> None:
     """Run variants of a scenario one after another into one sweep directory.
 
     Every combination of the --set values is validated before the first run. Exit code:
@@ -309,6 +420,7 @@ def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, targ
     from sqslab.rundir import new_run_dir, write_json
 
     host = _host(plugins_dirs)
+    options = _target_options(host, target, target_values)
     axes = []
     for text in overrides:
         key, sep, values = text.partition("=")
@@ -321,21 +433,21 @@ def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, targ
     sweep_dir.mkdir(parents=True, exist_ok=True)
     results = []
     codes = []
-    options = _target_options(target, endpoint_url, provision, keep, image_tag, quiet)
-    for index, (variant, scenario) in enumerate(zip(variants, scenarios), 1):
+    for index, (variant, scenario) in enumerate(zip(variants, scenarios, strict=False), 1):
         label = ",".join(variant)
         if not quiet:
             click.echo(f"[{index}/{len(variants)}] {label}", err=True)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(variant))[:80]
         result = _execute(scenario, host, target, options, runs_dir, sweep_dir / f"{index:02d}-{name}", quiet)
         codes.append(result.exit_code)
-        results.append({"variant": variant, "run_dir": str(result.run_dir), "status": result.summary.get("status"), "exit_code": result.exit_code})
+        results.append({"variant": variant, "run_dir": str(result.run_dir), "status": result.summary.get("status"),
+                        "exit_code": result.exit_code})
         write_json(sweep_dir / "sweep.json", {"scenario": scenarios[0].name, "axes": overrides, "runs": results})
-        if result.exit_code == EXIT_INTERRUPTED:
+        if result.exit_code == Exit.INTERRUPTED:
             break
     for item in results:
         click.echo(f"{item['status']:<12} exit {item['exit_code']}  {','.join(item['variant'])}  {item['run_dir']}")
-    worst = next((c for c in (EXIT_INTERRUPTED, EXIT_INFRA, EXIT_FAILED) if c in codes), EXIT_PASSED)
+    worst = next((c for c in (Exit.INTERRUPTED, Exit.ERROR, Exit.FAILED) if c in codes), Exit.PASSED)
     sys.exit(worst)
 
 
@@ -391,8 +503,8 @@ def report(run_dirs: tuple[Path, ...], as_html: bool, as_json: bool, as_markdown
             click.echo(f"report: the {outcome.format} reporter failed: {outcome.error}", err=True)
             continue
         path = targets[outcome.format]
+        data = outcome.output or ""
         if path is None:
-            data = outcome.output
             if isinstance(data, bytes):
                 sys.stdout.flush()
                 sys.stdout.buffer.write(data)
@@ -401,7 +513,7 @@ def report(run_dirs: tuple[Path, ...], as_html: bool, as_json: bool, as_markdown
                 click.echo(data, nl=not data.endswith("\n"))
         else:
             try:
-                write_report(outcome.output, path)
+                write_report(data, path)
             except OSError as exc:
                 raise UsageProblem(f"cannot write {path}: {exc.strerror or exc}") from None
             click.echo(str(path))
@@ -439,11 +551,11 @@ def produce(queue_url: str, count: int, rate: float | None, endpoint_url: str | 
         result = produce_cli(count, rate, queue_url, endpoint_url, region, profile)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - boto3 and network errors: exit 3 with what went wrong
         raise InfraError(f"sending failed: {exc}") from None
     click.echo(f"sent {result.sent}, failed {result.failed} in {result.elapsed:.2f}s ({result.rate:.1f} msg/s)")
     if result.failed:
-        sys.exit(EXIT_INFRA)
+        sys.exit(Exit.ERROR)
 
 
 @main.command(context_settings=CONTEXT)
@@ -486,7 +598,7 @@ def image() -> None:
 @image.command(name="push", context_settings=CONTEXT)
 @click.option("--tag", help="Image tag (default: the git revision; -dirty-<time> added when consumer/ has uncommitted changes).")
 @click.option("--region", help="AWS region (default: $AWS_REGION, else us-west-1); use the scenario's infra.region.")
-@click.option("--repository", default="sqs-demo/consumer", show_default=True, help="ECR repository; created when missing.")
+@click.option("--repository", default=ECR_REPOSITORY, show_default=True, help="ECR repository; created when missing.")
 @click.option("--context", "build_context", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Docker build context (default: consumer/ of the sqslab checkout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

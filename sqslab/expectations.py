@@ -158,7 +158,8 @@ def parse_condition(text: object, catalog: dict[str, tuple[str, str]] = FIGURES)
 def _parse_comparison(text: str, catalog: dict[str, tuple[str, str]]) -> Comparison:
     match = _COMPARISON.match(text)
     if not match:
-        raise ExpressionError(f"{text.strip()!r} is not a comparison: write METRIC OP VALUE, e.g. 'lost == 0' (OP is one of == != < <= > >=)")
+        raise ExpressionError(f"{text.strip()!r} is not a comparison: write METRIC OP VALUE, e.g. 'lost == 0' "
+                              "(OP is one of == != < <= > >=)")
     metric, op, raw = match.groups()
     if op == "=":
         raise ExpressionError(f"{text.strip()!r}: use '==' to compare, not '='")

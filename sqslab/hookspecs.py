@@ -8,7 +8,7 @@ registered through these very hooks.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 
@@ -37,9 +37,12 @@ def register_reporters(register: Callable[..., None]) -> None:
 
 @hookspec
 def register_targets(register: Callable[..., None]) -> None:
-    """Add places a scenario can run: `register(name, factory, description=...)`.
+    """Add places a scenario can run: `register(name, factory, description=..., options=...)`.
 
-    :param register: call it once per target. ``factory(options)`` returns an object
-        with the target methods the runner calls (provision, start_consumers, kill,
-        scale, set_consumer, tasks, consumer_events, teardown).
+    :param register: call it once per target. ``factory(log, **options)`` returns an
+        object that does what ``sqslab.backends.Target`` says (plan, provision, start and
+        stop consumers, kill, scale, set_consumer, tasks, consumer_events, teardown);
+        ``log`` receives its events. ``options`` is a sequence of
+        ``sqslab.backends.TargetOption``: each becomes a ``--NAME`` flag of ``run``,
+        ``sweep`` and ``plan``, and reaches the factory as the keyword NAME.
     """

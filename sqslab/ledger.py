@@ -10,18 +10,57 @@ Fates, one per id, in this order of precedence:
                   or the delay at the time of the audit)
   lost            sent, and none of the above: a bug somewhere (consumer, emulator, or an
                   action that deleted it unprocessed)
+
+The per-message facts are folded from the events into SQLite (`RUN_DIR/ledger.sqlite`,
+or memory), so sqslab's own memory does not grow with the number of messages; the
+figures are queries over it. The file stays in the run directory: `sqlite3
+runs/RUN/ledger.sqlite "select * from fates where fate = 'lost'"` lists any id's fate.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any
 
 FATES = ("processed_once", "duplicate", "dead_lettered", "still_queued", "lost")
 # How many problem messages (duplicates, dead-lettered, lost) the summary lists by id.
 PROBLEM_LIST_LIMIT = 500
+#: How many anomalies are listed one by one (the rest are counted).
+ANOMALY_LIST_LIMIT = 20
+#: Events folded per transaction.
+BATCH = 5000
+
+_SCHEMA = """
+CREATE TABLE message (
+  id TEXT PRIMARY KEY, seq INTEGER, sent INTEGER NOT NULL DEFAULT 0, sent_at REAL, phase TEXT,
+  receives INTEGER NOT NULL DEFAULT 0,      -- delivery events seen from consumers
+  max_rc INTEGER NOT NULL DEFAULT 0,        -- the highest ApproximateReceiveCount SQS reported
+  last_receive REAL, processed INTEGER NOT NULL DEFAULT 0, first_processed REAL,
+  failures INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0, crashed INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE delivery (id TEXT NOT NULL, task TEXT NOT NULL, PRIMARY KEY (id, task)) WITHOUT ROWID;
+CREATE TABLE failure (id TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (id, reason)) WITHOUT ROWID;
+CREATE TABLE task (task TEXT PRIMARY KEY, received INTEGER NOT NULL DEFAULT 0, processed INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0, duplicate_skipped INTEGER NOT NULL DEFAULT 0, crashed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE dlq (id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE queued (id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+# Each consumer event kind: the message columns it adds to, and the task column it counts.
+_CONSUMER = {
+    "received": ("receives", "received"),
+    "abandoned": ("receives", "received"),
+    "released": ("receives", "received"),
+    "processed": ("processed", "processed"),
+    "failed": ("failures", "failed"),
+    "duplicate_skipped": ("skipped", "duplicate_skipped"),
+    "crashed": ("crashed", "crashed"),
+}
 
 
 @dataclass
@@ -38,39 +77,140 @@ class Audit:
     queue_in_flight: int = 0
 
 
-@dataclass
-class _Message:
-    sent_at: float | None = None
-    phase: str | None = None
-    receives: int = 0  # delivery events seen from consumers
-    max_receive_count: int = 0  # the highest ApproximateReceiveCount SQS reported
-    last_receive: float | None = None
-    processed: list[float] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    skipped: int = 0
-    crashed: int = 0
-    tasks: list[str] = field(default_factory=list)
+class LedgerStore:
+    """Per-message facts in SQLite, folded from events in batches."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        if path is not None and path.exists():
+            path.unlink()  # a ledger is rebuilt whole from the events
+        self.db = sqlite3.connect(str(path) if path is not None else ":memory:", isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode = OFF")  # derived data: events.jsonl is the record
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute("PRAGMA cache_size = -16000")  # 16 MB of pages at most
+        self.db.executescript(_SCHEMA)
+        self._pending: dict[str, list[tuple[Any, ...]]] = {}
+        self._send_failed = 0
+
+    def add(self, events: Iterable[dict[str, Any]]) -> None:
+        """Fold events in (any order: each fact is a sum, a minimum or a maximum)."""
+        for count, event in enumerate(events, 1):
+            self._take(event)
+            if count % BATCH == 0:
+                self._flush()
+        self._flush()
+
+    def _take(self, event: dict[str, Any]) -> None:
+        kind, mid = event.get("event"), event.get("id")
+        if kind == "sent" and isinstance(mid, str):
+            self._row("sent", (mid, event.get("seq"), event.get("sent_at"), event.get("phase")))
+        elif kind == "send_failed":
+            self._send_failed += int(event.get("count") or 1)
+        elif event.get("source") == "consumer" and kind in _CONSUMER:
+            task = str(event.get("task") or "?")
+            self._row("task:" + _CONSUMER[kind][1], (task,))
+            if not isinstance(mid, str):
+                return
+            ts = event.get("ts")
+            if kind == "processed":
+                self._row("processed", (mid, ts))
+            elif _CONSUMER[kind][0] == "receives":
+                self._row("receive", (mid, _int(event.get("receive_count")), ts))
+                self._row("delivery", (mid, task))
+            else:
+                self._row(_CONSUMER[kind][0], (mid,))
+                if kind == "failed":
+                    self._row("failure", (mid, str(event.get("reason") or "")))
+
+    def _row(self, statement: str, values: tuple[Any, ...]) -> None:
+        self._pending.setdefault(statement, []).append(values)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        self.db.execute("BEGIN")
+        for statement, rows in self._pending.items():
+            self.db.executemany(_statement(statement), rows)
+        self.db.execute("COMMIT")
+        self._pending.clear()
+
+    def set_audit(self, audit: Audit) -> None:
+        """What the queues held at the end."""
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT OR IGNORE INTO dlq VALUES (?)", ((i,) for i in audit.dlq_ids))
+        self.db.executemany("INSERT OR IGNORE INTO queued VALUES (?)", ((i,) for i in audit.queued_ids))
+        self.db.execute("INSERT OR REPLACE INTO totals VALUES ('send_failed', ?)", (self._send_failed,))
+        self.db.execute(f"""CREATE VIEW fates AS SELECT m.*, CASE
+              WHEN m.processed > 1 THEN 'duplicate'
+              WHEN m.processed = 1 THEN 'processed_once'
+              WHEN m.id IN (SELECT id FROM dlq) THEN 'dead_lettered'
+              WHEN m.id IN (SELECT id FROM queued)
+                OR (m.last_receive IS NOT NULL AND m.last_receive + {float(audit.visibility_timeout)!r} > {float(audit.at)!r})
+                OR (m.sent_at IS NOT NULL AND m.sent_at + {float(audit.delay)!r} > {float(audit.at)!r}) THEN 'still_queued'
+              ELSE 'lost' END AS fate,
+            max(m.receives, m.max_rc) AS deliveries
+            FROM message m WHERE m.sent = 1""")
+        self.db.execute("COMMIT")
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of a query over the store."""
+        return self.db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        """Close the database (the file stays)."""
+        self.db.close()
 
 
-    @property
-    def deliveries(self) -> int:
-        """How often SQS delivered it: the events seen, or SQS's own receive count where that
-        is higher (a task killed before it logged the delivery, a batch it never started)."""
-        return max(self.receives, self.max_receive_count)
+_STATEMENTS = {
+    "sent": "INSERT INTO message (id, seq, sent, sent_at, phase) VALUES (?, ?, 1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, sent = 1, sent_at = excluded.sent_at, phase = excluded.phase",
+    "receive": "INSERT INTO message (id, receives, max_rc, last_receive) VALUES (?, 1, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+               "receives = receives + 1, max_rc = max(max_rc, excluded.max_rc), "
+               "last_receive = max(coalesce(last_receive, excluded.last_receive), excluded.last_receive)",
+    "delivery": "INSERT OR IGNORE INTO delivery VALUES (?, ?)",
+    "processed": "INSERT INTO message (id, processed, first_processed) VALUES (?, 1, ?) ON CONFLICT (id) DO UPDATE SET "
+                 "processed = processed + 1, first_processed = min(coalesce(first_processed, excluded.first_processed), "
+                 "excluded.first_processed)",
+    "failure": "INSERT INTO failure (id, reason) VALUES (?, ?) ON CONFLICT (id, reason) DO UPDATE SET n = n + 1",
+}
+
+
+def _statement(name: str) -> str:
+    if name in _STATEMENTS:
+        return _STATEMENTS[name]
+    if name.startswith("task:"):
+        column = name.split(":", 1)[1]
+        return f"INSERT INTO task (task, {column}) VALUES (?, 1) ON CONFLICT (task) DO UPDATE SET {column} = {column} + 1"
+    return f"INSERT INTO message (id, {name}) VALUES (?, 1) ON CONFLICT (id) DO UPDATE SET {name} = {name} + 1"
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 @dataclass
 class Ledger:
-    """Fates and figures of one run."""
+    """Fates and figures of one run; the per-message facts stay in the store."""
 
-    fates: dict[str, str]
+    store: LedgerStore
     counts: dict[str, int]
     figures: dict[str, Any]
     receive_histogram: dict[int, int]
     per_task: dict[str, dict[str, int]]
     problems: list[dict[str, Any]]
-    latencies: list[float]
     anomalies: list[str]
+
+    def fates(self) -> dict[str, str]:
+        """Every sent id's fate (a whole-run dict: for tests and small runs)."""
+        return {str(row[0]): str(row[1]) for row in self.store.query("SELECT id, fate FROM fates ORDER BY seq, id")}
+
+    def latencies(self) -> Iterator[float]:
+        """Send-to-first-processing times, ascending."""
+        for (value,) in self.store.db.execute(
+                "SELECT first_processed - sent_at AS l FROM fates WHERE processed > 0 AND sent_at IS NOT NULL ORDER BY l"):
+            yield value
 
     def as_dict(self) -> dict[str, Any]:
         """The ledger for summary.json."""
@@ -84,131 +224,100 @@ class Ledger:
         }
 
 
-def build_ledger(events: Iterable[dict[str, Any]], audit: Audit) -> Ledger:
-    """Every sent id's fate, and the run's message figures, from the events and the audit."""
-    messages: dict[str, _Message] = defaultdict(_Message)
-    per_task: dict[str, Counter] = defaultdict(Counter)
-    send_failed = crashes = failures = skipped_total = 0
-    sent_ids: list[str] = []
-    for event in events:
-        kind, mid = event.get("event"), event.get("id")
-        if kind == "sent":
-            sent_ids.append(mid)
-            message = messages[mid]
-            message.sent_at, message.phase = event.get("sent_at"), event.get("phase")
-        elif kind == "send_failed":
-            send_failed += event.get("count", 1)
-        elif event.get("source") != "consumer":
-            continue
-        elif kind in ("received", "abandoned", "released"):
-            task = event.get("task", "?")
-            per_task[task]["received"] += 1
-            if mid is not None:
-                message = messages[mid]
-                message.receives += 1
-                message.max_receive_count = max(message.max_receive_count, int(event.get("receive_count") or 0))
-                message.last_receive = event.get("ts")
-                if task not in message.tasks:
-                    message.tasks.append(task)
-        elif kind == "processed":
-            per_task[event.get("task", "?")]["processed"] += 1
-            if mid is not None:
-                messages[mid].processed.append(event.get("ts"))
-        elif kind == "failed":
-            failures += 1
-            per_task[event.get("task", "?")]["failed"] += 1
-            if mid is not None:
-                messages[mid].failures.append(event.get("reason", ""))
-        elif kind == "duplicate_skipped":
-            skipped_total += 1
-            per_task[event.get("task", "?")]["duplicate_skipped"] += 1
-            if mid is not None:
-                messages[mid].skipped += 1
-        elif kind == "crashed":
-            crashes += 1
-            per_task[event.get("task", "?")]["crashed"] += 1
-            if mid is not None:
-                messages[mid].crashed += 1
+def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | None = None) -> Ledger:
+    """Every sent id's fate, and the run's message figures, from the events and the audit;
+    the store is SQLite at `path` (in memory when None)."""
+    store = LedgerStore(path)
+    store.add(events)
+    store.set_audit(audit)
+    counts = dict.fromkeys(FATES, 0)
+    counts.update(dict(store.query("SELECT fate, count(*) FROM fates GROUP BY fate")))
+    histogram = {int(k): v for k, v in store.query("SELECT max_rc, count(*) FROM fates GROUP BY max_rc")}
+    figures = _figures(store, counts, audit, histogram)
+    return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store))
 
-    fates: dict[str, str] = {}
-    anomalies: list[str] = []
-    latencies: list[float] = []
-    for mid in sent_ids:
-        message = messages[mid]
-        if message.processed:
-            fate = "duplicate" if len(message.processed) > 1 else "processed_once"
-            if mid in audit.dlq_ids:
-                anomalies.append(f"{mid}: processed and also in the DLQ (its delete did not take)")
-            if message.sent_at is not None:
-                latencies.append(min(message.processed) - message.sent_at)
-        elif mid in audit.dlq_ids:
-            fate = "dead_lettered"
-        elif mid in audit.queued_ids or _in_flight_or_delayed(message, audit):
-            fate = "still_queued"
-        else:
-            fate = "lost"
-        fates[mid] = fate
-    unknown = len(audit.dlq_ids - set(fates))
-    if unknown:
-        anomalies.append(f"{unknown} message(s) in the DLQ were not sent by this run's producer")
 
-    counts = {fate: 0 for fate in FATES}
-    counts.update(Counter(fates.values()))
-    histogram = Counter(messages[mid].max_receive_count for mid in sent_ids)
-    latencies.sort()
-    figures = {
-        "sent": len(sent_ids),
-        "send_failed": send_failed,
+def _figures(store: LedgerStore, counts: dict[str, int], audit: Audit, histogram: dict[int, int]) -> dict[str, Any]:
+    (sent, receives, redeliveries), = store.query(
+        "SELECT count(*), coalesce(sum(deliveries), 0), coalesce(sum(max(deliveries - 1, 0)), 0) FROM fates")
+    totals = dict(store.query("SELECT 'failures', coalesce(sum(failed), 0) FROM task UNION ALL "
+                              "SELECT 'crashes', coalesce(sum(crashed), 0) FROM task UNION ALL "
+                              "SELECT 'duplicate_skipped', coalesce(sum(duplicate_skipped), 0) FROM task UNION ALL "
+                              "SELECT name, value FROM totals"))
+    figures: dict[str, Any] = {
+        "sent": sent,
+        "send_failed": totals.get("send_failed", 0),
         "processed": counts["processed_once"] + counts["duplicate"],
         "processed_once": counts["processed_once"],
         "duplicates": counts["duplicate"],
         "dead_lettered": counts["dead_lettered"],
         "still_queued": counts["still_queued"],
         "lost": counts["lost"],
-        "receives": sum(messages[mid].deliveries for mid in sent_ids),
-        "redeliveries": sum(max(0, messages[mid].deliveries - 1) for mid in sent_ids),
-        "failures": failures,
-        "crashes": crashes,
-        "duplicate_skipped": skipped_total,
+        "receives": receives,
+        "redeliveries": redeliveries,
+        "failures": totals["failures"],
+        "crashes": totals["crashes"],
+        "duplicate_skipped": totals["duplicate_skipped"],
         "dlq.messages": audit.dlq_messages,
         "queue.visible": audit.queue_visible,
         "queue.in_flight": audit.queue_in_flight,
         "receive_count.max": max(histogram, default=0),
-        "latency.p50": percentile(latencies, 50),
-        "latency.p95": percentile(latencies, 95),
-        "latency.p99": percentile(latencies, 99),
-        "latency.max": latencies[-1] if latencies else None,
     }
+    figures.update(_latency_figures(store))
+    return figures
+
+
+def _latency_figures(store: LedgerStore) -> dict[str, float | None]:
+    """latency.p50/p95/p99/max in one ordered pass (nearest rank)."""
+    (n,), = store.query("SELECT count(*) FROM fates WHERE processed > 0 AND sent_at IS NOT NULL")
+    ranks = {name: max(1, math.ceil(pct / 100 * n)) for name, pct in (("latency.p50", 50), ("latency.p95", 95), ("latency.p99", 99))}
+    ranks["latency.max"] = n
+    found: dict[str, float | None] = dict.fromkeys(ranks)
+    if not n:
+        return found
+    wanted = {rank: [name for name, r in ranks.items() if r == rank] for rank in set(ranks.values())}
+    cursor = store.db.execute("SELECT first_processed - sent_at AS l FROM fates WHERE processed > 0 AND sent_at IS NOT NULL ORDER BY l")
+    for position, (value,) in enumerate(cursor, 1):
+        for name in wanted.get(position, ()):
+            found[name] = value
+        if position >= n:
+            break
+    return found
+
+
+def _per_task(store: LedgerStore) -> dict[str, dict[str, int]]:
+    columns = ("received", "processed", "failed", "duplicate_skipped", "crashed")
+    per_task = {}
+    for row in store.query(f"SELECT task, {', '.join(columns)} FROM task ORDER BY task"):
+        per_task[row[0]] = {name: value for name, value in zip(columns, row[1:], strict=False) if value}
+    return per_task
+
+
+def _problems(store: LedgerStore) -> list[dict[str, Any]]:
+    rows = store.query(
+        "SELECT id, fate, phase, max_rc, deliveries, processed FROM fates "
+        "WHERE fate IN ('duplicate', 'dead_lettered', 'lost', 'still_queued') ORDER BY seq, id LIMIT ?", PROBLEM_LIST_LIMIT)
     problems = []
-    for mid in sent_ids:
-        if fates[mid] in ("duplicate", "dead_lettered", "lost", "still_queued") and len(problems) < PROBLEM_LIST_LIMIT:
-            message = messages[mid]
-            problems.append({
-                "id": mid,
-                "fate": fates[mid],
-                "phase": message.phase,
-                "receive_count": message.max_receive_count,
-                "receives": message.deliveries,
-                "processed": len(message.processed),
-                "failures": Counter(message.failures),
-                "tasks": message.tasks,
-            })
-    return Ledger(
-        fates=fates,
-        counts=counts,
-        figures=figures,
-        receive_histogram=dict(histogram),
-        per_task={task: dict(counter) for task, counter in sorted(per_task.items())},
-        problems=problems,
-        latencies=latencies,
-        anomalies=anomalies,
-    )
+    for mid, fate, phase, max_rc, deliveries, processed in rows:
+        failures = dict(store.query("SELECT reason, n FROM failure WHERE id = ? ORDER BY reason", mid))
+        tasks = [task for (task,) in store.query("SELECT task FROM delivery WHERE id = ? ORDER BY task", mid)]
+        problems.append({"id": mid, "fate": fate, "phase": phase, "receive_count": max_rc, "receives": deliveries,
+                         "processed": processed, "failures": failures, "tasks": tasks})
+    return problems
 
 
-def _in_flight_or_delayed(message: _Message, audit: Audit) -> bool:
-    if message.last_receive is not None and message.last_receive + audit.visibility_timeout > audit.at:
-        return True
-    return message.sent_at is not None and message.sent_at + audit.delay > audit.at
+def _anomalies(store: LedgerStore) -> list[str]:
+    anomalies = []
+    both = store.query("SELECT id FROM fates WHERE processed > 0 AND id IN (SELECT id FROM dlq) ORDER BY seq LIMIT ?",
+                       ANOMALY_LIST_LIMIT + 1)
+    anomalies += [f"{mid}: processed and also in the DLQ (its delete did not take)" for (mid,) in both[:ANOMALY_LIST_LIMIT]]
+    if len(both) > ANOMALY_LIST_LIMIT:
+        (total,), = store.query("SELECT count(*) FROM fates WHERE processed > 0 AND id IN (SELECT id FROM dlq)")
+        anomalies.append(f"... {total - ANOMALY_LIST_LIMIT} more processed and also in the DLQ")
+    (unknown,), = store.query("SELECT count(*) FROM dlq WHERE id NOT IN (SELECT id FROM fates)")
+    if unknown:
+        anomalies.append(f"{unknown} message(s) in the DLQ were not sent by this run's producer")
+    return anomalies
 
 
 def percentile(values: list[float], pct: float) -> float | None:

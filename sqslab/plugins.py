@@ -10,15 +10,20 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
 from sqslab import hookspecs
+from sqslab.backends import TargetFactory, TargetOption
 
 ENTRY_POINT_GROUP = "sqslab"
+#: Names a target option cannot take: the `run` command's own options and the factory's `log`.
+RESERVED_TARGET_OPTIONS = ("log", "target", "set", "overrides", "out", "json", "as_json", "quiet", "q", "runs_dir",
+                           "max_consumers", "plugins_dir", "plugins_dirs", "scenario_path", "help", "h")
 DEFAULT_PLUGINS = ("sqslab.actions", "sqslab.reporters", "sqslab.backends.local", "sqslab.backends.aws")
 
 
@@ -50,12 +55,14 @@ class Reporter:
 
 @dataclass(frozen=True)
 class Target:
-    """A place a scenario runs (local, aws): a factory of target objects."""
+    """A place a scenario runs (local, aws): a factory of target objects, `factory(log,
+    **options)`, and the options it takes (offered on the command line as `--NAME`)."""
 
     name: str
-    factory: Callable[..., Any]
+    factory: TargetFactory
     description: str
     plugin: str
+    options: tuple[TargetOption, ...] = ()
 
 
 @dataclass
@@ -72,16 +79,22 @@ class PluginHost:
         by_plugin: dict[str, dict[str, Any]] = {}
         for kind in ("actions", "reporters", "targets"):
             for item in getattr(self, kind).values():
-                entry = by_plugin.setdefault(item.plugin, {"name": item.plugin, "actions": [], "reporters": [], "targets": []})
+                entry = by_plugin.setdefault(item.plugin, {"name": item.plugin, "version": _version(item.plugin),
+                                                           "actions": [], "reporters": [], "targets": []})
                 entry[kind].append(item.name)
         return sorted(by_plugin.values(), key=lambda e: (not e["name"].startswith("sqslab."), e["name"]))
 
 
-def load_plugins(plugins_dirs: list[Path] | tuple[Path, ...] = (), entry_points: bool | None = None) -> PluginHost:
-    """Load the built-ins, the `sqslab` entry points and every `*.py` in plugins_dirs."""
+def load_plugins(plugins_dirs: list[Path] | tuple[Path, ...] = (), entry_points: bool | None = None,
+                 extra: tuple[Any, ...] = (), builtins: tuple[str, ...] = DEFAULT_PLUGINS) -> PluginHost:
+    """Load the built-ins, the `sqslab` entry points, every `*.py` in plugins_dirs, and
+    the plugin objects in `extra` (modules or classes with hook implementations).
+
+    `builtins` names the built-in modules to load (all of them by default): a test or an
+    embedding program can leave one out and register its own in `extra`."""
     manager = pluggy.PluginManager("sqslab")
     manager.add_hookspecs(hookspecs)
-    for name in DEFAULT_PLUGINS:
+    for name in builtins:
         manager.register(importlib.import_module(name), name=name)
     if entry_points is None:
         entry_points = os.environ.get("SQSLAB_LOAD_PLUGINS", None) != ""
@@ -93,11 +106,24 @@ def load_plugins(plugins_dirs: list[Path] | tuple[Path, ...] = (), entry_points:
     for directory in plugins_dirs:
         for path in sorted(Path(directory).glob("*.py")):
             manager.register(_import_file(path), name=f"{path.stem} ({path})")
+    for plugin in extra:
+        manager.register(plugin)
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"{exc} (known hooks: register_actions, register_reporters, register_targets)") from exc
     return _collect(manager)
+
+
+def _version(plugin: str) -> str | None:
+    """The version of the distribution a plugin comes from (sqslab's for the built-ins)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    top = plugin.split(".")[0].split(" ")[0]
+    try:
+        return version(top)
+    except (PackageNotFoundError, ValueError):
+        return None
 
 
 def _import_file(path: Path) -> Any:
@@ -157,5 +183,11 @@ def _make_reporter(name: str, function: Callable[..., Any], plugin: str, extensi
     return Reporter(name, function, extension, description or (function.__doc__ or "").strip().split("\n")[0], plugin)
 
 
-def _make_target(name: str, factory: Callable[..., Any], plugin: str, description: str = "") -> Target:
-    return Target(name, factory, description or (factory.__doc__ or "").strip().split("\n")[0], plugin)
+def _make_target(name: str, factory: TargetFactory, plugin: str, description: str = "",
+                 options: tuple[TargetOption, ...] | list[TargetOption] = ()) -> Target:
+    options = tuple(options)
+    for option in options:
+        if not isinstance(option, TargetOption) or not option.name.isidentifier() or option.name in RESERVED_TARGET_OPTIONS:
+            raise PluginError(f"plugin {plugin}: target {name!r}: options must be TargetOption objects whose name is a Python "
+                              f"identifier other than {', '.join(RESERVED_TARGET_OPTIONS)}, got {option!r}")
+    return Target(name, factory, description or (factory.__doc__ or "").strip().split("\n")[0], plugin, options)

@@ -24,12 +24,13 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqslab.timeline import Phase
 
-__all__ = ["Producer", "PhaseResult", "due_offsets", "produce_cli"]
+__all__ = ["PhaseResult", "Producer", "due_offsets", "produce_cli"]
 
 #: SendMessageBatch takes at most ten entries...
 MAX_BATCH_ENTRIES = 10
@@ -242,9 +243,8 @@ class Producer:
         for offset in due_offsets(phase):
             due = t0 + offset
             wait = due - time.monotonic()
-            if wait > 0:
-                if stop.wait(wait):
-                    return
+            if wait > 0 and stop.wait(wait):
+                return
             if run.halted():
                 return
             item = self._build(phase, due)
@@ -348,7 +348,7 @@ class Producer:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 return self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            except Exception as exc:  # noqa: BLE001 - sorted into retryable or not below
+            except Exception as exc:
                 if attempt == MAX_ATTEMPTS or not _retryable(exc):
                     raise
             # Full jitter, so senders that were throttled together do not return together.

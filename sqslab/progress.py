@@ -31,10 +31,15 @@ class Progress:
             self.stream.flush()
 
     def event(self, event: dict[str, Any]) -> None:
-        """Show what the target is doing before the first sample: Terraform's progress."""
-        line = event.get("line", "") if event.get("event") == "terraform" else ""
-        if any(word in line for word in ("Creation complete", "Destruction complete", "Error", "Apply complete", "Destroy complete")):
-            self.stream.write(("\r\x1b[2K" if self.tty else "") + "terraform: " + line.strip() + "\n")
+        """Show what the target is doing between samples: its notices, Terraform's progress."""
+        if event.get("event") == "notice":
+            text = str(event.get("message", ""))
+        else:
+            line = str(event.get("line", "")) if event.get("event") == "terraform" else ""
+            words = ("Creation complete", "Destruction complete", "Error", "Apply complete", "Destroy complete")
+            text = "terraform: " + line.strip() if any(word in line for word in words) else ""
+        if text:
+            self.stream.write(("\r\x1b[2K" if self.tty else "") + text + "\n")
             self.stream.flush()
 
     def format(self, sample: dict[str, Any]) -> str:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqslab.expectations import FIGURES, describe_value
 from sqslab.ledger import FATES, percentile
@@ -76,14 +77,14 @@ def resolve_run_dirs(paths: Iterable[Path | str], runs_dir: Path = Path("runs"))
     No paths: the latest run under runs_dir. A sweep directory (holding sweep.json)
     stands for its runs, each labelled with its variant (`infra.consumers=3`).
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
+    given = [Path(p) for p in paths]
+    if not given:
         latest = latest_run(runs_dir)
         if latest is None:
             raise ReportError(f"no run directory under {runs_dir}/: run a scenario first (sqslab run SCENARIO) or name a run directory")
         return [(latest, None)]
     found: list[tuple[Path, str | None]] = []
-    for path in paths:
+    for path in given:
         if (path / "sweep.json").exists():
             found.extend(_sweep_runs(path))
         else:
@@ -100,7 +101,9 @@ def _sweep_runs(sweep_dir: Path) -> list[tuple[Path, str | None]]:
     for item in sweep.get("runs", []):
         recorded = Path(item.get("run_dir", ""))
         # run_dir was written relative to where the sweep ran; the sweep directory may have moved since.
-        candidates = [recorded, sweep_dir / recorded.name] if recorded.is_absolute() else [recorded, sweep_dir / recorded.name, sweep_dir.parent / recorded]
+        candidates = [recorded, sweep_dir / recorded.name]
+        if not recorded.is_absolute():
+            candidates.append(sweep_dir.parent / recorded)
         path = next((c for c in candidates if c.is_dir()), None)
         if path is None:
             raise ReportError(f"{sweep_dir}: run {recorded} of the sweep is missing")
@@ -133,9 +136,9 @@ def run_labels(runs: list[Run], given: list[str | None] | None = None) -> list[s
         for i, f in enumerate(flat):
             if given[i] is None and differing and len(differing) <= 3:
                 given[i] = ", ".join(f"{k}={_short(f.get(k))}" for k in differing)
-    labels = [label or run.path.name for label, run in zip(given, runs)]
+    labels = [label or run.path.name for label, run in zip(given, runs, strict=False)]
     if len(set(labels)) < len(labels):
-        labels = [f"{label} ({run.path.name})" for label, run in zip(labels, runs)]
+        labels = [f"{label} ({run.path.name})" for label, run in zip(labels, runs, strict=False)]
     return labels
 
 
@@ -181,7 +184,7 @@ def render_reports(runs: list[Run], formats: Iterable[str], host: Any, labels: l
             if not isinstance(output, (str, bytes)):
                 raise TypeError(f"a reporter returns str or bytes, got {type(output).__name__}")
             outcome.output = output
-        except Exception as exc:  # a broken plugin must not cost the user the other reports
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not cost the user the other reports
             outcome.error = f"{type(exc).__name__}: {exc}"
             outcome.traceback = traceback.format_exc()
         outcomes.append(outcome)
@@ -198,10 +201,9 @@ def file_name(name: str, extension: str, compare: bool = False) -> str:
 def default_output_dir(runs: list[Run], paths: Iterable[Path | str] = ()) -> Path:
     """Where report files go unless told: the run directory; for a comparison the sweep
     directory named, else the directory that holds the runs."""
-    paths = [Path(p) for p in paths]
     if len(runs) == 1:
         return runs[0].path
-    sweeps = [p for p in paths if (p / "sweep.json").exists()]
+    sweeps = [Path(p) for p in paths if (Path(p) / "sweep.json").exists()]
     if len(sweeps) == 1:
         return sweeps[0]
     parents = {r.path.resolve().parent for r in runs}
@@ -291,8 +293,8 @@ def metric_series(samples: list[dict[str, Any]], max_points: int = MAX_POINTS) -
             columns[key].append(_num(last.get(key)))
     times = columns["t"]
     for key in COUNTERS:
-        counts, rates = columns[key], []
-        for i, (t, count) in enumerate(zip(times, counts)):
+        counts, rates = columns[key], list[float | None]()
+        for i, (t, count) in enumerate(zip(times, counts, strict=False)):
             if not i:  # the first sample has no interval before it (a burst would read as a huge rate)
                 rates.append(None)
                 continue
@@ -329,9 +331,9 @@ def read_latencies(run: Run) -> list[tuple[float, float]]:
                 continue
             if kind == "sent" and event.get("sent_at") is not None:
                 sent_at[mid] = event["sent_at"]
-            elif kind == "processed" and event.get("source") == "consumer" and event.get("ts") is not None:
-                if mid not in first or event["ts"] < first[mid]:
-                    first[mid] = event["ts"]
+            elif kind == "processed" and event.get("source") == "consumer" and event.get("ts") is not None \
+                    and (mid not in first or event["ts"] < first[mid]):
+                first[mid] = event["ts"]
     if t0 is None:
         t0 = min(sent_at.values(), default=0.0)
     return [(ts - t0, ts - sent_at[mid]) for mid, ts in first.items() if mid in sent_at]
@@ -365,7 +367,7 @@ def histogram_series(run: Run) -> dict[str, list[int]]:
     if not counts:
         return {"receive_count": [], "messages": []}
     top = max(counts)
-    return {"receive_count": list(range(0, top + 1)), "messages": [counts.get(i, 0) for i in range(0, top + 1)]}
+    return {"receive_count": list(range(top + 1)), "messages": [counts.get(i, 0) for i in range(top + 1)]}
 
 
 def markers(run: Run) -> dict[str, list[dict[str, Any]]]:
@@ -410,7 +412,8 @@ def headline(run: Run, samples: list[dict[str, Any]]) -> list[dict[str, str]]:
     """The few figures shown large under the ledger: drain time, latencies, peak backlog..."""
     figures = run.summary.get("figures") or {}
     items = [{"label": "peak backlog (visible + in flight)", "text": _text(peak_backlog(samples))}]
-    items += [{"label": label, "text": describe_value(name, figures, FIGURES).split(" (")[0]} for name, label in HEADLINE if name in figures]
+    items += [{"label": label, "text": describe_value(name, figures, FIGURES).split(" (")[0]}
+              for name, label in HEADLINE if name in figures]
     return items
 
 
@@ -455,6 +458,7 @@ def depth_overlay(views: list[dict[str, Any]]) -> list[dict[str, list[Any]]]:
     out = []
     for view in views:
         series = view["series"]
-        depth = [None if v is None and f is None else (v or 0) + (f or 0) for v, f in zip(series["queue.visible"], series["queue.in_flight"])]
+        pairs = zip(series["queue.visible"], series["queue.in_flight"], strict=True)
+        depth = [None if v is None and f is None else (v or 0) + (f or 0) for v, f in pairs]
         out.append({"t": series["t"], "depth": depth, "dlq": series["dlq.messages"]})
     return out

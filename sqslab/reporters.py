@@ -21,15 +21,27 @@ import functools
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 from sqslab import __version__
 from sqslab.expectations import FIGURES, describe_value
 from sqslab.hookspecs import hookimpl
 from sqslab.ledger import FATES
-from sqslab.report import (FATE_NAMES, MAX_POINTS, compare_rows, depth_overlay, headline, is_compare, key_figures, peak_backlog,
-                           run_view, runs_of, scenario_name)
+from sqslab.report import (
+    FATE_NAMES,
+    MAX_POINTS,
+    compare_rows,
+    depth_overlay,
+    headline,
+    is_compare,
+    key_figures,
+    peak_backlog,
+    run_view,
+    runs_of,
+    scenario_name,
+)
 from sqslab.units import format_duration
 
 FATE_LABELS = {
@@ -83,7 +95,7 @@ def _compare_text(runs: list[Any], labels: list[str]) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = [f"compare {len(runs)} runs:"]
     lines += ["  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in table]
-    lines += [f"  {label}: {run.path}" for label, run in zip(labels, runs)]
+    lines += [f"  {label}: {run.path}" for label, run in zip(labels, runs, strict=False)]
     return "\n".join(lines) + "\n"
 
 
@@ -94,7 +106,8 @@ def render_json(run: Any, options: dict[str, Any]) -> str:
     """summary.json plus the metric series, as one JSON document (a list of them under `runs` to compare)."""
     if is_compare(options):
         runs, labels = runs_of(run, options)
-        return json.dumps({"compare": True, "runs": [{"label": label, **r.summary, "series": r.metrics()} for r, label in zip(runs, labels)]},
+        compared = [{"label": label, **r.summary, "series": r.metrics()} for r, label in zip(runs, labels, strict=True)]
+        return json.dumps({"compare": True, "runs": compared},
                           indent=2, default=str) + "\n"
     return json.dumps({**run.summary, "series": run.metrics()}, indent=2, default=str) + "\n"
 
@@ -149,7 +162,7 @@ def _number_text(value: Any, digits: int = 1) -> str:
 def _time_text(epoch: Any) -> str:
     if not isinstance(epoch, (int, float)):
         return "n/a"
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def render_html(run: Any, options: dict[str, Any]) -> str:
@@ -159,10 +172,12 @@ def render_html(run: Any, options: dict[str, Any]) -> str:
     if is_compare(options):
         runs, labels = runs_of(run, options)
         samples = [r.metrics() for r in runs]
-        views = [run_view(r, max_points, s) for r, s in zip(runs, samples)]
-        data = {"labels": labels, "depth": depth_overlay(views)}
-        has_dlq = any(v for d in data["depth"] for v in d["dlq"] if v)
-        entries = [{"label": label, "run": r, "summary": {**r.summary, "scenario": scenario_name(r)}} for label, r in zip(labels, runs)]
+        views = [run_view(r, max_points, s) for r, s in zip(runs, samples, strict=False)]
+        depth = depth_overlay(views)
+        data = {"labels": labels, "depth": depth}
+        has_dlq = any(v for d in depth for v in d["dlq"] if v)
+        entries = [{"label": label, "run": r, "summary": {**r.summary, "scenario": scenario_name(r)}}
+                   for label, r in zip(labels, runs, strict=True)]
         return env.get_template("compare.html.j2").render(
             runs=entries, rows=compare_rows(runs, samples), data=data, has_dlq=has_dlq, version=__version__, **_assets())
     samples = run.metrics()
@@ -193,7 +208,8 @@ def _md(value: Any) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[Any]], align: str = "") -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(("---:" if c == "r" else "---") for c in (align or "l" * len(header)).ljust(len(header), "l")) + "|"]
+    alignments = (align or "l" * len(header)).ljust(len(header), "l")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(("---:" if c == "r" else "---") for c in alignments) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines
 
@@ -205,7 +221,8 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
     summary = run.summary
     figures = summary.get("figures") or {}
     status = str(summary.get("status", "?"))
-    lines = [f"### {STATUS_MARKS.get(status, '')} sqslab: {_md(scenario_name(run))} **{status.upper()}** (exit {_md(summary.get('exit_code', '?'))})".replace("  ", " "), ""]
+    title = f"### {STATUS_MARKS.get(status, '')} sqslab: {_md(scenario_name(run))} **{status.upper()}**"
+    lines = [f"{title} (exit {_md(summary.get('exit_code', '?'))})".replace("  ", " "), ""]
     if summary.get("description"):
         lines += [f"> {_md(summary['description'])}", ""]
     for error in summary.get("errors") or []:
@@ -240,7 +257,8 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
         lines.append("")
     problems = (summary.get("ledger") or {}).get("problems") or []
     if problems:
-        total = sum(((summary.get("ledger") or {}).get("counts") or {}).get(f, 0) for f in ("duplicate", "dead_lettered", "still_queued", "lost"))
+        counts = (summary.get("ledger") or {}).get("counts") or {}
+        total = sum(counts.get(f, 0) for f in ("duplicate", "dead_lettered", "still_queued", "lost"))
         lines += [f"#### Problem messages (first {min(len(problems), MARKDOWN_PROBLEMS)} of {total})", ""]
         lines += _md_table(["id", "fate", "receive count", "receives", "processed", "failures", "tasks"], [
             [f"`{_md(p.get('id'))}`" if re.fullmatch(r"[A-Za-z0-9-]+", str(p.get("id"))) else _md(p.get("id")),
@@ -314,7 +332,8 @@ def _junit_suite(run: Any) -> ET.Element:
         "errors": str(1 if errors else 0),
         "skipped": "0",
         "time": _seconds((summary.get("figures") or {}).get("duration") or 0),
-        "timestamp": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") if isinstance(started, (int, float)) else "1970-01-01T00:00:00",
+        "timestamp": datetime.datetime.fromtimestamp(started, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        if isinstance(started, (int, float)) else "1970-01-01T00:00:00",
         "hostname": _xml(summary.get("target") or "local"),
     })
     properties = ET.SubElement(suite, "properties")
@@ -356,8 +375,8 @@ def render_junit(run: Any, options: dict[str, Any]) -> str:
     root = ET.Element("testsuites", {"name": "sqslab"})
     suites = [_junit_suite(r) for r in runs]
     for key in ("tests", "failures", "errors"):
-        root.set(key, str(sum(int(s.get(key)) for s in suites)))
-    root.set("time", f"{sum(float(s.get('time')) for s in suites):.3f}")
+        root.set(key, str(sum(int(s.get(key) or 0) for s in suites)))
+    root.set("time", f"{sum(float(s.get('time') or 0) for s in suites):.3f}")
     root.extend(suites)
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -20,9 +20,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SUMMARY_FORMAT_VERSION = 1
 # Environment names that must never be written into a run directory.

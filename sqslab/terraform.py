@@ -28,8 +28,11 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
+
+from sqslab.processes import die_with_parent
 
 __all__ = [
     "PROVIDER",
@@ -39,10 +42,13 @@ __all__ = [
     "find_terraform",
     "render_tfvars",
     "stack_dir",
+    "stack_variables",
     "write_cli_config",
     "write_env_file",
 ]
 
+#: CloudWatch Logs retention of the consumer log group, days.
+LOG_RETENTION_DAYS = 7
 #: The one provider the stack needs.
 PROVIDER = "registry.terraform.io/hashicorp/aws"
 #: Major version of hashicorp/aws the stack is written for (versions.tf: >= 5.60, < 6).
@@ -59,41 +65,6 @@ MIRROR_CANDIDATES: tuple[str, ...] = (
 
 #: Files of the working copy that belong to Terraform, never to the stack.
 _KEEP = {".terraform", ".terraform.lock.hcl", "terraform.tfstate", "terraform.tfstate.backup", "sqslab.tfvars"}
-
-#: Environment that could point an emulator run at a real AWS identity or endpoint.
-_SCRUB_FOR_EMULATOR = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-)
-
-#: tfvars keys in the order the template writes them; the contract with variables.tf.
-TFVARS_KEYS: tuple[str, ...] = (
-    "region",
-    "name",
-    "visibility_timeout_seconds",
-    "message_retention_seconds",
-    "receive_wait_time_seconds",
-    "delay_seconds",
-    "dlq_enabled",
-    "max_receive_count",
-    "dlq_message_retention_seconds",
-    "desired_count",
-    "task_cpu",
-    "task_memory",
-    "image_tag",
-    "log_retention_days",
-    "ecr_repository_name",
-    "consumer_env",
-)
 
 LineCallback = Callable[[str], None]
 
@@ -115,7 +86,7 @@ class TerraformError(RuntimeError):
     ) -> None:
         self.command = command
         self.returncode = returncode
-        self.stderr_tail = [line for line in stderr_tail]
+        self.stderr_tail = list(stderr_tail)
         detail = "\n".join("    " + line for line in self.stderr_tail if line.strip())
         super().__init__(f"{message}\n  last lines of stderr:\n{detail}" if detail else message)
 
@@ -131,61 +102,47 @@ def hcl_value(value: Any) -> str:
     """
     if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
         return json.dumps(value)
+    if isinstance(value, Mapping) and not value:
+        return "{}"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
     raise TypeError(f"no HCL literal for {type(value).__name__} {value!r}")
 
 
-def _check_context(context: Mapping[str, Any]) -> None:
-    """Raise ValueError naming every key of the runner's context with a wrong type."""
+def stack_variables(scenario: Any, image_tag: str, name: str | None = None) -> dict[str, Any]:
+    """The Terraform variables of the stack for a scenario: the infra settings that have a
+    Terraform variable (sqslab.settings), the consumer's environment, the image tag."""
+    from dataclasses import asdict
 
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
+    from sqslab.contracts import ECR_REPOSITORY
+    from sqslab.scenario import task_environment
+    from sqslab.settings import tfvar_values
 
-    expected: dict[str, Callable[[Any], bool]] = {
-        "region": lambda v: isinstance(v, str),
-        "name": lambda v: isinstance(v, str),
-        "queue.visibility_timeout": is_int,
-        "queue.retention": is_int,
-        "queue.receive_wait": is_int,
-        "queue.delay": is_int,
-        "dlq.enabled": lambda v: isinstance(v, bool),
-        "dlq.max_receive_count": is_int,
-        "dlq.retention": is_int,
-        "consumers.count": is_int,
-        "consumers.cpu": is_int,
-        "consumers.memory": is_int,
-        "image_tag": lambda v: isinstance(v, str),
-        "consumer_env": lambda v: isinstance(v, Mapping)
-        and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()),
-        "log_retention_days": is_int,
-        "ecr_repository_name": lambda v: isinstance(v, str),
+    return {
+        "name": name or scenario.stack_name,
+        **tfvar_values(asdict(scenario.infra)),
+        "image_tag": image_tag,
+        "log_retention_days": LOG_RETENTION_DAYS,
+        "ecr_repository_name": ECR_REPOSITORY,
+        "consumer_env": task_environment(scenario.knobs, scenario.seed),
     }
-    problems = []
-    for path, ok in expected.items():
-        node: Any = context
-        for part in path.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                problems.append(f"{path}: missing")
-                break
-            node = node[part]
-        else:
-            if not ok(node):
-                problems.append(f"{path}: unexpected {type(node).__name__} {node!r}")
-    if problems:
-        raise ValueError("cannot render tfvars: " + "; ".join(problems))
 
 
-def render_tfvars(context: Mapping[str, Any]) -> str:
-    """Render sqslab/templates/terraform.tfvars.j2 for the runner's context.
+def render_tfvars(variables: Mapping[str, Any]) -> str:
+    """Render sqslab/templates/terraform.tfvars.j2: ``{variable: value}`` with values of
+    str, int, float or bool, or a map of str to str (the consumer's environment).
 
-    ``context`` is ``{"region", "name", "queue": {...}, "dlq": {...}, "consumers": {...},
-    "image_tag", "consumer_env", "log_retention_days", "ecr_repository_name"}`` with
-    every duration in seconds. Every value goes through the ``hcl`` filter, never raw.
+    Every value goes through the ``hcl`` filter, never raw; ValueError names every
+    variable whose name or value cannot be written.
     """
     import jinja2  # only the runner pays for it
 
-    _check_context(context)
+    problems = [f"{key}: {_tfvar_problem(key, value)}" for key, value in variables.items() if _tfvar_problem(key, value)]
+    if problems:
+        raise ValueError("cannot render tfvars: " + "; ".join(problems))
+    # An empty map is written on one line, aligned with the scalars, as terraform fmt does.
+    scalars = {k: v for k, v in variables.items() if not isinstance(v, Mapping) or not v}
+    maps = {k: v for k, v in variables.items() if isinstance(v, Mapping) and v}
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
         undefined=jinja2.StrictUndefined,
@@ -195,7 +152,19 @@ def render_tfvars(context: Mapping[str, Any]) -> str:
         lstrip_blocks=True,
     )
     env.filters["hcl"] = hcl_value
-    return env.get_template("terraform.tfvars.j2").render(**context)
+    return env.get_template("terraform.tfvars.j2").render(scalars=scalars, maps=maps)
+
+
+def _tfvar_problem(key: str, value: Any) -> str | None:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+        return "not a Terraform variable name"
+    if isinstance(value, Mapping):
+        if all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            return None
+        return "a map must hold text keys and text values"
+    if value is None or not isinstance(value, (str, int, float, bool)):
+        return f"unexpected {type(value).__name__} {value!r}"
+    return None
 
 
 # -- finding things -----------------------------------------------------------------------
@@ -438,7 +407,7 @@ class Terraform:
         *,
         endpoint_url: str | None = None,
         binary: str | None = None,
-        mirror: Path | None | bool = True,
+        mirror: Path | bool | None = True,
         stack: Path | None = None,
         env: Mapping[str, str] | None = None,
         reuse_provider: bool | None = None,
@@ -458,7 +427,7 @@ class Terraform:
         if mirror is True:
             self.mirror = find_plugin_mirror()
         elif mirror:
-            self.mirror = Path(mirror)  # type: ignore[arg-type]
+            self.mirror = Path(mirror)
         else:
             self.mirror = None
         self.stack = Path(stack) if stack is not None else stack_dir()
@@ -473,7 +442,7 @@ class Terraform:
         self.reuse_provider = reuse_provider
         self._provider: ProviderServer | None = None
 
-    def __enter__(self) -> "Terraform":
+    def __enter__(self) -> Terraform:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -496,18 +465,12 @@ class Terraform:
         if self.mirror is not None:
             env["TF_CLI_CONFIG_FILE"] = str(write_cli_config(self.state_dir / "terraformrc", self.mirror))
         if self.endpoint_url:
-            for key in _SCRUB_FOR_EMULATOR:
-                env.pop(key, None)
-            for key in [k for k in env if k.startswith("AWS_ENDPOINT_URL_")]:
-                env.pop(key)  # a service-specific endpoint would beat AWS_ENDPOINT_URL
+            from sqslab.credentials import emulator_env
+
+            env = emulator_env(env)
             # The environment, not an endpoints {} block: the provider validates such a
             # block for ~3 s on each of the four launches of an apply.
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
-            env["AWS_ACCESS_KEY_ID"] = "testing"
-            env["AWS_SECRET_ACCESS_KEY"] = "testing"
-            env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-            env["AWS_CONFIG_FILE"] = os.devnull
-            env["AWS_EC2_METADATA_DISABLED"] = "true"
         env.update(self._extra_env)
         return env
 
@@ -572,53 +535,11 @@ class Terraform:
         Each stdout and stderr line goes to ``on_line`` as it comes.
         """
         name = what or args[0]
-        cmd = [self.binary, f"-chdir={self.workdir}", *args]
-        t0 = time.monotonic()
         env = self.environment()
         if args[0] not in ("init", "fmt"):
             env.update(self._reattach_env())
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                text=True,
-                bufsize=1,
-            )
-        except OSError as exc:
-            raise TerraformError(f"cannot run {self.binary}: {exc}", command=name) from exc
-        stderr_tail: deque[str] = deque(maxlen=40)
-        stdout_lines: list[str] = []
-
-        def pump_stderr() -> None:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                line = line.rstrip("\n")
-                stderr_tail.append(line)
-                if on_line is not None:
-                    on_line(line)
-
-        reader = threading.Thread(target=pump_stderr, daemon=True)
-        reader.start()
-        assert proc.stdout is not None
-        try:
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                stdout_lines.append(line)
-                if on_line is not None:
-                    on_line(line)
-            code = proc.wait()
-        except BaseException:
-            # Ctrl-C: terraform got the SIGINT too and stops gracefully; wait for it.
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            raise
-        finally:
-            reader.join(timeout=5)
+        t0 = time.monotonic()
+        code, stdout_lines, stderr_tail = _stream([self.binary, f"-chdir={self.workdir}", *args], env, on_line, name)
         self.timings[name] = time.monotonic() - t0
         if code != 0:
             tail = list(stderr_tail) or stdout_lines[-20:]
@@ -717,13 +638,60 @@ class Terraform:
         self.tfvars_path.write_text(text)
 
     def _state_has_resources(self) -> bool:
-        if not self.state_path.is_file():
-            return False
+        return state_has_resources(self.state_path)
+
+
+def _stream(cmd: list[str], env: dict[str, str], on_line: LineCallback | None, name: str) -> tuple[int, list[str], list[str]]:
+    """Run a command, handing each stdout and stderr line to on_line as it comes; (exit
+    code, stdout lines, the last 40 stderr lines). On Ctrl-C the command (which got the
+    SIGINT too) is given a minute to stop gracefully."""
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                text=True, bufsize=1)
+    except OSError as exc:
+        raise TerraformError(f"cannot run {cmd[0]}: {exc}", command=name) from exc
+    stderr_tail: deque[str] = deque(maxlen=40)
+    stdout_lines: list[str] = []
+
+    def pump_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            stderr_tail.append(line)
+            if on_line is not None:
+                on_line(line)
+
+    reader = threading.Thread(target=pump_stderr, name="sqslab-terraform-stderr", daemon=True)
+    reader.start()
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            stdout_lines.append(line)
+            if on_line is not None:
+                on_line(line)
+        code = proc.wait()
+    except BaseException:
         try:
-            state = json.loads(self.state_path.read_text() or "{}")
-        except json.JSONDecodeError:
-            return True  # let terraform say what is wrong with it
-        return any(r.get("mode") == "managed" and r.get("instances") for r in state.get("resources", []))
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    finally:
+        reader.join(timeout=5)
+    return code, stdout_lines, list(stderr_tail)
+
+
+def state_has_resources(state_path: Path) -> bool:
+    """True when a Terraform state file holds managed resources (an unreadable one counts:
+    terraform will say what is wrong with it)."""
+    if not state_path.is_file():
+        return False
+    try:
+        state = json.loads(state_path.read_text() or "{}")
+    except json.JSONDecodeError:
+        return True
+    return any(r.get("mode") == "managed" and r.get("instances") for r in state.get("resources", []))
 
 
 class ProviderServer:
@@ -753,24 +721,22 @@ class ProviderServer:
         """True while the provider process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self) -> "ProviderServer":
+    def start(self) -> ProviderServer:
         """Start the provider in debug mode and wait for its reattach line."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")
         try:
-            self._proc = subprocess.Popen(
-                [str(self.binary), "-debug"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,  # Ctrl-C is for terraform, which then stops cleanly
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+            with open(self.log_path, "wb") as log:
+                self._proc = subprocess.Popen(
+                    [str(self.binary), "-debug"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    start_new_session=True,  # Ctrl-C is for terraform, which then stops cleanly
+                    preexec_fn=die_with_parent(signal.SIGTERM),
+                )
         except OSError as exc:
             raise TerraformError(f"cannot start the provider {self.binary}: {exc}") from exc
-        finally:
-            log.close()
         self._finalizer = weakref.finalize(self, _stop_process, self._proc)
         deadline = time.monotonic() + self.START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -800,14 +766,3 @@ def _stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the parent dies (Linux prctl)."""
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass

@@ -31,12 +31,13 @@ class Phase:
 
     def planned_messages(self) -> int:
         """How many messages this phase sends if it runs to plan."""
+        duration = self.duration or 0.0
         if self.kind == "rate":
-            return round(self.rate * self.duration)
+            return round((self.rate or 0.0) * duration)
         if self.kind == "ramp":
-            return round((self.rate_from + self.rate_to) / 2 * self.duration)
+            return round(((self.rate_from or 0.0) + (self.rate_to or 0.0)) / 2 * duration)
         if self.kind in ("burst", "count"):
-            return self.count
+            return self.count or 0
         return 0
 
 
@@ -67,18 +68,19 @@ def plan(scenario: Any) -> list[PlanRow]:
     ends: dict[str, tuple[float, bool]] = {}
     clock, estimated = 0.0, False
     for phase in scenario.phases:
-        start, phase_estimated = clock, estimated
+        begins, phase_estimated = clock, estimated
         if phase.kind == "burst":
-            length, estimated = phase.count / ASSUMED_BURST_RATE, True
+            length, estimated = (phase.count or 0) / ASSUMED_BURST_RATE, True
         else:
             length = phase.duration or 0.0
-        clock = start + length
+        clock = begins + length
         ends[phase.name] = (clock, estimated)
-        rows.append(PlanRow(start, "phase", phase.name, describe_phase(phase), phase.planned_messages(), phase_estimated, clock))
+        rows.append(PlanRow(begins, "phase", phase.name, describe_phase(phase), phase.planned_messages(), phase_estimated, clock))
     pending = list(scenario.actions)
     while pending:
         progressed = False
         for action in list(pending):
+            start: float | None
             if action.at is not None:
                 start, est = action.at, False
             elif action.after is not None and action.after in ends:
@@ -90,7 +92,7 @@ def plan(scenario: Any) -> list[PlanRow]:
                 continue
             pending.remove(action)
             progressed = True
-            finish = start
+            finish: float | None = start
             if start is not None and action.do == "wait":
                 if "for" in action.params:
                     from sqslab.units import parse_duration
@@ -114,12 +116,13 @@ def describe_phase(phase: Phase) -> str:
     """A phase in words: `rate 5/s for 30s`, `burst of 1000`."""
     from sqslab.units import format_duration
 
+    duration = format_duration(phase.duration or 0.0)
     if phase.kind == "rate":
-        return f"rate {phase.rate:g}/s for {format_duration(phase.duration)}"
+        return f"rate {phase.rate:g}/s for {duration}"
     if phase.kind == "ramp":
-        return f"ramp {phase.rate_from:g}/s to {phase.rate_to:g}/s over {format_duration(phase.duration)}"
+        return f"ramp {phase.rate_from:g}/s to {phase.rate_to:g}/s over {duration}"
     if phase.kind == "burst":
         return f"burst of {phase.count}"
     if phase.kind == "count":
-        return f"{phase.count} messages over {format_duration(phase.duration)}"
-    return f"pause {format_duration(phase.duration)}"
+        return f"{phase.count} messages over {duration}"
+    return f"pause {duration}"

@@ -9,6 +9,7 @@ with a hint, so `timeout: 30` never silently means 30 ms or 30 minutes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
@@ -25,7 +26,7 @@ class UnitError(ValueError):
 def parse_duration(value: object) -> float:
     """Seconds from a duration such as `500ms`, `30s` or `1h30m`."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise UnitError(f"expected a duration such as 30s, got {_show(value)}")
+        raise UnitError(f"expected a duration such as 30s, got {describe(value)}")
     if isinstance(value, (int, float)):
         raise UnitError(f"bare number {value!r} is ambiguous: give a unit, e.g. {_fmt_num(value)}s or {_fmt_num(value)}ms")
     text = value.strip()
@@ -50,7 +51,7 @@ def parse_duration(value: object) -> float:
 def parse_rate(value: object) -> float:
     """Messages per second from a rate such as `10/s` or `600/m`."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise UnitError(f"expected a rate such as 10/s, got {_show(value)}")
+        raise UnitError(f"expected a rate such as 10/s, got {describe(value)}")
     if isinstance(value, (int, float)):
         raise UnitError(f"bare number {value!r} is ambiguous: give a unit, e.g. {_fmt_num(value)}/s or {_fmt_num(value)}/m")
     match = _RATE.match(value)
@@ -62,16 +63,16 @@ def parse_rate(value: object) -> float:
 def parse_size(value: object) -> int:
     """Bytes from a size such as `256`, `512B` or `4KiB`."""
     if isinstance(value, bool):
-        raise UnitError(f"expected a size in bytes such as 256 or 4KiB, got {_show(value)}")
+        raise UnitError(f"expected a size in bytes such as 256 or 4KiB, got {describe(value)}")
     if isinstance(value, int):
         return value
     match = _SIZE.match(value) if isinstance(value, str) else None
     if not match:
-        raise UnitError(f"{_show(value)} is not a size: use bytes, e.g. 256, 512B, 4KiB")
+        raise UnitError(f"{describe(value)} is not a size: use bytes, e.g. 256, 512B, 4KiB")
     return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
 
 
-def parse_range(value: object, parse=parse_duration) -> tuple[float, float]:
+def parse_range(value: object, parse: Callable[[object], float] = parse_duration) -> tuple[float, float]:
     """(low, high) from `LOW..HIGH`, or (x, x) from a single value."""
     if isinstance(value, str) and ".." in value:
         low_text, _, high_text = value.partition("..")
@@ -101,8 +102,17 @@ def _fmt_num(value: float) -> str:
     return f"{value:g}"
 
 
-def _show(value: object) -> str:
+def describe(value: object) -> str:
+    """A value as an error message shows it: `text 'abc'`, `int 2`, `a list`, `nothing (null)`."""
     if value is None:
         return "nothing (null)"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"text {shown!r}"
+    return f"{type(value).__name__} {value!r}"

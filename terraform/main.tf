@@ -62,7 +62,7 @@ module "service" {
   # Terraform's values win over a knob of the same name (the variable's validation
   # already refuses those names).
   environment = merge(var.consumer_env, {
-    QUEUE_URL  = module.queue.queue_url
-    AWS_REGION = var.region
+    SQSLAB_QUEUE_URL = module.queue.queue_url
+    AWS_REGION       = var.region
   })
 }

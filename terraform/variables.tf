@@ -1,5 +1,6 @@
-# The contract with sqslab's tfvars renderer (sqslab/templates/terraform.tfvars.j2):
-# keep these names and types in step with it; tests/test_terraform.py checks both sides.
+# The contract with sqslab's tfvars (sqslab.terraform.stack_variables): each scenario
+# setting that has a variable here is a row of sqslab/settings.py, which gives its name,
+# default and limits; tests/test_terraform.py holds the two to each other.
 
 variable "region" {
   description = "AWS region for every resource."
@@ -47,7 +48,7 @@ variable "message_retention_seconds" {
 variable "receive_wait_time_seconds" {
   description = "Queue default long-poll wait, seconds."
   type        = number
-  default     = 20
+  default     = 0
 
   validation {
     condition     = var.receive_wait_time_seconds >= 0 && var.receive_wait_time_seconds <= 20 && floor(var.receive_wait_time_seconds) == var.receive_wait_time_seconds
@@ -75,7 +76,7 @@ variable "dlq_enabled" {
 variable "max_receive_count" {
   description = "Receives after which a message moves to the DLQ."
   type        = number
-  default     = 5
+  default     = 3
 
   validation {
     condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
@@ -148,7 +149,7 @@ variable "image_tag" {
 }
 
 variable "consumer_env" {
-  description = "Consumer knobs passed as container environment (docs/contracts.md). QUEUE_URL and AWS_REGION are set by Terraform."
+  description = "Consumer knobs passed as container environment (docs/contracts.md). SQSLAB_QUEUE_URL and AWS_REGION are set by Terraform."
   type        = map(string)
   default     = {}
 
@@ -159,8 +160,8 @@ variable "consumer_env" {
 
   validation {
     # Terraform owns these; AWS_ENDPOINT_URL must stay unset on AWS (docs/contracts.md).
-    condition     = length(setintersection(keys(var.consumer_env), ["QUEUE_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"])) == 0
-    error_message = "consumer_env must not set QUEUE_URL, AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL or credentials."
+    condition     = length(setintersection(keys(var.consumer_env), ["SQSLAB_QUEUE_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"])) == 0
+    error_message = "consumer_env must not set SQSLAB_QUEUE_URL, AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL or credentials."
   }
 }
 

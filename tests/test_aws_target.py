@@ -25,6 +25,8 @@ import pytest
 from sqslab.backends import TargetError, TaskCounts
 from sqslab.backends import aws as awsmod
 from sqslab.backends.aws import AwsTarget, destroy_run, find_kept_run, stack_has_resources
+from sqslab.backends.aws_logs import LogReader
+from sqslab.backends.aws_stack import stack_name
 from sqslab.scenario import Knobs
 
 REGION = "us-west-1"
@@ -43,12 +45,16 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
 
 
+class QuickLogReader(LogReader):
+    poll_interval = 0.0
+    quiet = 0.2
+    drain_timeout = 5.0
+
+
 def _quick(target: AwsTarget) -> AwsTarget:
     target.poll_interval = 0.01
     target.tasks_poll_interval = 0.0
-    target.log_poll_interval = 0.0
-    target.log_quiet = 0.2
-    target.log_drain_timeout = 5.0
+    target.reader_class = QuickLogReader
     target.stop_timeout = 5.0
     target.start_timeout = 5.0
     return target
@@ -89,7 +95,7 @@ class Stack:
         self.outputs = {"queue_url": queue_url, "dlq_url": None, "cluster_name": CLUSTER, "service_name": SERVICE,
                         "log_group_name": LOG_GROUP, "region": REGION}
         self.events: list[dict[str, Any]] = []
-        self.target = _quick(AwsTarget(log=self.events.append, quiet=True))
+        self.target = _quick(AwsTarget(log=self.events.append))
         self.target.use_stack(self.outputs)
 
     def run_tasks(self, count: int) -> list[str]:
@@ -121,8 +127,8 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "3")  # the running count moto reports for a new service
     with mock_aws():
-        lab = Stack(3, {"QUEUE_URL": "https://sqs.us-west-1.amazonaws.com/123456789012/lab-1a2b-queue",
-                        "AWS_REGION": REGION, "SEED": "7", **Knobs().to_env()})
+        lab = Stack(3, {"SQSLAB_QUEUE_URL": "https://sqs.us-west-1.amazonaws.com/123456789012/lab-1a2b-queue",
+                        "AWS_REGION": REGION, "SQSLAB_SEED": "7", **Knobs().to_env()})
         lab.run_tasks(3)
         yield lab
 
@@ -131,13 +137,11 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 
 def test_registered_as_the_aws_target() -> None:
-    from sqslab.plugins import _collect, load_plugins
+    from sqslab.plugins import load_plugins
 
     host = load_plugins(entry_points=False)
-    if "aws" not in host.targets:  # until plugins.DEFAULT_PLUGINS names sqslab.backends.aws
-        host.manager.register(awsmod, name="sqslab.backends.aws")
-        host = _collect(host.manager)
     assert host.targets["aws"].factory is AwsTarget
+    assert [o.option for o in host.targets["aws"].options] == ["--keep", "--image-tag"]
     assert "Fargate" in host.targets["aws"].description
 
 
@@ -168,8 +172,8 @@ def test_set_consumer_registers_the_next_revision_and_rolls_the_service(stack: S
     assert service["taskDefinition"].endswith(f"{FAMILY}:2")
     new = stack.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     env = {e["name"]: e["value"] for e in new["containerDefinitions"][0]["environment"]}
-    assert env["ERROR_RATE"] == "0.5" and (env["WORK_TIME_MIN_MS"], env["WORK_TIME_MAX_MS"]) == ("1000", "2000")
-    assert env["QUEUE_URL"].endswith("/lab-1a2b-queue") and env["AWS_REGION"] == REGION and env["SEED"] == "7", "kept"
+    assert env["SQSLAB_ERROR_RATE"] == "0.5" and (env["SQSLAB_WORK_TIME_MIN_MS"], env["SQSLAB_WORK_TIME_MAX_MS"]) == ("1000", "2000")
+    assert env["SQSLAB_QUEUE_URL"].endswith("/lab-1a2b-queue") and env["AWS_REGION"] == REGION and env["SQSLAB_SEED"] == "7", "kept"
     old = stack.taskdef
     for key in ("cpu", "memory", "executionRoleArn", "taskRoleArn", "networkMode", "requiresCompatibilities"):
         assert new[key] == old[key], key
@@ -195,12 +199,14 @@ def test_tasks_poll_listtasks_at_most_once_a_second(stack: Stack) -> None:
     assert stack.target.tasks().started == 3
     stack.run_tasks(1)
     assert stack.target.tasks().started == 3, "within the interval: counted later"
-    stack.target._last_tasks_poll -= 1.0
+    assert stack.target.ecs is not None
+    stack.target.ecs.last_poll -= 1.0
     assert stack.target.tasks().started == 4
 
 
 def test_consumer_events_parse_json_lines_across_pages_once_each(stack: Stack) -> None:
-    stack.target.log_page_limit = 3  # FilterLogEvents pages of 3 events
+    assert stack.target.logs is not None
+    stack.target.logs.page_limit = 3  # FilterLogEvents pages of 3 events
     t = int(time.time() * 1000)
     stack.log("consumer/consumer/task-a", [
         json.dumps({"ts": t / 1000, "event": "started", "task": "task-a", "config": {}}),
@@ -224,7 +230,8 @@ def test_consumer_events_parse_json_lines_across_pages_once_each(stack: Stack) -
 
 
 def test_consumer_events_are_read_at_most_every_poll_interval(stack: Stack) -> None:
-    stack.target.log_poll_interval = 60.0
+    assert stack.target.logs is not None
+    stack.target.logs.poll_interval = 60.0
     stack.target.consumer_events()
     stack.log("consumer/consumer/task-a", [json.dumps({"ts": time.time(), "event": "started"})])
     assert stack.target.consumer_events() == [], "the runner asks every 50 ms; CloudWatch is asked less"
@@ -337,7 +344,7 @@ def test_provision_needs_the_image_in_ecr(aws_env: None, scenario: Any, tmp_path
     from moto import mock_aws
 
     with mock_aws():
-        target = AwsTarget(image_tag="abc123", quiet=True)
+        target = AwsTarget(image_tag="abc123")
         with pytest.raises(TargetError, match=r"no ECR repository sqs-demo/consumer in us-west-1: run `sqslab image push --region us-west-1` first"):
             target.provision(scenario, tmp_path)
         boto3.client("ecr", region_name=REGION).create_repository(repositoryName="sqs-demo/consumer")
@@ -352,15 +359,15 @@ def test_provision_without_a_tag_outside_git_says_what_to_pass(scenario: Any, tm
 
     monkeypatch.setattr(sqslab.image, "git_revision", lambda root=None: None)
     with pytest.raises(TargetError, match=r"pass --image-tag TAG \(the tag `sqslab image push` printed\)"):
-        AwsTarget(quiet=True).provision(scenario, tmp_path)
+        AwsTarget().provision(scenario, tmp_path)
 
 
 def test_stack_names_are_unique_and_valid() -> None:
     import re
 
-    names = {awsmod.stack_name("a" * 32) for _ in range(20)}
+    names = {stack_name("a" * 32) for _ in range(20)}
     assert len(names) == 20
-    for name in names | {awsmod.stack_name("dlq-growth")}:
+    for name in names | {stack_name("dlq-growth")}:
         assert re.fullmatch(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$", name), name
 
 
@@ -447,7 +454,7 @@ def test_provision_use_and_teardown_against_the_emulator(endpoint: str, scenario
     import boto3
 
     events: list[dict[str, Any]] = []
-    target = AwsTarget(log=events.append, endpoint_url=endpoint, image_tag="test", quiet=True)
+    target = AwsTarget(log=events.append, endpoint_url=endpoint, image_tag="test")
     run_dir = tmp_path / "run"
     t0 = time.monotonic()
     try:
@@ -467,7 +474,7 @@ def test_provision_use_and_teardown_against_the_emulator(endpoint: str, scenario
         env = (run_dir / "terraform" / ".env").read_text()
         assert f"QUEUE_URL={endpoints.queue_url}" in env.splitlines() and "SECRET" not in env and "testing" not in env
         tfvars = (run_dir / "terraform" / "stack" / "sqslab.tfvars").read_text()
-        assert 'image_tag                     = "test"' in tfvars and "ecr_create_repository = false" in tfvars
+        assert 'image_tag                     = "test"' in tfvars and "ecr_create_repository         = false" in tfvars
         lines = [e["line"] for e in events if e["event"] == "terraform"]
         assert any("Apply complete!" in line for line in lines), "every terraform line goes to the log"
         progress = [e for e in events if e["event"] == "terraform_progress" and e["command"] == "apply"]
@@ -495,19 +502,15 @@ def test_provision_use_and_teardown_against_the_emulator(endpoint: str, scenario
 @needs_mirror
 def test_a_failed_apply_says_what_failed_and_how_to_clean_up(endpoint: str, scenario: Any, tmp_path: Path) -> None:
     # 4096 MiB is no Fargate size for 256 CPU units: only Terraform's validation says so.
-    original = scenario.terraform_context
+    import dataclasses
 
-    class Oversized:
-        def terraform_context(self, image_tag: str) -> dict[str, Any]:
-            context = original(image_tag)
-            context["consumers"] = {**context["consumers"], "memory": 4096}
-            return context
+    oversized = dataclasses.replace(scenario, infra=dataclasses.replace(scenario.infra, memory=4096))
 
     run_dir = tmp_path / "run"
-    target = AwsTarget(endpoint_url=endpoint, image_tag="test", quiet=True)
+    target = AwsTarget(endpoint_url=endpoint, image_tag="test")
     try:
         with pytest.raises(TargetError) as err:
-            target.provision(Oversized(), run_dir)
+            target.provision(oversized, run_dir)
     finally:
         target.teardown()
     message = str(err.value)
@@ -523,16 +526,13 @@ def test_destroy_run_destroys_a_kept_stack_once(endpoint: str, tmp_path: Path) -
     from sqslab.terraform import Terraform, render_tfvars
 
     context = {
-        "region": REGION, "name": "kept-" + uuid.uuid4().hex[:6],
-        "queue": {"visibility_timeout": 30, "retention": 3600, "receive_wait": 0, "delay": 0},
-        "dlq": {"enabled": False, "max_receive_count": 3, "retention": 3600},
-        "consumers": {"count": 0, "cpu": 256, "memory": 512}, "image_tag": "test", "consumer_env": {},
-        "log_retention_days": 1, "ecr_repository_name": "sqs-demo/consumer",
+        "region": REGION, "name": "kept-" + uuid.uuid4().hex[:6], "dlq_enabled": False, "desired_count": 0,
+        "image_tag": "test", "consumer_env": {}, "log_retention_days": 1, "ecr_create_repository": False,
     }  # fmt: skip
     run_dir = tmp_path / "run"
     with Terraform(run_dir / "terraform", endpoint_url=endpoint) as tf:
         tf.prepare()
-        (tf.workdir / "sqslab.tfvars").write_text(render_tfvars(context) + "ecr_create_repository = false\n")
+        (tf.workdir / "sqslab.tfvars").write_text(render_tfvars(context))
         tf.init()
         tf.run(["apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={tf.tfvars_path}",
                 "-target=aws_cloudwatch_log_group.consumer"])
@@ -608,7 +608,7 @@ class FakeEcsAgent(threading.Thread):
         task_id = arn.rsplit("/", 1)[1]
         container = self.ecs.describe_task_definition(taskDefinition=taskdef)["taskDefinition"]["containerDefinitions"][0]
         knobs = {e["name"]: e["value"] for e in container["environment"]}
-        proc = subprocess.Popen([sys.executable, str(consumer_program())], env=consumer_env(self.endpoints, knobs, task_id, self.seed),
+        proc = subprocess.Popen([sys.executable, str(consumer_program())], env=consumer_env(self.endpoints, knobs, task_id),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
         self.procs[arn], self.revision[arn] = proc, taskdef
         stream = f"consumer/consumer/{task_id}"
@@ -632,6 +632,12 @@ class FakeEcsAgent(threading.Thread):
             proc.wait()
 
 
+class SimLogReader(LogReader):
+    poll_interval = 0.2
+    quiet = 1.5
+    drain_timeout = 5.0
+
+
 class SimulatedStackTarget(AwsTarget):
     """The AWS target with the stack made by boto3 in the emulator instead of Terraform
     (tested on its own above), and the fake ECS agent running the service's tasks."""
@@ -640,18 +646,19 @@ class SimulatedStackTarget(AwsTarget):
     agents: list[FakeEcsAgent] = []
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(endpoint_url=self.endpoint, quiet=True, **options)
+        super().__init__(endpoint_url=self.endpoint, **options)
         _quick(self)
-        self.poll_interval, self.tasks_poll_interval, self.log_poll_interval = 0.1, 0.2, 0.2
-        self.log_quiet, self.start_timeout = 1.5, 30.0
+        self.poll_interval, self.tasks_poll_interval, self.start_timeout = 0.1, 0.2, 30.0
+        self.reader_class = SimLogReader
 
     def provision(self, scenario: Any, run_dir: Path) -> Any:
         import boto3
 
         from sqslab.backends.local import create_queues
+        from sqslab.scenario import task_environment
 
         kw = dict(endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
-        name = awsmod.stack_name("sim")
+        name = stack_name("sim")
         queue_url, dlq_url = create_queues(boto3.client("sqs", **kw), scenario, name)
         ecs, logs = boto3.client("ecs", **kw), boto3.client("logs", **kw)
         ecs.create_cluster(clusterName=name)
@@ -661,7 +668,7 @@ class SimulatedStackTarget(AwsTarget):
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.0.0/25")["Subnet"]["SubnetId"]
         group = ec2.create_security_group(GroupName=f"{name}-consumer", Description="tasks", VpcId=vpc)["GroupId"]
         network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group], "assignPublicIp": "ENABLED"}}
-        env = {**scenario.terraform_context("sim")["consumer_env"], "QUEUE_URL": queue_url, "AWS_REGION": REGION}
+        env = {**task_environment(scenario.knobs, scenario.seed), "SQSLAB_QUEUE_URL": queue_url, "AWS_REGION": REGION}
         taskdef = ecs.register_task_definition(
             family=f"{name}-consumer", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
             containerDefinitions=[{"name": "consumer", "image": "sqs-demo/consumer:sim", "essential": True, "memory": 512,
@@ -684,14 +691,10 @@ def test_a_run_on_the_aws_target_with_ecs_simulated(endpoint: str, host: Any, tm
     """The runner and the AWS target together: tasks started through UpdateService, events
     read back from CloudWatch Logs, a kill by StopTask, a scale-up, a new revision, the stop,
     and every message accounted for."""
-    import importlib
     import textwrap
 
-    import pluggy
-
-    from sqslab import hookspecs
     from sqslab.hookspecs import hookimpl
-    from sqslab.plugins import _collect
+    from sqslab.plugins import load_plugins
     from sqslab.runner import RunOptions, run_scenario
     from sqslab.scenario import load_scenario_text
 
@@ -717,12 +720,7 @@ def test_a_run_on_the_aws_target_with_ecs_simulated(endpoint: str, host: Any, tm
         def register_targets(register: Any) -> None:
             register("aws", SimulatedStackTarget, description="the AWS target, ECS simulated")
 
-    manager = pluggy.PluginManager("sqslab")
-    manager.add_hookspecs(hookspecs)
-    for name in ("sqslab.actions", "sqslab.reporters"):
-        manager.register(importlib.import_module(name), name=name)
-    manager.register(Plugin)
-    sim_host = _collect(manager)
+    sim_host = load_plugins(entry_points=False, builtins=("sqslab.actions", "sqslab.reporters"), extra=(Plugin,))
     try:
         result = run_scenario(scenario, sim_host, RunOptions(target="aws", target_options={"keep": False, "image_tag": "sim"},
                                                              out=tmp_path / "run", handle_signals=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -152,10 +153,10 @@ def test_plan_for_aws_shows_the_tfvars(cli):
     assert result.exit_code == 0
     tfvars = result.stdout.split("terraform.tfvars:\n", 1)[1]
     assert re.search(r'name +?= "dlq-growth-[0-9a-f]{4}"', tfvars)  # a stack of its own per run
-    assert "ecr_create_repository = false" in tfvars
+    assert re.search(r"^ecr_create_repository += false$", tfvars, re.M)
     assert "visibility_timeout_seconds    = 2" in tfvars and "desired_count                 = 2" in tfvars
     assert 'image_tag                     = "abc123"' in tfvars
-    assert '"ERROR_RATE"                 = "0.2"' in tfvars
+    assert re.search(r'^  "SQSLAB_ERROR_RATE" += "0.2"$', tfvars, re.M)
 
 
 @pytest.mark.integration
@@ -209,3 +210,20 @@ def test_every_command_has_a_help_line_and_a_readme_row():
     for name, command in main.commands.items():
         assert command.get_short_help_str(), name
         assert f"`sqslab {name}" in readme, f"`sqslab {name}` is missing from README.md"
+
+
+def test_a_bug_in_a_meaning_check_is_an_internal_error_not_a_silent_skip(cli, write, monkeypatch):
+    """A check that raises on a schema-valid file must not disable itself quietly: exit 3,
+    the error named, its traceback written to a file the message gives."""
+    from sqslab import validation
+
+    def broken(doc, data):
+        return {}["no such key"]
+
+    monkeypatch.setattr(validation, "MEANING_CHECKS", validation.MEANING_CHECKS + (broken,))
+    result = cli("validate", write("version: 1\nname: fine\n"))
+    assert result.exit_code == 3
+    assert "internal error: KeyError: 'no such key'" in result.stderr
+    where = re.search(r"the traceback is in (\S+\.txt)", result.stderr)
+    assert where and "in broken" in open(where.group(1)).read()
+    os.unlink(where.group(1))

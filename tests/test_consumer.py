@@ -85,11 +85,11 @@ class ConsumerProcess:
 
     def __init__(self, emulator_url: str | None, queue_url: str, **knobs: Any) -> None:
         env = child_env()
-        env.update({"QUEUE_URL": queue_url, "WAIT_TIME_SECONDS": "1", "SEED": "7", "TASK_ID": f"task-{uuid.uuid4().hex[:6]}"})
+        env.update({"SQSLAB_QUEUE_URL": queue_url, "SQSLAB_WAIT_TIME_SECONDS": "1", "SQSLAB_SEED": "7", "SQSLAB_TASK_ID": f"task-{uuid.uuid4().hex[:6]}"})
         if emulator_url:
             env["AWS_ENDPOINT_URL"] = emulator_url
-        env.update({k.upper(): str(v) for k, v in knobs.items()})
-        self.task = env["TASK_ID"]
+        env.update({"SQSLAB_" + k.upper(): str(v) for k, v in knobs.items()})
+        self.task = env["SQSLAB_TASK_ID"]
         self.events: list[dict[str, Any]] = []
         self.lines: list[str] = []
         self._cond = threading.Condition()
@@ -370,7 +370,7 @@ class FakeSQS:
 
 def run_in_process(bodies: list[str], task: str, **env: str) -> list[dict[str, Any]]:
     """Run the consumer's message handling in this process on a fake client."""
-    cfg = consume.load_config({"QUEUE_URL": "http://q", "WORK_TIME_MIN_MS": "0", "WORK_TIME_MAX_MS": "0", **env})
+    cfg = consume.load_config({"SQSLAB_QUEUE_URL": "http://q", "SQSLAB_WORK_TIME_MIN_MS": "0", "SQSLAB_WORK_TIME_MAX_MS": "0", **env})
     out = io.StringIO()
     fake = FakeSQS(bodies)
     c = consume.Consumer(cfg, task, consume.EventLog(task, out), sqs=fake, sqs_poll=fake)
@@ -383,7 +383,7 @@ def test_random_stream_is_reproducible_per_seed_and_task() -> None:
     bodies = [json.dumps({"id": f"id{i}", "seq": i}) for i in range(40)]
 
     def outcome(task: str, seed: str) -> list[str]:
-        evs = run_in_process(bodies, task, SEED=seed, ERROR_RATE="0.5")
+        evs = run_in_process(bodies, task, SQSLAB_SEED=seed, SQSLAB_ERROR_RATE="0.5")
         return [e["event"] for e in evs if e["event"] != "received"]
 
     assert outcome("a", "1") == outcome("a", "1")
@@ -395,27 +395,27 @@ def test_payload_work_sets_the_work_time() -> None:
     evs = run_in_process(
         [json.dumps({"id": "a", "work": 0.25}), json.dumps({"id": "b", "work": 1.0})],
         "t",
-        WORK_TIME_MIN_MS="10",
-        WORK_TIME_MAX_MS="50",
-        SEED="1",
+        SQSLAB_WORK_TIME_MIN_MS="10",
+        SQSLAB_WORK_TIME_MAX_MS="50",
+        SQSLAB_SEED="1",
     )
     assert [e["work_ms"] for e in evs if e["event"] == "processed"] == [20.0, 50.0]
 
 
 def test_slow_fraction_uses_slow_time() -> None:
-    evs = run_in_process([json.dumps({"id": "a"})], "t", SLOW_RATE="1", SLOW_TIME_MS="30", SEED="1")
+    evs = run_in_process([json.dumps({"id": "a"})], "t", SQSLAB_SLOW_RATE="1", SQSLAB_SLOW_TIME_MS="30", SQSLAB_SEED="1")
     assert [e["work_ms"] for e in evs if e["event"] == "processed"] == [30.0]
 
 
 def test_custom_poison_marker() -> None:
     evs = run_in_process(
-        [json.dumps({"id": "a", "toxic": True}), json.dumps({"id": "b", "poison": True})], "t", POISON_MARKER="toxic", SEED="1"
+        [json.dumps({"id": "a", "toxic": True}), json.dumps({"id": "b", "poison": True})], "t", SQSLAB_POISON_MARKER="toxic", SQSLAB_SEED="1"
     )
     assert [(e["id"], e["event"]) for e in evs if e["event"] != "received"] == [("a", "failed"), ("b", "processed")]
 
 
 def test_idempotency_window_expires() -> None:
-    cfg = consume.load_config({"QUEUE_URL": "http://q", "IDEMPOTENCY": "true", "IDEMPOTENCY_WINDOW_SECONDS": "0.2", "SEED": "1"})
+    cfg = consume.load_config({"SQSLAB_QUEUE_URL": "http://q", "SQSLAB_IDEMPOTENCY": "true", "SQSLAB_IDEMPOTENCY_WINDOW_SECONDS": "0.2", "SQSLAB_SEED": "1"})
     c = consume.Consumer(cfg, "t", consume.EventLog("t", io.StringIO()), sqs=object(), sqs_poll=object())
     c._remember("a")
     assert c._seen_recently("a")
@@ -426,13 +426,13 @@ def test_idempotency_window_expires() -> None:
 @pytest.mark.parametrize(
     "env, message",
     [
-        ({}, "QUEUE_URL is required"),
-        ({"QUEUE_URL": "q", "ERROR_RATE": "1.5"}, "ERROR_RATE='1.5' is outside 0..1"),
-        ({"QUEUE_URL": "q", "MAX_MESSAGES": "11"}, "MAX_MESSAGES='11' is outside 1..10"),
-        ({"QUEUE_URL": "q", "WAIT_TIME_SECONDS": "x"}, "WAIT_TIME_SECONDS='x' is not an integer"),
-        ({"QUEUE_URL": "q", "IDEMPOTENCY": "maybe"}, "IDEMPOTENCY='maybe' is not true or false"),
-        ({"QUEUE_URL": "q", "WORK_TIME_MIN_MS": "100", "WORK_TIME_MAX_MS": "50"}, "WORK_TIME_MAX_MS (50) is below WORK_TIME_MIN_MS (100)"),
-        ({"QUEUE_URL": "q", "SEED": "abc"}, "SEED='abc' is not an integer"),
+        ({}, "SQSLAB_QUEUE_URL is required"),
+        ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_ERROR_RATE": "1.5"}, "ERROR_RATE='1.5' is outside 0..1"),
+        ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_MAX_MESSAGES": "11"}, "MAX_MESSAGES='11' is outside 1..10"),
+        ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_WAIT_TIME_SECONDS": "x"}, "WAIT_TIME_SECONDS='x' is not an integer"),
+        ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_IDEMPOTENCY": "maybe"}, "IDEMPOTENCY='maybe' is not true or false"),
+        ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_WORK_TIME_MIN_MS": "100", "SQSLAB_WORK_TIME_MAX_MS": "50"}, "SQSLAB_WORK_TIME_MAX_MS (50) is below SQSLAB_WORK_TIME_MIN_MS (100)"),
+        ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_SEED": "abc"}, "SEED='abc' is not an integer"),
     ],
 )
 def test_bad_configuration_is_refused_with_exit_2(env: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -443,7 +443,7 @@ def test_bad_configuration_is_refused_with_exit_2(env: dict[str, str], message: 
 
 
 def test_started_config_has_no_credentials() -> None:
-    cfg = consume.load_config({"QUEUE_URL": "q", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_ACCESS_KEY_ID": "AKIA"})
+    cfg = consume.load_config({"SQSLAB_QUEUE_URL": "q", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_ACCESS_KEY_ID": "AKIA"})
     text = json.dumps(consume._public_config(cfg))
     assert "s3cr3t" not in text and "AKIA" not in text
     assert cfg["region"] == "us-west-1" and cfg["wait_time_seconds"] == 20 and cfg["max_messages"] == 10
@@ -466,7 +466,7 @@ def test_task_id_from_env_then_ecs_metadata_then_host_pid() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         uri = f"http://127.0.0.1:{server.server_address[1]}/v4/abc"
-        assert consume.resolve_task_id({"TASK_ID": "mine", "ECS_CONTAINER_METADATA_URI_V4": uri}) == "mine"
+        assert consume.resolve_task_id({"SQSLAB_TASK_ID": "mine", "ECS_CONTAINER_METADATA_URI_V4": uri}) == "mine"
         assert consume.resolve_task_id({"ECS_CONTAINER_METADATA_URI_V4": uri}) == "0f1e2d3c4b5a"
     finally:
         server.shutdown()
@@ -507,3 +507,89 @@ def test_dockerfile_essentials() -> None:
 def test_installed_package_carries_the_consumer() -> None:
     # Same bytes whether sqslab is imported from the source tree (symlink) or installed.
     assert Path(consume.__file__).read_bytes() == CONSUME.read_bytes()
+
+
+# -- the consumer's environment is the settings table's ------------------------------------------------
+
+#: Where each knob lands in the consumer's config, and in which unit (ms, s or as is).
+CONFIG_OF = {
+    "work_time": (("work_time_min_ms", "work_time_max_ms"), 1000.0),
+    "error_rate": (("error_rate",), None),
+    "crash_rate": (("crash_rate",), None),
+    "slow_rate": (("slow_rate",), None),
+    "slow_time": (("slow_time_ms",), 1000.0),
+    "idempotency": (("idempotency",), None),
+    "idempotency_window": (("idempotency_window_seconds",), 1.0),
+    "release_on_stop": (("release_on_stop",), None),
+    "delete": (("delete_mode",), None),
+    "batch_size": (("max_messages",), None),
+    "wait_time": (("wait_time_seconds",), 1.0),
+}
+
+
+def _config_values(knob: str, cfg: dict[str, Any]) -> tuple[Any, ...]:
+    keys, scale = CONFIG_OF[knob]
+    return tuple(cfg[k] / scale if scale else cfg[k] for k in keys)
+
+
+def _knob_values(knob: str, value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, tuple) else (value,)
+
+
+def test_every_consumer_setting_with_an_environment_variable_is_known_to_the_consumer() -> None:
+    from sqslab.settings import under
+
+    env_knobs = [s for s in under("consumer") if s.env]
+    assert {s.name for s in env_knobs} == set(CONFIG_OF), "a knob without its place in CONFIG_OF below (or the reverse)"
+    for setting in env_knobs:
+        for name in setting.env:
+            assert name in consume.KNOWN_VARIABLES, f"{setting.key}: the consumer does not read {name}"
+
+
+NON_DEFAULT = {
+    "work_time": "120ms..340ms", "error_rate": 0.25, "crash_rate": 0.125, "slow_rate": 0.5, "slow_time": "7s",
+    "idempotency": True, "idempotency_window": "90s", "release_on_stop": True, "delete": "batch", "batch_size": 3,
+    "wait_time": "4s",
+}
+
+
+@pytest.mark.parametrize("knob", sorted(CONFIG_OF))
+def test_every_knob_round_trips_through_the_environment(knob: str) -> None:
+    """Knobs.to_env() -> the consumer's load_config(): each knob arrives with the value
+    set, a renamed variable would fall back to the consumer's default and fail here."""
+    from sqslab.scenario import Knobs, task_environment
+
+    knobs = Knobs().updated({knob: NON_DEFAULT[knob]})
+    default_cfg = consume.load_config({"SQSLAB_QUEUE_URL": "q", **task_environment(Knobs(), 1)})
+    cfg = consume.load_config({"SQSLAB_QUEUE_URL": "q", **task_environment(knobs, 1)})
+    assert _config_values(knob, cfg) == pytest.approx(_knob_values(knob, getattr(knobs, knob)))
+    assert _config_values(knob, cfg) != _config_values(knob, default_cfg), "the test value must differ from the default"
+
+
+def test_the_consumers_own_defaults_are_the_tables() -> None:
+    """With no knob in its environment, the consumer behaves as the scenario defaults say."""
+    from sqslab.scenario import Knobs
+
+    cfg = consume.load_config({"SQSLAB_QUEUE_URL": "q"})
+    for knob in CONFIG_OF:
+        assert _config_values(knob, cfg) == pytest.approx(_knob_values(knob, getattr(Knobs(), knob))), knob
+    from sqslab.contracts import EXIT_CRASH, POISON_MARKER
+
+    assert (consume.EXIT_CRASH, consume.POISON_MARKER) == (EXIT_CRASH, POISON_MARKER)
+
+
+def test_an_unknown_sqslab_variable_is_a_warning_event() -> None:
+    cfg = consume.load_config({"SQSLAB_QUEUE_URL": "q", "SQSLAB_EROR_RATE": "0.5"})
+    out = io.StringIO()
+
+    class Idle:
+        def receive_message(self, **_: Any) -> dict[str, Any]:
+            raise consume._Stop()
+
+    c = consume.Consumer(cfg, "t", consume.EventLog("t", out), sqs=Idle(), sqs_poll=Idle(),
+                         env={"SQSLAB_QUEUE_URL": "q", "SQSLAB_EROR_RATE": "0.5", "OTHER": "x"})
+    assert c.run() == 0
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    warnings = [e for e in events if e["event"] == "config_warning"]
+    assert [w["variable"] for w in warnings] == ["SQSLAB_EROR_RATE"]
+    assert "misspelt" in warnings[0]["message"]

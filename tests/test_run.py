@@ -382,7 +382,7 @@ expect: [still_queued == 12, lost == 0]
 
 
 def test_reading_ids_for_the_audit_leaves_messages_visible(sqs):
-    from sqslab.runner import read_ids
+    from sqslab.settle import read_ids
 
     url = sqs.create_queue(QueueName="audit-read")["QueueUrl"]
     for i in range(13):
@@ -392,3 +392,144 @@ def test_reading_ids_for_the_audit_leaves_messages_visible(sqs):
     assert ids - {i for i in ids if i.startswith("?")} == {f"m{i}" for i in range(13)} and len(ids) == 14
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("14", "0")
+
+
+# -- targets through one door ---------------------------------------------------------------------------
+
+TWIN = """
+version: 1
+name: twin
+seed: 1
+infra: {consumers: 1, queue: {visibility_timeout: 2s}}
+consumer: {work_time: 5ms, wait_time: 1s}
+load: [{burst: 20}]
+expect: [lost == 0, processed == 20]
+"""
+
+
+def test_a_plugin_target_runs_end_to_end_with_its_own_option(tmp_path, cli, write):
+    """A target from a plugin directory: chosen with --target, its option on the command
+    line, its plan section in `sqslab plan`; the CLI knows nothing of it."""
+    from tests.conftest import FIXTURES
+
+    path = write(TWIN)
+    targets = FIXTURES / "targets"
+    result = cli("run", "--plugins-dir", targets, "--target", "twin", "--label", "hello", "-q", "--out", tmp_path / "run", path)
+    assert result.exit_code == 0, result.output
+    recorded = [e for e in read_jsonl(tmp_path / "run" / "events.jsonl") if e.get("event") == "twin_label"]
+    assert [e["label"] for e in recorded] == ["hello"]
+    plan = cli("plan", "--plugins-dir", targets, "--target", "twin", "--label", "hi", path)
+    assert plan.exit_code == 0 and "twin target:\nlabel hi" in plan.stdout
+    misplaced = cli("plan", "--plugins-dir", targets, "--label", "hi", path)
+    assert misplaced.exit_code == 2 and "--label is for --target twin, not --target local" in misplaced.stderr
+    unknown = cli("plan", "--plugins-dir", targets, "--target", "twins", path)
+    assert unknown.exit_code == 2 and "did you mean 'twin'?" in unknown.stderr
+    listed = cli("plugins", "--plugins-dir", targets)
+    assert "twin" in listed.stdout and "--label: A label the twin records." in listed.stdout
+
+
+# -- no thread outlives its run, nothing touches a torn-down target -----------------------------------
+
+
+class _Calls:
+    """Target method calls, and those made after teardown."""
+
+    def __init__(self) -> None:
+        self.after_teardown: list[str] = []
+        self.torn_down = False
+
+
+def _recording_target(calls: _Calls, fail_reads_after: float | None = None) -> type:
+    import time as _time
+
+    from sqslab.backends.local import LocalTarget
+
+    class Recording(LocalTarget):
+        """The local target, noting every call after teardown; its queue reads can fail
+        from a time on (a broken endpoint while settling)."""
+
+        def __getattribute__(self, name: str) -> object:
+            attribute = object.__getattribute__(self, name)
+            if callable(attribute) and not name.startswith("_") and calls.torn_down:
+                calls.after_teardown.append(name)
+            return attribute
+
+        def provision(self, scenario: object, run_dir: Path) -> object:
+            self._born = _time.monotonic()
+            return super().provision(scenario, run_dir)
+
+        def sqs_client(self) -> object:
+            client = super().sqs_client()
+            if fail_reads_after is None:
+                return client
+            born = self._born
+
+            class Failing:
+                def __getattr__(self, name: str) -> object:
+                    attribute = getattr(client, name)
+                    if name == "get_queue_attributes" and _time.monotonic() - born > fail_reads_after:
+                        def fail(**kwargs: object) -> object:
+                            raise ConnectionError("the endpoint went away")
+                        return fail
+                    return attribute
+
+            return Failing()
+
+        def teardown(self) -> None:
+            super().teardown()
+            calls.torn_down = True
+
+    return Recording
+
+
+def _sqslab_threads(wait: float = 1.0) -> list[str]:
+    import threading
+
+    deadline = time.monotonic() + wait
+    while True:
+        alive = sorted(t.name for t in threading.enumerate() if t.name.startswith("sqslab-"))
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def test_a_failed_run_leaves_no_thread_and_no_call_after_teardown(tmp_path):
+    """The queue cannot be read while settling: exit 3, and one second later no sampler, no
+    `when` action thread, nothing calling the target."""
+    from sqslab.hookspecs import hookimpl
+    from sqslab.plugins import load_plugins
+
+    calls = _Calls()
+    target = _recording_target(calls, fail_reads_after=0.0)
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_targets(register):
+            register("recording", target)
+
+    host = load_plugins(entry_points=False, extra=(Plugin,))
+    scenario = load_scenario_text("""
+version: 1
+name: broken-reads
+infra: {consumers: 1}
+consumer: {work_time: 5ms, wait_time: 1s}
+sample_interval: 100ms
+load: [{burst: 5}]
+actions: [{when: "queue.visible > 100000", do: scale, to: 2}]
+settle: {timeout: 5s}
+""", host)
+    result = run_scenario(scenario, host, RunOptions(target="recording", out=tmp_path / "run", handle_signals=False))
+    assert result.exit_code == 3
+    assert "cannot read the queue while settling" in " ".join(result.summary["errors"])
+    assert _sqslab_threads() == []
+    time.sleep(1.0)
+    assert calls.torn_down and calls.after_teardown == []
+
+
+def test_a_sweep_of_three_runs_leaves_no_thread(tmp_path, cli, write):
+    path = write(TWIN.replace("burst: 20", "burst: 5").replace("processed == 20", "processed == 5"))
+    result = cli("sweep", path, "--set", "infra.consumers=1,2,1", "-q", "--out", tmp_path / "sweep")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((tmp_path / "sweep" / "sweep.json").read_text())["runs"]) == 3
+    assert _sqslab_threads() == []

@@ -184,7 +184,7 @@ def test_resolve_fills_defaults_and_units(write, host):
     """), host)
     assert scenario.infra.visibility_timeout == 90
     assert scenario.infra.dlq_enabled and scenario.infra.max_receive_count == 3
-    assert (scenario.knobs.work_time_min, scenario.knobs.work_time_max) == (0.05, 0.2)
+    assert scenario.knobs.work_time == (0.05, 0.2)
     assert [p.planned_messages() for p in scenario.phases] == [300, 1000, 20]
     assert scenario.phases[0].rate == 10
     assert scenario.actions[0].after == "burst" and scenario.actions[0].after_offset == 5
@@ -223,7 +223,7 @@ def test_plugin_action_params_are_validated(write):
 
 
 def test_shipped_schema_file_is_current(host):
-    from sqslab.scenario import full_schema
+    from sqslab.schema import full_schema
     from tests.conftest import ROOT
 
     assert json.loads((ROOT / "sqslab.schema.json").read_text()) == full_schema(host)
@@ -233,7 +233,7 @@ def test_full_schema_validates_seed_scenarios_for_editors(host):
     import jsonschema
     import yaml
 
-    from sqslab.scenario import full_schema
+    from sqslab.schema import full_schema
     from tests.conftest import ROOT
 
     validator = jsonschema.Draft202012Validator(full_schema(host))
@@ -241,3 +241,58 @@ def test_full_schema_validates_seed_scenarios_for_editors(host):
         assert list(validator.iter_errors(yaml.safe_load(path.read_text()))) == [], path
     bad = {"version": 1, "name": "x", "actions": [{"at": "1s", "do": "scale", "too": 3}]}
     assert list(validator.iter_errors(bad))
+
+
+# -- one definition per setting -------------------------------------------------------------------
+
+
+def test_readme_settings_reference_is_the_table():
+    """README's tables of settings are `sqslab schema --markdown`, word for word."""
+    from sqslab.settings import reference
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index("<!-- settings reference: sqslab schema --markdown -->\n")
+    end = text.index("<!-- end of settings reference -->")
+    assert text[start:end].split("\n", 1)[1] == reference(), "run `sqslab schema --markdown` and paste it into README.md"
+
+
+def test_resolved_infra_and_knobs_have_one_field_per_setting():
+    import dataclasses
+
+    from sqslab.scenario import Infra, Knobs
+    from sqslab.settings import under
+
+    assert [f.name for f in dataclasses.fields(Infra)] == [s.name for s in under("infra")]
+    assert [f.name for f in dataclasses.fields(Knobs)] == [s.name for s in under("consumer")]
+    assert Knobs() == Knobs(**{s.name: s.resolve(None) for s in under("consumer")}), "defaults from the table"
+
+
+def test_every_setting_is_in_the_schema_with_its_default_and_description():
+    from sqslab.schema import base_schema
+    from sqslab.settings import SETTINGS
+
+    schema = base_schema()
+    for setting in SETTINGS:
+        node = schema
+        for part in setting.path:
+            node = node["properties"][part]
+        assert node.get("default") == setting.default or setting.default is None, setting.key
+        assert node["description"].startswith(setting.description.rstrip(".")), setting.key
+
+
+def test_duration_limits_come_from_the_table(write, host):
+    """A duration beyond its setting's limits is refused with the limits the table gives."""
+    problems = check_file(write("version: 1\nname: x\nsample_interval: 2m\nsettle: {timeout: 2d}\n"), host)
+    assert [p.message for p in problems] == ["must be from 100ms to 1m, got 2m", "must be from 0s to 1d, got 2d"]
+
+
+def test_readme_names_every_figure_and_live_metric():
+    from sqslab.expectations import FIGURES, LIVE_METRICS
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    expect = text[text.index("### `expect`"):text.index("### Editor support")]
+    actions = text[text.index("### `actions`"):text.index("### `expect`")]
+    assert [f for f in FIGURES if f"`{f}`" not in expect] == []
+    assert [m for m in LIVE_METRICS if f"`{m}`" not in actions] == []

@@ -48,17 +48,24 @@ APPLY_BUDGET_S = 60.0
 
 
 def context(**over: Any) -> dict[str, Any]:
-    """The runner's tfvars context, as docs/contracts and render_tfvars describe it."""
+    """Terraform variables as sqslab.terraform.stack_variables makes them."""
     ctx: dict[str, Any] = {
-        "region": "us-west-1",
         "name": "poison-pill",
-        "queue": {"visibility_timeout": 30, "retention": 345600, "receive_wait": 20, "delay": 0},
-        "dlq": {"enabled": True, "max_receive_count": 3, "retention": 1209600},
-        "consumers": {"count": 2, "cpu": 256, "memory": 512},
+        "region": "us-west-1",
+        "visibility_timeout_seconds": 30,
+        "message_retention_seconds": 345600,
+        "receive_wait_time_seconds": 20,
+        "delay_seconds": 0,
+        "dlq_enabled": True,
+        "max_receive_count": 3,
+        "dlq_message_retention_seconds": 1209600,
+        "desired_count": 2,
+        "task_cpu": 256,
+        "task_memory": 512,
         "image_tag": "v1.2.3",
-        "consumer_env": {"ERROR_RATE": "0.1", "SEED": "42", "POISON_MARKER": "poison"},
         "log_retention_days": 7,
         "ecr_repository_name": "sqs-demo/consumer",
+        "consumer_env": {"SQSLAB_ERROR_RATE": "0.1", "SQSLAB_SEED": "42", "SQSLAB_POISON_MARKER": "poison"},
     }
     ctx.update(over)
     return ctx
@@ -66,8 +73,8 @@ def context(**over: Any) -> dict[str, Any]:
 
 GOLDEN = """\
 # Rendered by sqslab from a scenario. Durations in seconds.
-region                        = "us-west-1"
 name                          = "poison-pill"
+region                        = "us-west-1"
 visibility_timeout_seconds    = 30
 message_retention_seconds     = 345600
 receive_wait_time_seconds     = 20
@@ -82,9 +89,9 @@ image_tag                     = "v1.2.3"
 log_retention_days            = 7
 ecr_repository_name           = "sqs-demo/consumer"
 consumer_env = {
-  "ERROR_RATE"    = "0.1"
-  "POISON_MARKER" = "poison"
-  "SEED"          = "42"
+  "SQSLAB_ERROR_RATE"    = "0.1"
+  "SQSLAB_POISON_MARKER" = "poison"
+  "SQSLAB_SEED"          = "42"
 }
 """
 
@@ -101,8 +108,8 @@ def test_render_tfvars_matches_golden_file() -> None:
 
 
 def test_render_tfvars_empty_env_and_no_dlq() -> None:
-    text = render_tfvars(context(consumer_env={}, dlq={"enabled": False, "max_receive_count": 5, "retention": 60}))
-    assert 'consumer_env                  = {}\n' in text
+    text = render_tfvars(context(consumer_env={}, dlq_enabled=False))
+    assert "consumer_env                  = {}\n" in text
     assert "dlq_enabled                   = false\n" in text
 
 
@@ -117,13 +124,71 @@ def test_render_tfvars_escapes_every_string() -> None:
 
 
 def test_render_tfvars_names_every_bad_key() -> None:
-    bad = context(queue={"visibility_timeout": "30", "retention": 1, "receive_wait": 1}, image_tag=None)
-    bad["dlq"]["enabled"] = 1
+    bad = context(image_tag=None, consumer_env={"X": 1}, **{"Bad-Name": 1, "tags": [1]})
     with pytest.raises(ValueError) as err:
         render_tfvars(bad)
     message = str(err.value)
-    for key in ("queue.visibility_timeout", "queue.delay: missing", "dlq.enabled", "image_tag"):
-        assert key in message
+    for key in ("image_tag: unexpected NoneType", "consumer_env: a map must hold text", "Bad-Name: not a Terraform variable", "tags: unexpected list"):
+        assert key in message, message
+
+
+def test_scenario_variables_are_the_settings_table() -> None:
+    """The variables of a real scenario: every infra setting with a Terraform variable,
+    in the declared types, and the consumer's environment from its knobs."""
+    from sqslab.plugins import load_plugins
+    from sqslab.scenario import load_scenario
+    from sqslab.settings import SETTINGS
+
+    scenario = load_scenario(ROOT / "scenarios" / "dlq_growth.yaml", load_plugins(entry_points=False))
+    variables = tfmod.stack_variables(scenario, "abc")
+    assert {s.tfvar for s in SETTINGS if s.tfvar} <= set(variables)
+    assert variables["visibility_timeout_seconds"] == int(scenario.infra.visibility_timeout)
+    assert variables["consumer_env"]["SQSLAB_ERROR_RATE"] == "0.2" and variables["consumer_env"]["SQSLAB_SEED"] == "7"
+    declared = _declared_variables()
+    assert set(variables) <= set(declared), set(variables) - set(declared)
+
+
+def _validation_bounds(name: str) -> tuple[float, float] | list[float] | None:
+    """A variable's validation as written in variables.tf: (low, high) or the allowed list."""
+    text = (STACK / "variables.tf").read_text()
+    body = re.search(rf'^variable "{name}" \{{\n(.*?)^\}}', text, re.S | re.M)
+    assert body, name
+    bounds = re.search(rf"var\.{name} >= ([\d.]+) && var\.{name} <= ([\d.]+)", body.group(1))
+    if bounds:
+        return float(bounds.group(1)), float(bounds.group(2))
+    allowed = re.search(r"contains\(\[([\d, ]+)\], var\." + name + r"\)", body.group(1))
+    return [float(v) for v in allowed.group(1).split(",")] if allowed else None
+
+
+def _declared_default(name: str) -> Any:
+    text = (STACK / "variables.tf").read_text()
+    body = re.search(rf'^variable "{name}" \{{\n(.*?)^\}}', text, re.S | re.M)
+    assert body, name
+    default = re.search(r"^  default\s+=\s+(.+)$", body.group(1), re.M)
+    return json.loads(default.group(1)) if default else None
+
+
+@pytest.mark.parametrize("key", [s.key for s in __import__("sqslab.settings", fromlist=["SETTINGS"]).SETTINGS if s.tfvar])
+def test_variables_tf_agrees_with_the_settings_table(key: str) -> None:
+    """Each setting's Terraform variable: its default and its validation range in
+    variables.tf are the table's (in seconds for durations)."""
+    from sqslab.settings import BY_KEY
+
+    setting = BY_KEY[key]
+    assert setting.tfvar is not None
+    resolved = setting.resolve(None)
+    default = int(resolved) if setting.kind == "duration" else resolved
+    assert _declared_default(setting.tfvar) == default, f"{setting.tfvar}: default differs from {key}'s"
+    bounds = _validation_bounds(setting.tfvar)
+    if setting.kind == "choice":
+        assert isinstance(bounds, list) and set(map(float, setting.choices)) <= set(bounds), (setting.tfvar, bounds)
+    elif isinstance(bounds, list):  # a table of allowed sizes (task_memory by task_cpu): its ends are the limits
+        body = (STACK / "variables.tf").read_text()
+        assert min(bounds) == setting.low and f", {int(setting.high or 0) + 1}," in body, (setting.tfvar, bounds)
+    elif setting.low is not None and setting.high is not None:
+        assert bounds == (float(setting.low), float(setting.high)), (setting.tfvar, bounds)
+    elif setting.low is not None:
+        assert isinstance(bounds, tuple) and bounds[0] == float(setting.low), (setting.tfvar, bounds)
 
 
 def _declared_variables() -> dict[str, tuple[str, bool]]:
@@ -162,7 +227,7 @@ def _rendered_values(text: str) -> dict[str, Any]:
 def test_rendered_keys_and_types_match_declared_variables() -> None:
     declared = _declared_variables()
     rendered = _rendered_values(render_tfvars(context()))
-    assert list(rendered) == list(tfmod.TFVARS_KEYS)
+    assert list(rendered) == list(context())
     assert set(rendered) <= set(declared), f"rendered but not declared: {set(rendered) - set(declared)}"
     required = {name for name, (_, has_default) in declared.items() if not has_default}
     assert required <= set(rendered), f"declared without default but not rendered: {required - set(rendered)}"
@@ -296,35 +361,18 @@ def _console(tf: Terraform, tfvars: str, expression: str) -> subprocess.Complete
 def test_terraform_reads_rendered_tfvars_as_declared(initialised: Terraform) -> None:
     """terraform itself parses the rendered file, converts each value to the declared type
     and runs the validations: what comes back equals the context."""
-    ctx = context(consumer_env={"ERROR_RATE": "0.25", "POISON_MARKER": NASTY})
-    keys = ", ".join(f"{k} = var.{k}" for k in tfmod.TFVARS_KEYS)
+    ctx = context(consumer_env={"SQSLAB_ERROR_RATE": "0.25", "SQSLAB_POISON_MARKER": NASTY})
+    keys = ", ".join(f"{k} = var.{k}" for k in context())
     proc = _console(initialised, render_tfvars(ctx), f"jsonencode({{{keys}}})")
     assert proc.returncode == 0 and "Error" not in proc.stderr, _plain(proc.stderr)
     got = json.loads(json.loads(proc.stdout.strip()))
-    assert got == {
-        "region": "us-west-1",
-        "name": "poison-pill",
-        "visibility_timeout_seconds": 30,
-        "message_retention_seconds": 345600,
-        "receive_wait_time_seconds": 20,
-        "delay_seconds": 0,
-        "dlq_enabled": True,
-        "max_receive_count": 3,
-        "dlq_message_retention_seconds": 1209600,
-        "desired_count": 2,
-        "task_cpu": 256,
-        "task_memory": 512,
-        "image_tag": "v1.2.3",
-        "log_retention_days": 7,
-        "ecr_repository_name": "sqs-demo/consumer",
-        "consumer_env": {"ERROR_RATE": "0.25", "POISON_MARKER": NASTY},
-    }
+    assert got == ctx, "terraform reads back exactly what was rendered"
 
 
 @pytest.mark.terraform
 @needs_mirror
 def test_variable_validations_refuse_bad_values(initialised: Terraform) -> None:
-    bad = context(consumers={"count": -1, "cpu": 256, "memory": 4096}, name="Bad_Name", consumer_env={"QUEUE_URL": "x"})
+    bad = context(desired_count=-1, task_memory=4096, name="Bad_Name", consumer_env={"SQSLAB_QUEUE_URL": "x"})
     proc = _console(initialised, render_tfvars(bad), "var.name")
     # console reports a bad variable and carries on (exit 0): read what it said.
     said = re.sub(r"\s+", " ", _plain(proc.stderr))
@@ -401,9 +449,9 @@ def test_apply_use_and_destroy_against_the_emulator(endpoint: str, tmp_path: Pat
     name = "tf-" + uuid.uuid4().hex[:8]
     ctx = context(
         name=name,
-        queue={"visibility_timeout": 30, "retention": 3600, "receive_wait": 0, "delay": 0},
-        dlq={"enabled": True, "max_receive_count": 2, "retention": 7200},
-        consumers={"count": 2, "cpu": 512, "memory": 1024},
+        visibility_timeout_seconds=30, message_retention_seconds=3600, receive_wait_time_seconds=0, delay_seconds=0,
+        max_receive_count=2, dlq_message_retention_seconds=7200,
+        desired_count=2, task_cpu=512, task_memory=1024,
         ecr_repository_name=f"sqs-demo/{name}",
     )
     lines: list[str] = []
@@ -456,7 +504,7 @@ def test_apply_use_and_destroy_against_the_emulator(endpoint: str, tmp_path: Pat
             assert (taskdef["cpu"], taskdef["memory"]) == ("512", "1024")
             container = taskdef["containerDefinitions"][0]
             env = {e["name"]: e["value"] for e in container["environment"]}
-            assert env == {**ctx["consumer_env"], "QUEUE_URL": outputs["queue_url"], "AWS_REGION": "us-west-1"}
+            assert env == {**ctx["consumer_env"], "SQSLAB_QUEUE_URL": outputs["queue_url"], "AWS_REGION": "us-west-1"}
             assert container["image"] == outputs["image_uri"]
             assert container["logConfiguration"]["options"]["awslogs-group"] == outputs["log_group_name"]
             service = ecs.describe_services(cluster=outputs["cluster_name"], services=[outputs["service_name"]])["services"][0]

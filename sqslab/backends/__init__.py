@@ -1,24 +1,29 @@
 """Targets: where a scenario runs. Each is registered through `register_targets`.
 
-A target object has this interface, which the runner calls (the local and AWS targets
-both implement it; a plugin target must too):
+A target is made by its factory, `factory(log, **options)`: `log` receives the target's
+events (the runner records them in events.jsonl; a `notice` event is a line for the
+person running it), `options` are the target's own options, which it declares when it
+registers (`TargetOption`) and the command line offers as `--NAME` flags. The object
+then does what `Target` says; the local and AWS targets are two such objects, and a
+plugin's target is a third with nothing more to it.
 
-    provision(scenario, run_dir) -> Endpoints      queue + DLQ (+ the service)
-    sqs_client() -> boto3 SQS client               for the producer, sampler and audit
-    start_consumers(count, knobs)                  the service at its desired count
-    kill(count, rng) -> list[str]                  stop N running tasks abruptly
-    scale(to)                                      change the desired count
-    set_consumer(knobs)                            roll the tasks to new knobs
-    tasks() -> TaskCounts                          running and desired
-    consumer_events() -> list[dict]                consumer events since the last call
-    stop_consumers(grace)                          stop every task (SIGTERM, then kill)
-    teardown()                                     release everything; idempotent
+What every target shares is not here: the producer, the sampler's queue depths and the
+final audit of the queues all go through the SQS client the target hands out.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from sqslab.scenario import Knobs, Scenario
+
+#: Where a target's events go: the runner records each one in events.jsonl.
+Log = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,77 @@ class TaskCounts:
     desired: int
     started: int = 0
 
+
+@dataclass(frozen=True)
+class TargetOption:
+    """One option of a target, offered on the command line as `--NAME` (dashes for
+    underscores) by every command that takes `--target`, and handed to the factory as
+    the keyword NAME."""
+
+    name: str
+    help: str
+    flag: bool = False  # a switch: True when given
+    choices: tuple[str, ...] = ()
+    default: Any = None
+    metavar: str | None = None
+
+    @property
+    def option(self) -> str:
+        """The command-line spelling: `--endpoint-url`."""
+        return "--" + self.name.replace("_", "-")
+
+
+@runtime_checkable
+class Target(Protocol):
+    """What the runner asks of a place a scenario runs, in the order it asks."""
+
+    def plan(self, scenario: Scenario) -> list[tuple[str, str]]:
+        """What `sqslab plan` shows beyond the timeline, as (title, text) sections; no side effects."""
+        ...
+
+    def provision(self, scenario: Scenario, run_dir: Path) -> Endpoints:
+        """Make the queue and DLQ (and the service), and say where they are."""
+        ...
+
+    def sqs_client(self) -> Any:
+        """A boto3 SQS client for the run's queues: the producer, the sampler and the audit use it."""
+        ...
+
+    def start_consumers(self, count: int, knobs: Knobs) -> None:
+        """Start the service at `count` tasks with these knobs; return when they are starting."""
+        ...
+
+    def kill(self, count: int, rng: random.Random) -> list[str]:
+        """Stop `count` running tasks abruptly (chosen with rng); the ids of those stopped."""
+        ...
+
+    def scale(self, to: int) -> None:
+        """Change the desired number of tasks."""
+        ...
+
+    def set_consumer(self, knobs: Knobs) -> None:
+        """Roll the tasks to new knobs, as a new task definition revision would."""
+        ...
+
+    def tasks(self) -> TaskCounts:
+        """The target's part of a sample: tasks running, desired and started so far."""
+        ...
+
+    def consumer_events(self) -> list[dict[str, Any]]:
+        """Consumer events (docs/contracts.md) that arrived since the last call."""
+        ...
+
+    def stop_consumers(self, grace: float) -> None:
+        """Stop every task (SIGTERM, then a kill after grace seconds) and collect their last events."""
+        ...
+
+    def teardown(self) -> None:
+        """Release everything the target made; idempotent, called on every exit path."""
+        ...
+
+
+#: A target's factory: `factory(log, **options) -> Target`.
+TargetFactory = Callable[..., Target]
 
 _COUNTS = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
 

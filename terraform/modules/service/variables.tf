@@ -54,6 +54,6 @@ variable "log_group_name" {
 }
 
 variable "environment" {
-  description = "Container environment: the consumer knobs plus QUEUE_URL and AWS_REGION."
+  description = "Container environment: the consumer knobs plus SQSLAB_QUEUE_URL and AWS_REGION."
   type        = map(string)
 }

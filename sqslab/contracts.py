@@ -1,0 +1,36 @@
+"""Names and numbers shared by sqslab's parts and the programs it runs (docs/contracts.md).
+
+The built-in consumer (consumer/consume.py) is a standalone program for its image and
+cannot import sqslab: it restates the names it reads, and tests/test_consumer.py holds
+both sides to this module.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Exit(IntEnum):
+    """sqslab's exit codes, an interface: README.md documents them."""
+
+    PASSED = 0  # every expectation held (or the files are valid)
+    FAILED = 1  # an expectation failed
+    USAGE = 2  # usage error or invalid scenario
+    ERROR = 3  # infrastructure or internal error
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+
+#: What a consumer process that died abruptly exits with (a SIGKILLed container's 137).
+EXIT_CRASH = 137
+#: The payload field that, when true, makes the built-in consumer fail a message every time.
+POISON_MARKER = "poison"
+#: The ECR repository `sqslab image push` makes and every AWS run pulls from.
+ECR_REPOSITORY = "sqs-demo/consumer"
+
+#: The consumer's environment beyond its knobs (the knobs: sqslab.settings).
+ENV_QUEUE_URL = "SQSLAB_QUEUE_URL"
+ENV_DLQ_URL = "SQSLAB_DLQ_URL"
+ENV_TASK_ID = "SQSLAB_TASK_ID"
+ENV_SEED = "SQSLAB_SEED"
+ENV_POISON_MARKER = "SQSLAB_POISON_MARKER"
+ENV_LOG_LEVEL = "SQSLAB_LOG_LEVEL"

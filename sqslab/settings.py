@@ -1,0 +1,376 @@
+"""Every scenario setting, defined once.
+
+A row says where a setting sits in a scenario (its key path), its kind (and so its unit),
+its default, its limits, what it means, and where it goes: the built-in consumer's
+environment, a Terraform variable, an SQS queue attribute, whether `set_consumer` may
+change it during a run. From this one table come:
+
+- the JSON Schema's properties, defaults and descriptions (sqslab.schema);
+- the limits the validator checks on durations (whole seconds, SQS's ranges);
+- the resolved `Infra` and `Knobs` (sqslab.scenario), with every default filled;
+- the consumer's environment (`Knobs.to_env`), the tfvars and the queue attributes;
+- README's reference tables (`sqslab schema --markdown`), checked by a test.
+
+Adding a consumer knob or a queue setting: a row here, the code that uses it, its test.
+Structured parts of a scenario (load phases, actions, expectations) are not settings:
+sqslab.schema describes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqslab.units import format_duration, parse_duration, parse_range
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One scenario setting; limits are in resolved units (seconds for durations)."""
+
+    key: str  # dotted key path in a scenario: "infra.queue.visibility_timeout"
+    kind: str  # duration | duration_range | integer | fraction | boolean | choice | text
+    default: Any  # as a scenario writes it ("30s", 3, false); None: no default
+    description: str
+    low: float | None = None
+    high: float | None = None
+    whole_seconds: bool = False  # SQS takes durations in whole seconds
+    choices: tuple[Any, ...] = ()
+    pattern: str | None = None
+    required: bool = False
+    field: str | None = None  # the attribute of Infra / Knobs (default: the last key part)
+    env: tuple[str, ...] = ()  # the built-in consumer's environment variable(s)
+    env_unit: str = ""  # "ms" or "s": how a duration travels in the environment
+    tfvar: str | None = None  # the Terraform variable (terraform/variables.tf)
+    sqs_attribute: tuple[str, str] | None = None  # ("queue" or "dlq", attribute name)
+    live: bool = False  # set_consumer may change it during a run
+    target_note: str = ""  # where only one target uses it
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The key path as a tuple."""
+        return tuple(self.key.split("."))
+
+    @property
+    def name(self) -> str:
+        """The attribute name on the resolved object."""
+        return self.field or self.path[-1]
+
+    def resolve(self, raw: Any) -> Any:
+        """A valid scenario value (or the default when raw is None) in resolved units."""
+        value = self.default if raw is None else raw
+        if value is None:
+            return None
+        if self.kind == "duration":
+            return parse_duration(value)
+        if self.kind == "duration_range":
+            return parse_range(value)
+        if self.kind == "fraction":
+            return float(value)
+        return value
+
+    def limits_text(self) -> str:
+        """The limits in words, e.g. `0s-12h, whole seconds` or `1-1000`."""
+        if self.low is None and self.high is None:
+            return ""
+        def show(value: float) -> str:
+            return format_duration(value) if self.kind in ("duration", "duration_range") else f"{value:g}"
+
+        if self.high is None:
+            return f"at least {show(self.low or 0.0)}"
+        text = f"{show(self.low)}-{show(self.high)}" if self.low is not None else f"at most {show(self.high)}"
+        return text + (", whole seconds" if self.whole_seconds else "")
+
+
+def _s(key: str, kind: str, default: Any, description: str, **extra: Any) -> Setting:
+    return Setting(key, kind, default, description, **extra)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # ------------------------------------------------------------ the scenario itself
+    _s("version", "integer", None, "Scenario format version; always 1.", choices=(1,), required=True),
+    _s("name", "text", None, "Short name: letters, digits, '-', '_', '.'; names the run directory and AWS resources.",
+       pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", required=True),
+    _s("description", "text", None, "What the experiment shows."),
+    _s("seed", "integer", None,
+       "Seeds every random choice (failures, which task a kill hits), so a run can be repeated; random when absent."),
+    _s("sample_interval", "duration", "1s", "How often queue depth, tasks and counts are sampled.", low=0.1, high=60.0),
+    # ------------------------------------------------------------ infra: queue, DLQ, service
+    _s("infra.region", "text", "us-west-1", "AWS region (aws target); the emulator accepts any.",
+       pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", tfvar="region"),
+    _s("infra.queue.visibility_timeout", "duration", "30s", "How long a received message stays hidden before SQS delivers it again.",
+       low=0, high=12 * 3600, whole_seconds=True, tfvar="visibility_timeout_seconds", sqs_attribute=("queue", "VisibilityTimeout")),
+    _s("infra.queue.retention", "duration", "4d", "How long SQS keeps a message.",
+       low=60, high=14 * DAY, whole_seconds=True, tfvar="message_retention_seconds", sqs_attribute=("queue", "MessageRetentionPeriod")),
+    _s("infra.queue.receive_wait", "duration", "0s", "The queue's default long-poll wait.",
+       low=0, high=20, whole_seconds=True, tfvar="receive_wait_time_seconds", sqs_attribute=("queue", "ReceiveMessageWaitTimeSeconds")),
+    _s("infra.queue.delay", "duration", "0s", "Delivery delay of every new message.",
+       low=0, high=15 * 60, whole_seconds=True, tfvar="delay_seconds", sqs_attribute=("queue", "DelaySeconds")),
+    _s("infra.dlq.enabled", "boolean", True, "Attach a dead-letter queue with a redrive policy.", field="dlq_enabled", tfvar="dlq_enabled"),
+    _s("infra.dlq.max_receive_count", "integer", 3, "Receives after which a message moves to the DLQ.",
+       low=1, high=1000, tfvar="max_receive_count"),
+    _s("infra.dlq.retention", "duration", "14d", "How long the DLQ keeps a message.", field="dlq_retention",
+       low=60, high=14 * DAY, whole_seconds=True, tfvar="dlq_message_retention_seconds", sqs_attribute=("dlq", "MessageRetentionPeriod")),
+    _s("infra.consumers", "integer", 1, "Desired consumer tasks at the start.", low=0, tfvar="desired_count"),
+    _s("infra.max_consumers", "integer", 5, "Cost guard: the most tasks a scenario may ask for; raise it to opt in to more.", low=1),
+    _s("infra.task.cpu", "choice", 256, "Fargate CPU units per task.", field="cpu", choices=(256, 512, 1024, 2048, 4096),
+       tfvar="task_cpu", target_note="aws"),
+    _s("infra.task.memory", "integer", 512, "Fargate memory per task in MiB; a valid size for the CPU.", field="memory",
+       low=512, high=30720, tfvar="task_memory", target_note="aws"),
+    _s("infra.task.restart_delay", "duration", "2s", "How long a dead task takes to be replaced (ECS takes tens of seconds).",
+       low=0, high=600, target_note="local"),
+    # ------------------------------------------------------------ consumer: the built-in consumer's knobs
+    _s("consumer.work_time", "duration_range", "50ms..200ms", "Simulated work per message: one duration or LOW..HIGH (uniform).",
+       low=0, high=3600, env=("SQSLAB_WORK_TIME_MIN_MS", "SQSLAB_WORK_TIME_MAX_MS"), env_unit="ms", live=True),
+    _s("consumer.error_rate", "fraction", 0,
+       "Fraction of messages whose processing fails: not deleted, SQS retries after the visibility timeout.",
+       env=("SQSLAB_ERROR_RATE",), live=True),
+    _s("consumer.crash_rate", "fraction", 0, "Fraction of messages during which the process dies abruptly (no cleanup).",
+       env=("SQSLAB_CRASH_RATE",), live=True),
+    _s("consumer.slow_rate", "fraction", 0, "Fraction of messages whose work takes slow_time instead.",
+       env=("SQSLAB_SLOW_RATE",), live=True),
+    _s("consumer.slow_time", "duration", "0s", "Work time of a slow message; make it exceed the visibility timeout to provoke redelivery.",
+       low=0, high=3600, env=("SQSLAB_SLOW_TIME_MS",), env_unit="ms", live=True),
+    _s("consumer.idempotency", "boolean", False, "Skip the work for an id this task processed within idempotency_window (still delete it).",
+       env=("SQSLAB_IDEMPOTENCY",), live=True),
+    _s("consumer.idempotency_window", "duration", "5m", "How long a processed id is remembered when idempotency is on.",
+       low=0, high=14 * DAY, env=("SQSLAB_IDEMPOTENCY_WINDOW_SECONDS",), env_unit="s", live=True),
+    _s("consumer.poison_rate", "fraction", 0, "Fraction of messages the producer marks as poison; consumers always fail them."),
+    _s("consumer.release_on_stop", "boolean", False,
+       "On a graceful stop (scale-in, rollout), make received but unstarted messages visible again at once instead of "
+       "leaving them to the visibility timeout.", env=("SQSLAB_RELEASE_ON_STOP",), live=True),
+    _s("consumer.delete", "choice", "each",
+       "each: delete every message when it is done; batch: one DeleteMessageBatch when the received batch is done "
+       "(fewer calls; a crash brings the batch's processed messages back).", choices=("each", "batch"),
+       env=("SQSLAB_DELETE_MODE",), live=True),
+    _s("consumer.batch_size", "integer", 10, "Messages per ReceiveMessage call.", low=1, high=10,
+       env=("SQSLAB_MAX_MESSAGES",), live=True),
+    _s("consumer.wait_time", "duration", "20s", "Long-poll wait per ReceiveMessage call.", low=0, high=20, whole_seconds=True,
+       env=("SQSLAB_WAIT_TIME_SECONDS",), env_unit="s", live=True),
+    # ------------------------------------------------------------ settle
+    _s("settle.until", "choice", "drained", "drained: after the load, wait until visible + in flight + delayed = 0; none: stop at once.",
+       choices=("drained", "none")),
+    _s("settle.timeout", "duration", "2m", "The longest wait for settling.", low=0, high=DAY),
+)
+
+BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+
+#: Sections that hold settings, with what each is, for the schema and the reference.
+SECTIONS: dict[str, str] = {
+    "infra": "Queue, DLQ and consumer service.",
+    "infra.queue": "The source queue.",
+    "infra.dlq": "The dead-letter queue.",
+    "infra.task": "Consumer task settings.",
+    "consumer": "The built-in consumer's behaviour and failure knobs.",
+    "settle": "What happens after the load and the actions.",
+}
+
+
+def under(prefix: str) -> list[Setting]:
+    """The settings under a section (`infra` includes `infra.queue...`), in table order."""
+    return [s for s in SETTINGS if s.key.startswith(prefix + ".")]
+
+
+def resolve_section(prefix: str, data: Mapping[str, Any] | None, only_given: bool = False) -> dict[str, Any]:
+    """{attribute name: resolved value} for every setting under prefix ("" for the top
+    level), defaults filled, from the scenario's mapping at that prefix (assumed valid).
+    With only_given, the settings the mapping gives, and no defaults."""
+    values: dict[str, Any] = {}
+    depth = len(prefix.split(".")) if prefix else 0
+    for setting in under(prefix) if prefix else top_level():
+        raw: Any = data
+        for part in setting.path[depth:]:
+            raw = raw.get(part) if isinstance(raw, Mapping) else None
+        if raw is None and only_given:
+            continue
+        values[setting.name] = setting.resolve(raw)
+    return values
+
+
+def live_knobs() -> list[Setting]:
+    """Consumer knobs that set_consumer may change during a run."""
+    return [s for s in under("consumer") if s.live]
+
+
+def by_name(prefix: str) -> dict[str, Setting]:
+    """The settings under prefix by attribute name."""
+    return {s.name: s for s in under(prefix)}
+
+
+# ---------------------------------------------------------------- where values go
+
+
+def env_values(setting: Setting, value: Any) -> dict[str, str]:
+    """The consumer's environment for one resolved value (docs/contracts.md)."""
+    if not setting.env:
+        return {}
+    if setting.kind == "duration_range":
+        low_name, high_name = setting.env
+        return {low_name: _env_text(setting, value[0]), high_name: _env_text(setting, value[1])}
+    return {setting.env[0]: _env_text(setting, value)}
+
+
+def _env_text(setting: Setting, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if setting.env_unit == "ms":
+        return str(round(value * 1000))
+    if setting.env_unit == "s":
+        return str(round(value))
+    if setting.kind == "fraction":
+        return repr(float(value))
+    return str(value)
+
+
+def consumer_env(values: Mapping[str, Any]) -> dict[str, str]:
+    """The consumer's environment for resolved consumer knobs {name: value}."""
+    env: dict[str, str] = {}
+    for setting in under("consumer"):
+        if setting.name in values:
+            env.update(env_values(setting, values[setting.name]))
+    return env
+
+
+def tfvar_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """{Terraform variable: value} for resolved infra settings {name: value}; durations
+    in whole seconds, in table order."""
+    out: dict[str, Any] = {}
+    for setting in under("infra"):
+        if setting.tfvar is None:
+            continue
+        value = values[setting.name]
+        out[setting.tfvar] = int(value) if setting.kind == "duration" else value
+    return out
+
+
+def queue_attributes(values: Mapping[str, Any], which: str) -> dict[str, str]:
+    """CreateQueue attributes of the queue (`queue`) or the DLQ (`dlq`) for resolved infra
+    settings {name: value}; the redrive policy is the caller's (it needs the DLQ's ARN)."""
+    out: dict[str, str] = {}
+    for setting in under("infra"):
+        if setting.sqs_attribute and setting.sqs_attribute[0] == which:
+            value = values[setting.name]
+            out[setting.sqs_attribute[1]] = str(int(value) if setting.kind == "duration" else value)
+    return out
+
+
+# ---------------------------------------------------------------- the reference
+
+
+def type_text(setting: Setting) -> str:
+    """The kind as the reference shows it."""
+    if setting.kind == "choice":
+        return ", ".join(f"`{c}`" for c in setting.choices)
+    if setting.kind == "fraction":
+        return "0-1"
+    if setting.kind == "duration_range":
+        return "duration or range"
+    return setting.kind
+
+
+def default_text(setting: Setting) -> str:
+    """The default as the reference shows it."""
+    if setting.required:
+        return "required"
+    if setting.default is None:
+        return "random" if setting.key == "seed" else ""
+    if isinstance(setting.default, bool):
+        return f"`{str(setting.default).lower()}`"
+    return f"`{setting.default}`"
+
+
+def meaning_text(setting: Setting) -> str:
+    """The description with limits, where it goes on each target and whether it is live."""
+    text = setting.description
+    notes = []
+    limits = setting.limits_text()
+    if limits:
+        notes.append(limits)
+    if setting.target_note:
+        notes.append(f"{setting.target_note} target only")
+    if setting.key.startswith("consumer.") and not setting.live:
+        notes.append("set_consumer cannot change it")
+    if notes:
+        stop = "." if text.endswith(".") else ""
+        text = f"{text.removesuffix('.')} ({'; '.join(notes)}){stop}"
+    return text
+
+
+def reference_markdown(prefix: str, keys: Iterable[Setting] | None = None) -> str:
+    """A Markdown table of the settings under prefix (or of the given settings at the top)."""
+    rows = list(keys) if keys is not None else under(prefix)
+    strip = len(prefix) + 1 if prefix else 0
+    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for setting in rows:
+        lines.append(f"| `{setting.key[strip:]}` | {type_text(setting)} | {default_text(setting)} | {_cell(meaning_text(setting))} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def top_level() -> list[Setting]:
+    """The settings at the top of a scenario."""
+    return [s for s in SETTINGS if "." not in s.key]
+
+
+def reference() -> str:
+    """README's settings reference: one table per section, generated from the table."""
+    parts = ["### Top level\n\n", reference_markdown("", top_level())]
+    for section in ("infra", "consumer", "settle"):
+        parts += [f"\n### `{section}`\n\n", reference_markdown(section)]
+    return "".join(parts)
+
+
+def schema_property(setting: Setting) -> dict[str, Any]:
+    """The JSON Schema of one setting's value."""
+    kinds: dict[str, dict[str, Any]] = {
+        "duration": {"$ref": "#/$defs/duration"},
+        "duration_range": {"$ref": "#/$defs/duration_range"},
+        "integer": {"type": "integer"},
+        "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+        "boolean": {"type": "boolean"},
+        "text": {"type": "string"},
+        "choice": {},
+    }
+    prop = dict(kinds[setting.kind])
+    if setting.kind == "integer" and setting.choices:
+        prop = {"const": setting.choices[0]}
+    elif setting.kind == "choice":
+        prop["enum"] = list(setting.choices)
+    elif setting.kind == "integer":
+        if setting.low is not None:
+            prop["minimum"] = int(setting.low)
+        if setting.high is not None:
+            prop["maximum"] = int(setting.high)
+    if setting.pattern:
+        prop["pattern"] = setting.pattern
+    prop["description"] = meaning_text(setting)
+    if setting.default is not None:
+        prop["default"] = setting.default
+    return prop
+
+
+def schema_section(prefix: str) -> dict[str, Any]:
+    """The JSON Schema object of a section, nested sections included."""
+    depth = len(prefix.split(".")) if prefix else 0
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for setting in (under(prefix) if prefix else SETTINGS):
+        part = setting.path[depth]
+        if len(setting.path) == depth + 1:
+            properties[part] = schema_property(setting)
+            if setting.required:
+                required.append(part)
+        elif part not in properties:
+            properties[part] = schema_section(".".join(setting.path[:depth + 1]))
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = required
+    if prefix in SECTIONS:
+        schema["description"] = SECTIONS[prefix]
+    return schema

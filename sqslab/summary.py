@@ -1,0 +1,90 @@
+"""summary.json: the verdict of a run, its figures, expectations, ledger and environment.
+
+`format_version` 1. A run that ends early (an error, Ctrl-C) still gets a summary with
+what is known: `partial_summary` is the part that needs no ledger.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from sqslab import __version__
+from sqslab.contracts import Exit
+from sqslab.rundir import SUMMARY_FORMAT_VERSION
+
+
+@dataclass
+class RunFacts:
+    """What a summary tells beyond the figures: set by the runner as the run goes."""
+
+    scenario: Any
+    target: str
+    run_dir: str
+    started_at: float
+    t0: float | None = None
+    endpoint_url: str | None = None
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def versions() -> dict[str, str]:
+    """Versions of what the run used: sqslab, Python, boto3, moto."""
+    found = {"sqslab": __version__, "python": platform.python_version()}
+    for package in ("boto3", "moto"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def partial_summary(facts: RunFacts) -> dict[str, Any]:
+    """The summary's fields that need no ledger."""
+    return {
+        "format_version": SUMMARY_FORMAT_VERSION,
+        "scenario": facts.scenario.name,
+        "description": facts.scenario.description,
+        "target": facts.target,
+        "run_dir": facts.run_dir,
+        "started_at": facts.started_at,
+        "t0": facts.t0,
+        "phases": facts.phases,
+        "actions": facts.actions,
+        "errors": facts.errors,
+        "counters": facts.counters,
+        "environment": {"versions": versions(), "platform": platform.platform(), "target": facts.target,
+                        "endpoint_url": facts.endpoint_url},
+    }
+
+
+def verdict(errors: list[str], expectations: list[dict[str, Any]]) -> tuple[str, int]:
+    """(status, exit code): an error wins over a failed expectation."""
+    if errors:
+        return "error", Exit.ERROR
+    if any(not e["passed"] for e in expectations):
+        return "failed", Exit.FAILED
+    return "passed", Exit.PASSED
+
+
+def full_summary(facts: RunFacts, figures: dict[str, Any], ledger: dict[str, Any], settle: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a run that reached its ledger: expectations decide the verdict."""
+    expectations = [{"text": c.text, "passed": c.holds(figures), "measured": c.measured(figures)} for c in facts.scenario.expect]
+    status, exit_code = verdict(facts.errors, expectations)
+    summary = partial_summary(facts)
+    summary.update({"status": status, "exit_code": int(exit_code), "figures": figures, "expectations": expectations,
+                    "ledger": ledger, "settle": settle})
+    warnings = []
+    if figures.get("lost"):
+        warnings.append(f"{figures['lost']} message(s) LOST: sent, never processed, not in the DLQ, not in the queue. "
+                        "This is a bug somewhere: see ledger.problems.")
+    still = [a["name"] for a in facts.actions if a.get("still_running")]
+    if still:
+        warnings.append(f"action(s) still running when the run ended: {', '.join(still)}")
+    if warnings:
+        summary["warnings"] = warnings
+    return summary

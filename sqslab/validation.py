@@ -1,0 +1,350 @@
+"""Validation of a parsed scenario: every problem at once, each with its position.
+
+Passes, in order, each on the whole document: the JSON Schema (sqslab.schema), each
+action's parameters against that action's own schema (plugins included), then meaning:
+limits of the settings table, knobs that contradict each other, phase shapes, triggers
+(references, circles, the cost guard), expectations and conditions.
+
+A meaning check sees data the schema may already have refused, so it reads every part
+through the tolerant helpers below and skips what has the wrong shape. It never catches
+an exception to hide one: only the unit grammar's own UnitError is expected, and any
+other exception is a bug in sqslab that surfaces as an internal error.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqslab.document import Document, Problem
+from sqslab.expectations import FIGURES, LIVE_METRICS, ExpressionError, parse_condition
+from sqslab.schema import ACTION_KEYS, DEFAULT_ACTION_TIMEOUT, PHASE_KINDS, base_schema, schema_problems, unknown_key_message
+from sqslab.settings import BY_KEY, SETTINGS
+from sqslab.units import UnitError, format_duration, parse_duration, parse_rate, parse_size
+
+if TYPE_CHECKING:
+    from sqslab.plugins import PluginHost
+
+TRIGGER_KEYS = ("at", "after", "when")
+MAX_PAYLOAD = 256 * 1024
+
+Check = Callable[[Document, dict[str, Any]], list[Problem]]
+
+
+def validate_document(doc: Document, host: PluginHost) -> list[Problem]:
+    """Every problem with a parsed scenario: schema, actions' parameters, then meaning."""
+    data = doc.data
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}" if data is not None else "nothing"
+        return [doc.problem((), f"a scenario is a mapping of keys (version, name, infra, ...), got {kind}")]
+    problems = schema_problems(doc, data, base_schema())
+    problems += action_problems(doc, data, host)
+    for check in MEANING_CHECKS:
+        problems += check(doc, data)
+    return sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.col, p.path))
+
+
+# ---------------------------------------------------------------- tolerant reading
+
+
+def mapping(data: Any, key: str) -> dict[str, Any]:
+    """data[key] when it is a mapping, else {}."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def items(data: Any, key: str) -> list[Any]:
+    """data[key] when it is a list, else []."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def value_at(data: Any, path: tuple[str, ...]) -> Any:
+    """The value at a key path, or None where a part is missing or not a mapping."""
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def seconds(value: Any) -> float | None:
+    """A duration in seconds, or None where it is not one (the schema pass reports it)."""
+    try:
+        return parse_duration(value)
+    except UnitError:
+        return None
+
+
+def setting_seconds(data: dict[str, Any], key: str) -> float | None:
+    """A duration setting in seconds, its default when absent, None when invalid."""
+    raw = value_at(data, BY_KEY[key].path)
+    return seconds(BY_KEY[key].default if raw is None else raw)
+
+
+def is_number(value: Any) -> bool:
+    """An int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def max_consumers(data: dict[str, Any]) -> int:
+    """The scenario's cost guard (infra.max_consumers, or its default)."""
+    value = mapping(data, "infra").get("max_consumers")
+    default: int = BY_KEY["infra.max_consumers"].default
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+# ---------------------------------------------------------------- actions
+
+
+def action_problems(doc: Document, data: dict[str, Any], host: PluginHost) -> list[Problem]:
+    """Each action: one trigger, a known `do`, and parameters valid for that action."""
+    problems = []
+    for i, action in enumerate(items(data, "actions")):
+        if not isinstance(action, dict):
+            continue
+        path = ("actions", i)
+        triggers = [k for k in TRIGGER_KEYS if k in action]
+        if len(triggers) != 1:
+            said = " and ".join(triggers) if triggers else "none"
+            problems.append(doc.problem(path, f"an action needs exactly one trigger (at, after or when); it has {said}"))
+        name = action.get("do")
+        if not isinstance(name, str):
+            continue
+        spec = host.actions.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, list(host.actions), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known actions: {', '.join(sorted(host.actions))}"
+            problems.append(doc.problem(path + ("do",), f"unknown action {name!r}; {hint}"))
+            continue
+        params = {k: v for k, v in action.items() if k not in ACTION_KEYS}
+        param_schema = dict(spec.schema)
+        allowed = list(param_schema.get("properties", {}))
+        closed = param_schema.get("additionalProperties") is False
+        for key in params:
+            if key not in allowed and closed:
+                message = unknown_key_message(key, allowed + list(ACTION_KEYS)) + f" (action {name!r})"
+                problems.append(doc.problem(path + (key,), message, key=True))
+        checked = {k: v for k, v in params.items() if k in allowed or not closed}
+        problems.extend(p for p in schema_problems(doc, checked, param_schema, path) if "unknown key" not in p.message)
+    return problems
+
+
+# ---------------------------------------------------------------- meaning
+
+
+def limit_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """Durations within the limits the settings table gives (SQS's own, for the queues)."""
+    problems = []
+    for setting in SETTINGS:
+        if setting.kind != "duration" or (setting.low is None and setting.high is None):
+            continue
+        value = value_at(data, setting.path)
+        given = seconds(value) if value is not None else None
+        if given is None:
+            continue
+        low = setting.low if setting.low is not None else 0.0
+        high = setting.high if setting.high is not None else float("inf")
+        if low <= given <= high and (not setting.whole_seconds or given == int(given)):
+            continue
+        if setting.sqs_attribute or setting.whole_seconds:
+            message = f"SQS allows whole seconds from {format_duration(low)} to {format_duration(high)}, got {value}"
+        else:
+            message = f"must be from {format_duration(low)} to {format_duration(high)}, got {value}"
+        problems.append(doc.problem(setting.path, message))
+    return problems
+
+
+def knob_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """Knobs that contradict each other, and the cost guard on the starting count."""
+    problems = []
+    infra, consumer = mapping(data, "infra"), mapping(data, "consumer")
+    visibility = setting_seconds(data, "infra.queue.visibility_timeout")
+    slow_time = setting_seconds(data, "consumer.slow_time")
+    slow_rate = consumer.get("slow_rate", 0)
+    if is_number(slow_rate) and slow_rate > 0 and visibility is not None and slow_time is not None and slow_time <= visibility:
+        problems.append(doc.problem(("consumer", "slow_time"), (
+            f"slow_time {format_duration(slow_time)} never exceeds the visibility timeout {format_duration(visibility)}, "
+            "so slow messages are never redelivered; make slow_time longer than infra.queue.visibility_timeout")))
+    if slow_rate == 0 and slow_time:
+        problems.append(doc.problem(("consumer", "slow_time"), "slow_time has no effect while slow_rate is 0; set slow_rate, e.g. 0.1"))
+    consumers, limit = infra.get("consumers"), max_consumers(data)
+    if isinstance(consumers, int) and not isinstance(consumers, bool) and consumers > limit:
+        problems.append(doc.problem(("infra", "consumers"), cost_guard(consumers, limit)))
+    dlq = mapping(infra, "dlq")
+    if dlq.get("enabled") is False and "max_receive_count" in dlq:
+        problems.append(doc.problem(("infra", "dlq", "max_receive_count"), "max_receive_count has no effect with the DLQ disabled"))
+    return problems
+
+
+def expect_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """Each expectation parses and names known figures."""
+    problems = []
+    for i, text in enumerate(items(data, "expect")):
+        try:
+            parse_condition(text, FIGURES)
+        except ExpressionError as exc:
+            problems.append(doc.problem(("expect", i), str(exc)))
+    return problems
+
+
+def phase_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """Each phase has one kind, the keys that kind needs, sane values, a unique name."""
+    problems: list[Problem] = []
+    names: dict[str, int] = {}
+    for i, phase in enumerate(items(data, "load")):
+        path: tuple[str | int, ...] = ("load", i)
+        if not isinstance(phase, dict):
+            continue
+        kinds = [k for k in PHASE_KINDS if k in phase]
+        if len(kinds) != 1:
+            said = " and ".join(kinds) if kinds else "none"
+            problems.append(doc.problem(path, f"a phase needs exactly one of rate, ramp, burst, count, pause; it has {said}"))
+            continue
+        kind = kinds[0]
+        if kind in ("rate", "ramp", "count") and "duration" not in phase:
+            problems.append(doc.problem(path, f"a {kind} phase needs a duration, e.g. duration: 30s"))
+        problems += _phase_value_problems(doc, path, kind, phase)
+        name = phase.get("name")
+        if isinstance(name, str):
+            if name in names:
+                problems.append(doc.problem(path + ("name",), f"phase name {name!r} is already used by load[{names[name]}]"))
+            names[name] = i
+    return problems
+
+
+def _phase_value_problems(doc: Document, path: tuple[str | int, ...], kind: str, phase: dict[str, Any]) -> list[Problem]:
+    problems = []
+    if kind in ("burst", "pause") and "duration" in phase:
+        hint = "a burst sends as fast as it can" if kind == "burst" else "a pause's value is its duration"
+        problems.append(doc.problem(path + ("duration",), f"a {kind} phase takes no duration ({hint})", key=True))
+    duration = seconds(phase.get("duration", "1s"))
+    if duration is not None and duration <= 0:
+        problems.append(doc.problem(path + ("duration",), "duration must be more than 0s"))
+    rate = _tolerant_number(parse_rate, phase.get("rate", "1/s"))
+    if kind == "rate" and rate is not None and rate <= 0:
+        problems.append(doc.problem(path + ("rate",), "rate must be more than 0; use a pause to send nothing"))
+    size = _tolerant_number(parse_size, phase.get("payload_size", 256))
+    if size is not None and not 1 <= size <= MAX_PAYLOAD:
+        problems.append(doc.problem(path + ("payload_size",), "payload_size must be from 1 byte to 256KiB (SQS's limit)"))
+    return problems
+
+
+def _tolerant_number(parse: Callable[[Any], float], value: Any) -> float | None:
+    try:
+        return parse(value)
+    except UnitError:
+        return None
+
+
+def trigger_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """Names unique, `after:` naming something, no circles, conditions and the cost guard."""
+    problems: list[Problem] = []
+    phases = [default_phase_name(p, i) for i, p in enumerate(items(data, "load")) if isinstance(p, dict)]
+    actions = [a if isinstance(a, dict) else {} for a in items(data, "actions")]
+    action_names: dict[str, int] = {}
+    for i, action in enumerate(actions):
+        name = default_action_name(action, i)
+        if name is not None:
+            if name in action_names or name in phases:
+                problems.append(doc.problem(("actions", i, "name"), f"name {name!r} is already used by a phase or an earlier action"))
+            action_names.setdefault(name, i)
+    depends: dict[int, str] = {}
+    for i, action in enumerate(actions):
+        problems += _after_problems(doc, i, action, phases, action_names, depends)
+        problems += _condition_problems(doc, i, action, max_consumers(data))
+    for i in depends:
+        seen, current = {i}, i
+        while current in depends:
+            current = action_names[depends[current]]
+            if current in seen:
+                message = "actions wait for each other in a circle; one must start from a time or a phase"
+                problems.append(doc.problem(("actions", i, "after"), message))
+                break
+            seen.add(current)
+    return problems
+
+
+def _after_problems(doc: Document, i: int, action: dict[str, Any], phases: list[str], action_names: dict[str, int],
+                    depends: dict[int, str]) -> list[Problem]:
+    after = action.get("after")
+    if not isinstance(after, str):
+        return []  # absent, or refused by the schema
+    path = ("actions", i, "after")
+    try:
+        target, _ = split_after(after)
+    except UnitError as exc:
+        return [doc.problem(path, str(exc))]
+    if target in action_names:
+        depends[i] = target
+        return []
+    if target in phases:
+        return []
+    known = [n for n in phases if n] + list(action_names)
+    close = difflib.get_close_matches(target, known, n=1, cutoff=0.6)
+    if close:
+        hint = f"; did you mean {close[0]!r}?"
+    else:
+        hint = f"; phases and actions with names: {', '.join(known)}" if known else "; give the phase a `name:` first"
+    return [doc.problem(path, f"no phase or named action called {target!r}{hint}")]
+
+
+def _condition_problems(doc: Document, i: int, action: dict[str, Any], limit: int) -> list[Problem]:
+    problems = []
+    path = ("actions", i)
+    conditions = [("when", action.get("when"))] if "when" in action else []
+    if action.get("do") == "wait" and "until" in action:
+        conditions.append(("until", action.get("until")))
+    for key, text in conditions:
+        try:
+            parse_condition(text, LIVE_METRICS)
+        except ExpressionError as exc:
+            problems.append(doc.problem(path + (key,), str(exc)))
+    timeout = seconds(action["timeout"]) if "timeout" in action else DEFAULT_ACTION_TIMEOUT
+    waits = seconds(action.get("for")) if action.get("do") == "wait" and "for" in action else None
+    if timeout is not None and waits is not None and waits >= timeout:
+        problems.append(doc.problem(path + ("for",), (f"waiting {format_duration(waits)} is not within the action's timeout of "
+                                                      f"{format_duration(timeout)}; give the action a longer timeout, e.g. "
+                                                      f"timeout: {format_duration(waits + 60)}")))
+    if timeout is not None and timeout <= 0:
+        problems.append(doc.problem(path + ("timeout",), "timeout must be more than 0s"))
+    to = action.get("to")
+    if action.get("do") == "scale" and isinstance(to, int) and not isinstance(to, bool) and to > limit:
+        problems.append(doc.problem(path + ("to",), cost_guard(to, limit)))
+    return problems
+
+
+MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems)
+
+
+# ---------------------------------------------------------------- shared with resolution
+
+
+def default_phase_name(phase: dict[str, Any], index: int) -> str:
+    """A phase's name: its `name`, else KIND-N (`burst-2` for an unnamed second phase)."""
+    kind = next((k for k in PHASE_KINDS if k in phase), "phase")
+    name = phase.get("name")
+    return name if isinstance(name, str) and name else f"{kind}-{index + 1}"
+
+
+def default_action_name(action: dict[str, Any], index: int) -> str | None:
+    """An action's name: its `name`, else DO-N (`scale-2`); None when it has neither."""
+    name = action.get("name")
+    if isinstance(name, str) and name:
+        return name
+    do = action.get("do")
+    return f"{do}-{index + 1}" if isinstance(do, str) else None
+
+
+def cost_guard(count: int, limit: int) -> str:
+    """The message for a task count above the cost guard."""
+    return f"{count} tasks is above the cost guard of {limit}; to opt in, set infra.max_consumers: {count}"
+
+
+def split_after(text: str) -> tuple[str, float]:
+    """`burst + 5s` → ('burst', 5.0); `burst` → ('burst', 0.0)."""
+    name, plus, offset = text.partition("+")
+    if not name.strip():
+        raise UnitError(f"{text!r}: name a phase or action, optionally plus a delay, e.g. 'burst + 5s'")
+    return name.strip(), parse_duration(offset.strip()) if plus else 0.0
