@@ -368,9 +368,15 @@ def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, An
                          on_event=progress.event if progress else None)
     if not quiet:
         click.echo(f"running {scenario.name} on {target}: ~{expected:.0f}s of load, then settling", err=True)
-    result = run_scenario(scenario, host, options)
-    if progress:
-        progress.close()
+    from sqslab.rundir import RunDirInUse
+
+    try:
+        result = run_scenario(scenario, host, options)
+    except RunDirInUse as exc:
+        raise UsageProblem(str(exc)) from None
+    finally:
+        if progress:
+            progress.close()
     return result
 
 
@@ -398,7 +404,12 @@ def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_jso
     result = _execute(scenario, host, target, options, runs_dir, out, quiet)
     if as_json:
         click.echo(json.dumps(result.summary, indent=2, default=str))
-    click.echo(render_text(load_run(result.run_dir), {}), err=as_json, nl=False)
+    if result.summary.get("summary_written") is False:  # a full disk: say why from memory
+        click.echo(f"{scenario.name}: {str(result.summary['status']).upper()} (exit {result.exit_code})  {result.run_dir}", err=True)
+        for error in result.summary["errors"]:
+            click.echo(f"  error: {error}", err=True)
+    else:
+        click.echo(render_text(load_run(result.run_dir), {}), err=as_json, nl=False)
     sys.exit(result.exit_code)
 
 
@@ -417,7 +428,7 @@ def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, targ
     """
     import itertools
 
-    from sqslab.rundir import new_run_dir, write_json
+    from sqslab.rundir import RunDirInUse, claim, new_run_dir, write_json
 
     host = _host(plugins_dirs)
     options = _target_options(host, target, target_values)
@@ -430,10 +441,13 @@ def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, targ
     variants = [list(combo) for combo in itertools.product(*axes)]
     scenarios = [_load(scenario_path, host, _guard(tuple(variant), max_consumers)) for variant in variants]
     sweep_dir = out or new_run_dir(runs_dir, f"{scenarios[0].name}-sweep")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    results = []
+    try:
+        claimed = claim(sweep_dir)
+    except RunDirInUse as exc:
+        raise UsageProblem(str(exc)) from None
+    results: list[dict[str, Any]] = []
     codes = []
-    for index, (variant, scenario) in enumerate(zip(variants, scenarios, strict=False), 1):
+    for index, (variant, scenario) in enumerate(zip(variants, scenarios, strict=True), 1):
         label = ",".join(variant)
         if not quiet:
             click.echo(f"[{index}/{len(variants)}] {label}", err=True)
@@ -445,6 +459,7 @@ def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, targ
         write_json(sweep_dir / "sweep.json", {"scenario": scenarios[0].name, "axes": overrides, "runs": results})
         if result.exit_code == Exit.INTERRUPTED:
             break
+    claimed.release()
     for item in results:
         click.echo(f"{item['status']:<12} exit {item['exit_code']}  {','.join(item['variant'])}  {item['run_dir']}")
     worst = next((c for c in (Exit.INTERRUPTED, Exit.ERROR, Exit.FAILED) if c in codes), Exit.PASSED)

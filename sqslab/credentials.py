@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"
@@ -56,5 +57,21 @@ def emulator_env(base: Mapping[str, str] | None = None, region: str | None = Non
 
 
 def session_kwargs(region: str | None = None) -> dict[str, str]:
-    """boto3 Session arguments with the dummy credentials (no profile is looked up)."""
+    """boto3 Session arguments with the dummy credentials."""
     return {"aws_access_key_id": ACCESS_KEY_ID, "aws_secret_access_key": SECRET_ACCESS_KEY, "region_name": region or DEFAULT_REGION}
+
+
+def emulator_session(region: str | None = None) -> Any:
+    """A boto3 Session with the dummy credentials that reads nothing of the user's AWS
+    set-up: no profile (an AWS_PROFILE naming a profile that does not exist would fail
+    every call), no config or credentials file."""
+    import boto3
+    import botocore.session
+
+    ignored = (None, None, None, None)  # (config name, environment variables, default, conversion)
+    core = botocore.session.Session(session_vars={
+        "profile": ignored,
+        "config_file": (None, None, os.devnull, None),
+        "credentials_file": (None, None, os.devnull, None),
+    })
+    return boto3.session.Session(botocore_session=core, **session_kwargs(region))

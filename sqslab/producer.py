@@ -38,6 +38,8 @@ MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 262_144
 #: Sender threads per phase. A boto3 client is thread-safe; its pool holds 10 connections.
 DEFAULT_SENDERS = 4
+#: Batches per sender the scheduler may hand over ahead of the senders (the bounded window).
+QUEUE_WINDOW_BATCHES = 4
 #: Attempts per SendMessageBatch call when SQS throttles, fails with a 5xx or cannot be reached.
 MAX_ATTEMPTS = 6
 
@@ -210,10 +212,10 @@ class Producer:
             result.ended_at = time.time()
             return result
 
-        # A burst must not build a million payloads ahead of the senders: its queue is
-        # bounded. Scheduled phases hand over only what is due, so theirs need not be.
-        maxsize = self.senders * MAX_BATCH_ENTRIES * 4 if phase.kind == "burst" else 0
-        run = _PhaseRun(result, stop, maxsize)
+        # No phase builds payloads far ahead of the senders: a burst would build them all,
+        # and a rate the senders cannot keep up with would pile them up. Past this window
+        # the scheduler waits (the lag shows in max_lag) whatever the scenario asks.
+        run = _PhaseRun(result, stop, QUEUE_WINDOW_BATCHES * MAX_BATCH_ENTRIES * self.senders)
         threads = [
             threading.Thread(target=self._sender, args=(run,), name=f"sqslab-sender-{i}", daemon=True)
             for i in range(self.senders)

@@ -142,6 +142,10 @@ class Recorder:
             oldest = self._oldest.oldest()
         return round(time.time() - oldest, 3) if oldest else 0.0
 
+    def write_error(self) -> OSError | None:
+        """The first failed write into events.jsonl or metrics.jsonl (a full disk), if any."""
+        return self.events.error or self.metrics.error
+
     def write_sample(self, sample: dict[str, Any]) -> None:
         """Append one sample to metrics.jsonl."""
         self.metrics.write(sample)

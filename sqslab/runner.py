@@ -25,12 +25,12 @@ from sqslab.backends import Endpoints, Target, TargetError
 from sqslab.contracts import Exit
 from sqslab.ledger import build_ledger
 from sqslab.recorder import Recorder
-from sqslab.rundir import new_run_dir, read_jsonl, write_json
+from sqslab.rundir import claim, disk_message, new_run_dir, read_jsonl, write_json
 from sqslab.sampler import Sampler
 from sqslab.scenario import Scenario, dump_yaml, resolved_dict
 from sqslab.scheduler import ActionScheduler, Interrupted
 from sqslab.settle import audit_queues, settle
-from sqslab.summary import RunFacts, full_summary, partial_summary
+from sqslab.summary import RunFacts, full_summary, partial_summary, warnings
 
 if TYPE_CHECKING:
     from sqslab.plugins import PluginHost
@@ -87,35 +87,50 @@ class Runner:
     # ------------------------------------------------------------ the run
 
     def run(self) -> RunResult:
-        """Run the scenario; always tears down and writes summary.json."""
+        """Run the scenario; always tears down and writes summary.json. RunDirInUse (and
+        nothing else is started) when the run directory holds a run or is in use."""
         self.run_dir = self.options.out or new_run_dir(self.options.runs_dir, self.scenario.name)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "scenario.yaml").write_text(dump_yaml(self.scenario.data), encoding="utf-8")
-        write_json(self.run_dir / "resolved.json", resolved_dict(self.scenario))
-        self.recorder = Recorder(self.run_dir, self.scenario.infra.max_receive_count, self.scenario.infra.dlq_enabled)
+        claimed = claim(self.run_dir)
         self.facts = RunFacts(self.scenario, self.options.target, str(self.run_dir), time.time())
         summary: dict[str, Any] = {}
         restore = self._install_signal_handlers()
         try:
+            self.recorder = Recorder(self.run_dir, self.scenario.infra.max_receive_count, self.scenario.infra.dlq_enabled)
             summary = self._attempt()
         finally:
             self._shutdown()
             self._teardown()
             summary = self._final_summary(summary)
-            write_json(self.run_dir / "summary.json", summary)
-            self.recorder.emit({"event": "run_ended", "status": summary["status"], "exit_code": summary["exit_code"]})
-            self.recorder.close()
+            self._write_summary(summary)
             restore()
+            claimed.release()
         return RunResult(summary["exit_code"], self.run_dir, summary)
+
+    def _write_summary(self, summary: dict[str, Any]) -> None:
+        try:
+            write_json(self.run_dir / "summary.json", summary)
+        except OSError as exc:
+            message = disk_message(self.run_dir, exc)
+            if message not in summary["errors"]:
+                summary["errors"].append(message)
+            summary.update({"status": "error", "exit_code": int(Exit.ERROR), "summary_written": False})
+        self.recorder.emit({"event": "run_ended", "status": summary["status"], "exit_code": summary["exit_code"]})
+        self.recorder.close()
 
     def _attempt(self) -> dict[str, Any]:
         """Provision, drive, finish; errors become the run's errors, never an exception."""
         try:
+            (self.run_dir / "scenario.yaml").write_text(dump_yaml(self.scenario.data), encoding="utf-8")
+            write_json(self.run_dir / "resolved.json", resolved_dict(self.scenario))
             self._provision()
             self._drive()
-            return self._finish()
+            summary = self._finish()
+            self._check()
+            return summary
         except Interrupted:
             pass
+        except OSError as exc:  # a full disk, whichever write met it first
+            self._error(disk_message(self.run_dir, exc))
         except TargetError as exc:
             self._error(str(exc))
         except Exception as exc:  # noqa: BLE001 - an internal error still ends in a readable run directory
@@ -138,6 +153,9 @@ class Runner:
             status, code = summary.get("status", "error"), summary.get("exit_code", Exit.ERROR)
         self.facts.counters = self.recorder.counters()
         summary = {**partial_summary(self.facts), **summary, "status": status, "exit_code": int(code), "errors": self.facts.errors}
+        found = warnings(self.facts, summary.get("figures") or {})
+        if found:
+            summary["warnings"] = found
         summary["ended_at"] = time.time()
         return summary
 
@@ -157,9 +175,17 @@ class Runner:
 
         return restore
 
-    def _check_interrupt(self) -> None:
+    def _check(self) -> None:
+        """Raise what must end the run now: Ctrl-C (Interrupted), a fault of the target
+        itself (the emulator died) or of the run directory (a full disk)."""
         if self.interrupted.is_set():
             raise Interrupted()
+        failure = self.target.failure() if self.target is not None else None
+        if failure:
+            raise TargetError(failure)
+        error = self.recorder.write_error()
+        if error is not None:
+            raise error
 
     def _target_log(self, event: dict[str, Any]) -> None:
         self.recorder.emit({"source": "target", **event})
@@ -177,7 +203,7 @@ class Runner:
         self.recorder.emit({"event": "provisioning", "target": self.options.target})
         self.endpoints = target.provision(self.scenario, self.run_dir)
         self.facts.endpoint_url = self.endpoints.endpoint_url
-        self._check_interrupt()
+        self._check()
         self.sqs = target.sqs_client()
         self.recorder.emit({"event": "provisioned", "queue_url": self.endpoints.queue_url, "dlq_url": self.endpoints.dlq_url})
         self.sampler = Sampler(self.recorder, target, self.sqs, self.endpoints, self.scenario.sample_interval, self._on_sample)
@@ -192,7 +218,7 @@ class Runner:
         ready: set[str] = set()
         deadline = time.monotonic() + START_TIMEOUT
         while len(ready) < count:
-            self._check_interrupt()
+            self._check()
             if time.monotonic() > deadline:
                 raise TargetError(f"only {len(ready)} of {count} consumer tasks started within {START_TIMEOUT:g}s; "
                                   f"see the task logs in {self.run_dir / 'tasks'}")
@@ -215,10 +241,12 @@ class Runner:
         waits = [self._load_done] + [self.scheduler.done[name] for name in awaited_actions(self.scenario)]
         for event in waits:
             while not event.wait(0.1):
-                self._check_interrupt()
+                self._check()
                 if self.stop.is_set():
                     break  # a failed action stopped the load
-        self._check_interrupt()
+            if self.stop.is_set():
+                break
+        self._check()
         self.load_end = time.monotonic()
         self.recorder.emit({"event": "load_ended"})
 
@@ -263,15 +291,15 @@ class Runner:
         assert self.target is not None and self.sampler is not None and self.scheduler is not None
         scenario = self.scenario
         deadline = self.load_end + scenario.settle_timeout
-        drained = settle(self.sampler, self.recorder, scenario.settle_until, deadline, self.interrupted)
-        self._check_interrupt()
+        drained = settle(self.sampler, self.recorder, scenario.settle_until, deadline, self.interrupted, self._check)
+        self._check()
         while self.scheduler.busy() and time.monotonic() < deadline:  # `when` actions and those after them
-            self._check_interrupt()
+            self._check()
             time.sleep(0.05)
         self._shutdown()
         self.target.stop_consumers(grace=STOP_GRACE)
         self.sampler.collect()
-        self._check_interrupt()
+        self._check()
         audit = audit_queues(self.sqs, self.endpoints, self.sampler, self.recorder, scenario.infra.visibility_timeout, scenario.infra.delay)
         ledger = build_ledger(read_jsonl(self.run_dir / "events.jsonl"), audit, path=self.run_dir / "ledger.sqlite")
         ledger.store.close()

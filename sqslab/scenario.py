@@ -180,16 +180,16 @@ def apply_overrides(doc: Document, overrides: list[str] | tuple[str, ...]) -> li
     """Apply `--set key.path=value` overrides to the document's data (value parsed as YAML)."""
     problems = []
     for text in overrides:
-        origin = f"--set {text}"
+        origin = f"--set {text if len(text) <= 80 else text[:77] + '...'}"
         key, sep, raw = text.partition("=")
         parts = _split_key_path(key.strip()) if sep else None
         if not parts:
             problems.append(Problem(origin, 1, 1, "", "write --set KEY.PATH=VALUE, e.g. --set infra.consumers=3"))
             continue
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value, refused = _override_value(raw, origin)
+        if refused:
+            problems += refused
+            continue
         target = doc.data
         for i, part in enumerate(parts[:-1]):
             nxt = parts[i + 1]
@@ -210,6 +210,18 @@ def apply_overrides(doc: Document, overrides: list[str] | tuple[str, ...]) -> li
             continue
         doc.origins[tuple(parts)] = origin
     return problems
+
+
+def _override_value(raw: str, origin: str) -> tuple[Any, list[Problem]]:
+    """A --set value read as YAML with the same limits as a file (size, aliases, tags);
+    text that is not YAML is taken as it is."""
+    if not raw.strip():
+        return "", []
+    parsed, problems = parse_document(raw, origin)
+    limits = [p for p in problems if not p.message.startswith("YAML syntax error")]
+    if limits:
+        return None, limits
+    return (raw, []) if problems else (parsed.data, [])
 
 
 def _split_key_path(text: str) -> list[str | int] | None:

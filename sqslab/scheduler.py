@@ -130,6 +130,7 @@ class ActionScheduler:
         }
         self._when = {a.name: threading.Event() for a in scenario.actions if a.when is not None}
         self._settled = threading.Event()
+        self._closing = threading.Event()  # the run is ending: stop waiting for busy workers
         self._threads: list[threading.Thread] = []
         self._workers: dict[str, threading.Thread] = {}
         self.errors: list[str] = []
@@ -161,6 +162,7 @@ class ActionScheduler:
         record any action whose worker is still busy as "still running"."""
         self._settled.set()
         self.stop.set()
+        self._closing.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -257,7 +259,12 @@ class ActionScheduler:
         with self._lock:
             self._workers[spec.name] = worker
         worker.start()
-        worker.join(ctx.timeout)
+        deadline = time.monotonic() + ctx.timeout
+        while worker.is_alive() and time.monotonic() < deadline and not self.ended.is_set() and not self._closing.is_set():
+            worker.join(0.05)
+        if worker.is_alive() and self._closing.is_set():
+            ctx.cancelled.set()
+            return  # the run is over: close() records it as still running
         if worker.is_alive():
             ctx.cancelled.set()
             self._fail(spec, record, f"did not finish within its timeout of {ctx.timeout:g}s", "timed out")

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqslab.units import format_duration, parse_duration, parse_range
+from sqslab.units import format_duration, parse_duration, parse_range, parse_rate, parse_size
 
 DAY = 86400.0
 
@@ -68,6 +68,10 @@ class Setting:
             return parse_duration(value)
         if self.kind == "duration_range":
             return parse_range(value)
+        if self.kind == "rate":
+            return parse_rate(value)
+        if self.kind == "size":
+            return parse_size(value)
         if self.kind == "fraction":
             return float(value)
         return value
@@ -154,6 +158,15 @@ SETTINGS: tuple[Setting, ...] = (
     _s("settle.until", "choice", "drained", "drained: after the load, wait until visible + in flight + delayed = 0; none: stop at once.",
        choices=("drained", "none")),
     _s("settle.timeout", "duration", "2m", "The longest wait for settling.", low=0, high=DAY),
+    # ------------------------------------------------------------ limits
+    _s("limits.max_messages", "integer", 1_000_000,
+       "The most messages the load may send in all; a run of 1M messages takes about 20 minutes locally.", low=1),
+    _s("limits.max_rate", "rate", "5000/s",
+       "The highest send rate a phase may ask for (rate, the end of a ramp, count over duration); "
+       "one producer reaches 2,000-4,000 msg/s against the emulator."),
+    _s("limits.max_payload_total", "size", "1GiB",
+       "The most message bytes the load may send in all (count x payload_size over the phases): "
+       "the emulator keeps every queued body in memory, about 1.5 times its size."),
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
@@ -166,6 +179,7 @@ SECTIONS: dict[str, str] = {
     "infra.task": "Consumer task settings.",
     "consumer": "The built-in consumer's behaviour and failure knobs.",
     "settle": "What happens after the load and the actions.",
+    "limits": "Bounds on the load, checked before anything runs; raise one to go beyond it on purpose.",
 }
 
 
@@ -321,7 +335,7 @@ def top_level() -> list[Setting]:
 def reference() -> str:
     """README's settings reference: one table per section, generated from the table."""
     parts = ["### Top level\n\n", reference_markdown("", top_level())]
-    for section in ("infra", "consumer", "settle"):
+    for section in ("infra", "consumer", "settle", "limits"):
         parts += [f"\n### `{section}`\n\n", reference_markdown(section)]
     return "".join(parts)
 
@@ -331,6 +345,8 @@ def schema_property(setting: Setting) -> dict[str, Any]:
     kinds: dict[str, dict[str, Any]] = {
         "duration": {"$ref": "#/$defs/duration"},
         "duration_range": {"$ref": "#/$defs/duration_range"},
+        "rate": {"$ref": "#/$defs/rate"},
+        "size": {"$ref": "#/$defs/size"},
         "integer": {"type": "integer"},
         "fraction": {"type": "number", "minimum": 0, "maximum": 1},
         "boolean": {"type": "boolean"},

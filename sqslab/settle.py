@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqslab.backends import Endpoints, TargetError
@@ -23,12 +24,15 @@ SETTLE_POLL = 0.25
 AUDIT_LIMIT = 1_000_000
 
 
-def settle(sampler: Sampler, recorder: Recorder, until: str, deadline: float, interrupted: threading.Event) -> bool:
+def settle(sampler: Sampler, recorder: Recorder, until: str, deadline: float, interrupted: threading.Event,
+           check: Callable[[], None]) -> bool:
     """Wait until the queue is drained (visible + in flight + delayed = 0) or the deadline
-    (monotonic); True when it drained. Raises TargetError when the queue cannot be read."""
+    (monotonic); True when it drained. Raises TargetError when the queue cannot be read,
+    and whatever `check` raises (called on every poll: Ctrl-C, a dead emulator)."""
     recorder.emit({"event": "settle_started", "until": until})
     drain = sampler.drain
     while True:
+        check()
         try:
             depths = sampler.depths()
         except Exception as exc:

@@ -78,13 +78,16 @@ def full_summary(facts: RunFacts, figures: dict[str, Any], ledger: dict[str, Any
     summary = partial_summary(facts)
     summary.update({"status": status, "exit_code": int(exit_code), "figures": figures, "expectations": expectations,
                     "ledger": ledger, "settle": settle})
-    warnings = []
-    if figures.get("lost"):
-        warnings.append(f"{figures['lost']} message(s) LOST: sent, never processed, not in the DLQ, not in the queue. "
-                        "This is a bug somewhere: see ledger.problems.")
-    still = [a["name"] for a in facts.actions if a.get("still_running")]
-    if still:
-        warnings.append(f"action(s) still running when the run ended: {', '.join(still)}")
-    if warnings:
-        summary["warnings"] = warnings
     return summary
+
+
+def warnings(facts: RunFacts, figures: dict[str, Any]) -> list[str]:
+    """What a reader must not miss beside the verdict: lost messages, actions left running."""
+    found = []
+    if figures.get("lost"):
+        found.append(f"{figures['lost']} message(s) LOST: sent, never processed, not in the DLQ, not in the queue. "
+                     "This is a bug somewhere: see ledger.problems.")
+    still = [f"{a['name']} ({a.get('do')})" for a in facts.actions if a.get("still_running")]
+    if still:
+        found.append(f"action(s) still running when the run ended (they could no longer act): {', '.join(still)}")
+    return found

@@ -1,7 +1,7 @@
 """Units: the one grammar for durations, rates, sizes and ranges in scenarios.
 
 Durations: `500ms`, `30s`, `5m`, `1h30m`, `14d` (parts in decreasing order).
-Rates: `10/s`, `600/m`, `3600/h`. Sizes: `256`, `512B`, `4KiB`, `1KB`.
+Rates: `10/s`, `600/m`, `3600/h`. Sizes: `256`, `512B`, `4KiB`, `1KB`, `1GiB`.
 Ranges: `50ms..200ms`, `1/s..50/s`. A bare number where a unit is ambiguous is refused
 with a hint, so `timeout: 30` never silently means 30 ms or 30 minutes.
 """
@@ -14,8 +14,8 @@ from collections.abc import Callable
 _DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB)?\s*$")
-_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2, "GB": 1000**3, "GiB": 1024**3}
 _RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 

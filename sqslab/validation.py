@@ -14,12 +14,21 @@ other exception is a bug in sqslab that surfaces as an internal error.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqslab.document import Document, Problem
 from sqslab.expectations import FIGURES, LIVE_METRICS, ExpressionError, parse_condition
-from sqslab.schema import ACTION_KEYS, DEFAULT_ACTION_TIMEOUT, PHASE_KINDS, base_schema, schema_problems, unknown_key_message
+from sqslab.schema import (
+    ACTION_KEYS,
+    DEFAULT_ACTION_TIMEOUT,
+    PHASE_KINDS,
+    base_schema,
+    parse_rate_range,
+    schema_problems,
+    unknown_key_message,
+)
 from sqslab.settings import BY_KEY, SETTINGS
 from sqslab.units import UnitError, format_duration, parse_duration, parse_rate, parse_size
 
@@ -315,7 +324,69 @@ def _condition_problems(doc: Document, i: int, action: dict[str, Any], limit: in
     return problems
 
 
-MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems)
+def load_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """The load within `limits`: messages in all, the highest rate, bytes in all."""
+    limits = mapping(data, "limits")
+    max_messages = _limit(limits, "max_messages", lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None)
+    max_rate = _limit(limits, "max_rate", lambda v: _tolerant_number(parse_rate, v))
+    max_bytes = _limit(limits, "max_payload_total", lambda v: _tolerant_number(parse_size, v))
+    problems, messages, payload = [], 0.0, 0.0
+    for i, phase in enumerate(items(data, "load")):
+        if not isinstance(phase, dict):
+            continue
+        count, rate = _phase_load(phase)
+        size = _tolerant_number(parse_size, phase.get("payload_size", 256)) or 0
+        messages += count
+        payload += count * size
+        if max_rate is not None and rate is not None and rate > max_rate:
+            key = next(k for k in ("rate", "ramp", "count") if k in phase)
+            problems.append(doc.problem(("load", i, key), (
+                f"{rate:.10g} msg/s is above limits.max_rate of {max_rate:.10g}/s; to ask for it on purpose, "
+                f"set limits.max_rate: {math.ceil(rate)}/s")))
+    if max_messages is not None and messages > max_messages:
+        problems.append(doc.problem(("load",), (
+            f"the load sends {messages:.0f} messages in all, above limits.max_messages of {max_messages}; "
+            f"to send that many on purpose, set limits.max_messages: {math.ceil(messages)}")))
+    if max_bytes is not None and payload > max_bytes:
+        problems.append(doc.problem(("load",), (
+            f"the load sends {_bytes(payload)} of message bodies, above limits.max_payload_total of {_bytes(max_bytes)} "
+            f"(the emulator holds queued bodies in memory); to send that on purpose, set limits.max_payload_total: "
+            f"{math.ceil(payload / 2**20)}MiB")))
+    return problems
+
+
+def _limit(limits: dict[str, Any], name: str, read: Callable[[Any], float | None]) -> float | None:
+    setting = BY_KEY[f"limits.{name}"]
+    return read(limits.get(name, setting.default))
+
+
+def _phase_load(phase: dict[str, Any]) -> tuple[float, float | None]:
+    """(messages, msg/s) a phase asks for, from what of it reads; a burst has no rate."""
+    duration = seconds(phase.get("duration"))
+    count = phase.get("burst", phase.get("count"))
+    if isinstance(count, int) and not isinstance(count, bool):
+        rate = count / duration if "count" in phase and duration else None
+        return float(count), rate
+    if "rate" in phase:
+        rate = _tolerant_number(parse_rate, phase["rate"])
+        return ((rate or 0.0) * (duration or 0.0)), rate
+    if "ramp" in phase:
+        try:
+            low, high = parse_rate_range(phase["ramp"])
+        except UnitError:
+            return 0.0, None
+        return (low + high) / 2 * (duration or 0.0), max(low, high)
+    return 0.0, None
+
+
+def _bytes(value: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.0f} bytes"
+
+
+MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems, load_problems)
 
 
 # ---------------------------------------------------------------- shared with resolution

@@ -84,7 +84,7 @@ class ConsumerProcess:
     """consume.py in a child process; its stdout events are collected as they come."""
 
     def __init__(self, emulator_url: str | None, queue_url: str, **knobs: Any) -> None:
-        env = child_env()
+        env = {k: v for k, v in child_env().items() if not k.startswith("SQSLAB_")}
         env.update({"SQSLAB_QUEUE_URL": queue_url, "SQSLAB_WAIT_TIME_SECONDS": "1", "SQSLAB_SEED": "7", "SQSLAB_TASK_ID": f"task-{uuid.uuid4().hex[:6]}"})
         if emulator_url:
             env["AWS_ENDPOINT_URL"] = emulator_url
@@ -179,6 +179,7 @@ def assert_event_shapes(events: list[dict[str, Any]]) -> None:
         "crashed": {"message_id", "id"},
         "poll_error": {"reason"},
         "stopped": {"reason", "processed"},
+        "config_warning": {"variable", "message"},
     }
     for e in events:
         assert {"ts", "event", "task"} <= e.keys(), e
@@ -593,3 +594,16 @@ def test_an_unknown_sqslab_variable_is_a_warning_event() -> None:
     warnings = [e for e in events if e["event"] == "config_warning"]
     assert [w["variable"] for w in warnings] == ["SQSLAB_EROR_RATE"]
     assert "misspelt" in warnings[0]["message"]
+
+
+def test_a_local_task_gets_none_of_the_callers_sqslab_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sqslab's own settings (SQSLAB_LOAD_PLUGINS, SQSLAB_CHECKOV...) stay with sqslab: the
+    consumer would warn about each, and they are not its knobs."""
+    from sqslab.backends import Endpoints
+    from sqslab.backends.local import consumer_env
+
+    monkeypatch.setenv("SQSLAB_LOAD_PLUGINS", "")
+    monkeypatch.setenv("AWS_PROFILE", "someone-real")
+    env = consumer_env(Endpoints("http://q", None, "http://127.0.0.1:1", "eu-west-1"), {"SQSLAB_ERROR_RATE": "0.5"}, "task-1")
+    assert sorted(k for k in env if k.startswith("SQSLAB_")) == ["SQSLAB_ERROR_RATE", "SQSLAB_QUEUE_URL", "SQSLAB_TASK_ID"]
+    assert consume.unknown_variables(env) == [] and "AWS_PROFILE" not in env and env["AWS_REGION"] == "eu-west-1"

@@ -32,7 +32,7 @@ CASES = [
     ("wrong version", "version: 2\nname: x\n", ["1:10: version: must be 1, got int 2"]),
     ("misspelled top-level key", "version: 1\nname: x\nseeed: 4\n", ["3:1: seeed: unknown key 'seeed'; did you mean 'seed'?"]),
     ("unknown key, no close match", "version: 1\nname: x\nzzz: 4\n",
-     ["3:1: zzz: unknown key 'zzz'; allowed here: version, name, description, seed, sample_interval, infra, consumer, load, actions, settle, expect"]),
+     ["3:1: zzz: unknown key 'zzz'; allowed here: version, name, description, seed, sample_interval, infra, consumer, load, actions, settle, limits, expect"]),
     ("misspelled nested key", "version: 1\nname: x\ninfra:\n  queue:\n    visibilty_timeout: 5s\n",
      ["5:5: infra.queue.visibilty_timeout: unknown key 'visibilty_timeout'; did you mean 'visibility_timeout'?"]),
     ("bad name", "version: 1\nname: bad name\n",
@@ -152,7 +152,7 @@ def test_alias_bomb_is_refused(write, host):
     for i in range(1, 9):
         lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
     problems = check_file(write("\n".join(lines) + "\n"), host)
-    assert problems[0].message.startswith("the document has more than 200000 values")
+    assert problems[0].message.startswith("the document has more than 100000 values")
 
 
 def test_not_utf8(write, host):

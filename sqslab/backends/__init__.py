@@ -112,6 +112,11 @@ class Target(Protocol):
         """Release everything the target made; idempotent, called on every exit path."""
         ...
 
+    def failure(self) -> str | None:
+        """A fault of the target itself that ends the run (the emulator died), in words; else
+        None. Asked several times a second, so it must be cheap."""
+        ...
+
 
 #: A target's factory: `factory(log, **options) -> Target`.
 TargetFactory = Callable[..., Target]

@@ -247,6 +247,10 @@ class AwsTarget:
         except (ClientError, BotoCoreError):
             pass
 
+    def failure(self) -> str | None:
+        """Nothing of the AWS target's own dies unnoticed: AWS errors surface as they happen."""
+        return None
+
     def teardown(self) -> None:
         """Destroy the stack (or, with keep, scale it to 0 and say how to destroy it later).
         Idempotent; raises TargetError when the destroy fails."""

@@ -172,9 +172,9 @@ def aws_client(service: str, region: str, endpoint_url: str | None = None, retri
     import boto3
     from botocore.config import Config
 
-    from sqslab.credentials import session_kwargs
+    from sqslab.credentials import emulator_session
 
-    session = boto3.session.Session(**session_kwargs(region)) if endpoint_url else boto3.session.Session(region_name=region)
+    session = emulator_session(region) if endpoint_url else boto3.session.Session(region_name=region)
     config = Config(retries={"max_attempts": retries, "mode": "standard"}, max_pool_connections=32)
     return session.client(service, endpoint_url=endpoint_url, config=config)
 

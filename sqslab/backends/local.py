@@ -146,6 +146,12 @@ class LocalTarget:
         if self._supervisor is not None:
             self._supervisor.stop_all(grace)
 
+    def failure(self) -> str | None:
+        """The embedded emulator died under the run: what it exited with, its log's tail."""
+        if self._emulator is None or self._torn_down:
+            return None
+        return self._emulator.death()
+
     def teardown(self) -> None:
         """Stop all tasks and the emulator (destroying the Terraform stack first, if any)."""
         if self._torn_down:
@@ -210,7 +216,9 @@ def consumer_program() -> Path:
 def consumer_env(endpoints: Endpoints, task_env: dict[str, str], task_id: str) -> dict[str, str]:
     """A local consumer task's environment: dummy credentials, the endpoint, the queues,
     the task's own environment (knobs, seed) and its id."""
-    env = emulator_env(region=endpoints.region)
+    # sqslab's own settings in the caller's environment (SQSLAB_LOAD_PLUGINS, ...) are not
+    # the consumer's: it would rightly warn about each one it does not know.
+    env = {k: v for k, v in emulator_env(region=endpoints.region).items() if not k.startswith("SQSLAB_")}
     env.update(task_env)
     env.update({ENV_QUEUE_URL: endpoints.queue_url, ENV_TASK_ID: task_id, "PYTHONUNBUFFERED": "1"})
     if endpoints.dlq_url:

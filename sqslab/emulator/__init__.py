@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from sqslab.credentials import DUMMY_ENV, emulator_env, session_kwargs
+from sqslab.credentials import DUMMY_ENV, emulator_env, emulator_session
 from sqslab.emulator.server import READY_PREFIX  # stdlib-only module: cheap to import
 
 __all__ = ["DUMMY_ENV", "Emulator", "EmulatorError", "child_env", "client", "serve"]
@@ -46,7 +46,6 @@ def client(endpoint_url: str | None, service: str = "sqs", region: str | None = 
     Clients come from one session per region, so the service model is loaded once
     (about 0.1 s) however many clients a run makes.
     """
-    import boto3
     from botocore.config import Config
 
     region = region or DUMMY_ENV["AWS_REGION"]
@@ -54,7 +53,7 @@ def client(endpoint_url: str | None, service: str = "sqs", region: str | None = 
     with _SESSIONS_LOCK:  # creating clients from one session is not thread safe; using them is
         session = _SESSIONS.get(region)
         if session is None:
-            session = _SESSIONS[region] = boto3.session.Session(**session_kwargs(region))
+            session = _SESSIONS[region] = emulator_session(region)
         return session.client(service, endpoint_url=endpoint_url, config=config)
 
 
@@ -199,19 +198,35 @@ class Emulator:
                 time.sleep(0.02)
         raise EmulatorError(f"the SQS emulator at {self.endpoint_url} did not answer: {last}{self._log_hint()}")
 
+    def death(self) -> str | None:
+        """None while the emulator runs (or before it started, or after stop()); once it has
+        died, what it exited with and the last lines of its log."""
+        proc = self._proc
+        if proc is None or proc.poll() is None:
+            return None
+        code = proc.returncode
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        tail = self.log_tail()
+        shown = "".join(f"\n    {line}" for line in tail)
+        where = f" ({self.log_path})" if self.log_path else ""
+        return f"the SQS emulator exited ({how}){'; the last lines of its log' + where + ':' + shown if tail else ''}"
+
+    def log_tail(self, lines: int = 5) -> list[str]:
+        """The last lines the emulator wrote to its log."""
+        if self._log_file is None:
+            return []
+        try:
+            self._log_file.flush()
+            source: Any = self.log_path if self.log_path is not None else self._log_file.fileno()
+            with open(source, "rb", closefd=self.log_path is not None) as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - 4000))
+                return [line for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()][-lines:]
+        except OSError:
+            return []
+
     def _log_hint(self) -> str:
-        tail = ""
-        if self._log_file is not None:
-            try:
-                self._log_file.flush()
-                source = self.log_path if self.log_path is not None else self._log_file.fileno()
-                with open(source, "rb", closefd=self.log_path is not None) as f:
-                    f.seek(max(0, os.fstat(f.fileno()).st_size - 2000))
-                    lines = f.read().decode("utf-8", "replace").strip().splitlines()
-                tail = lines[-1].strip() if lines else ""
-            except OSError:
-                pass
-        hint = f": {tail}" if tail else ""
+        tail = self.log_tail(1)
+        hint = f": {tail[0].strip()}" if tail else ""
         return hint + (f" (log: {self.log_path})" if self.log_path else "")
 
     def stop(self) -> None:
