@@ -92,12 +92,16 @@ def _client(endpoint: str) -> Any:
     return client(endpoint)
 
 
-def _send(sqs: Any, url: str, first: int, count: int, deadline: float = float("inf")) -> int:
-    """Send ids first..first+count-1 in batches of 10; return how many were sent before deadline."""
+def _send(sqs: Any, url: str, first: int, count: int, deadline: float = float("inf"), groups: int | None = None) -> int:
+    """Send ids first..first+count-1 in batches of 10 (to a FIFO queue, round robin over
+    `groups` message groups); return how many were sent before deadline."""
     sent = 0
     while sent < count and time.monotonic() < deadline:
         n = min(10, count - sent)
         entries = [{"Id": str(i), "MessageBody": json.dumps({"id": first + sent + i})} for i in range(n)]
+        if groups:
+            for entry, ident in zip(entries, range(first + sent, first + sent + n), strict=True):
+                entry.update(MessageGroupId=f"g-{ident % groups}", MessageDeduplicationId=str(ident))
         resp = sqs.send_message_batch(QueueUrl=url, Entries=entries)
         if resp.get("Failed"):
             raise RuntimeError(f"send failed: {resp['Failed']}")
@@ -281,6 +285,35 @@ def bench_concurrent_deletes(endpoint: str, impl: str, sizes: Sizes) -> Result:
     )
 
 
+def bench_fifo_drain(endpoint: str, impl: str, sizes: Sizes, groups: int | None) -> Result:
+    """CONSUMERS consumer processes emptying a backlog of sizes.drain messages, from a
+    standard queue (groups None: the baseline) or a FIFO queue with that many groups."""
+    sqs = _client(endpoint)
+    if groups is None:
+        url = sqs.create_queue(QueueName="bench-fifo-baseline")["QueueUrl"]
+    else:
+        url = sqs.create_queue(QueueName=f"bench-fifo-{groups}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    filled = _send(sqs, url, 0, sizes.drain, time.monotonic() + sizes.fill_cap_s, groups=groups)
+    name = f"drain {filled // 1000}k, " + ("standard queue" if groups is None else f"FIFO, {groups} group{'s' if groups > 1 else ''}")
+    return _consume(endpoint, url, filled, sizes.cap_s, name, impl, producer=False)
+
+
+def run_fifo(sizes: Sizes) -> list[Result]:
+    """The FIFO workloads, each against a fresh patched emulator, the standard queue first."""
+    results = []
+    for groups in (None, 1, 10, 100):
+        with _start(True) as emu:
+            result = bench_fifo_drain(emu.endpoint_url, "sqslab", sizes, groups)
+        print(f"  {result.name:34} {result.rate:8.1f} msg/s{'*' if result.capped else ''}  dup {result.duplicates} "
+              f"lost {result.lost} undeleted {result.undeleted}", file=sys.stderr, flush=True)
+        results.append(result)
+    base = results[0].rate
+    lines = ["| workload | msg/s | x standard queue | duplicates | lost |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r.name} | {r.rate:,.1f}{'*' if r.capped else ''} | {r.rate / base:.2f}x | {r.duplicates} | {r.lost} |" for r in results]
+    print("\n".join(lines))
+    return results
+
+
 def _start(patched: bool, switch_interval: str | None = None) -> Emulator:
     """A started emulator; switch_interval sets its child's GIL time slice."""
     saved = os.environ.get(SWITCH_INTERVAL_ENV)
@@ -347,12 +380,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller workloads and caps (about a minute)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--only", choices=["stock", "sqslab"], help="run one implementation")
+    parser.add_argument("--fifo", action="store_true",
+                        help="FIFO drain with 1, 10 and 100 groups against a standard queue's, sqslab only")
     args = parser.parse_args(argv)
     if args.quick:
         sizes = Sizes(backlog=1000, send=300, e2e=2000, drain=2000, cap_s=20, fill_cap_s=20, deletes=300)
     else:
         sizes = Sizes(backlog=2000, send=1000, e2e=10_000, drain=10_000, cap_s=90, fill_cap_s=60, deletes=600)
     print(f"sizes: {asdict(sizes)}", file=sys.stderr)
+    if args.fifo:
+        fifo = run_fifo(sizes)
+        if args.json:
+            args.json.write_text(json.dumps([asdict(r) | {"rate": r.rate} for r in fifo], indent=2))
+        return 1 if any(r.duplicates or r.lost for r in fifo) else 0
     stock = run(False, sizes) if args.only != "sqslab" else []
     ours = run(True, sizes) if args.only != "stock" else []
     if stock and ours:

@@ -27,15 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def children(pid: int) -> list[int]:
-    """Every descendant of pid (from /proc)."""
+    """Every descendant of pid (from /proc; a child forked by any of its threads)."""
     found, frontier = [], [pid]
     while frontier:
         parent = frontier.pop()
-        try:
-            with open(f"/proc/{parent}/task/{parent}/children") as handle:
-                kids = [int(k) for k in handle.read().split()]
-        except OSError:
-            kids = []
+        kids: list[int] = []
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids += [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                pass
         found += kids
         frontier += kids
     return found

@@ -64,7 +64,7 @@ KNOWN_VARIABLES = (
     "SQSLAB_QUEUE_URL", "SQSLAB_DLQ_URL", "SQSLAB_TASK_ID", "SQSLAB_SEED", "SQSLAB_LOG_LEVEL", "SQSLAB_POISON_MARKER",
     "SQSLAB_WAIT_TIME_SECONDS", "SQSLAB_MAX_MESSAGES", "SQSLAB_WORK_TIME_MIN_MS", "SQSLAB_WORK_TIME_MAX_MS",
     "SQSLAB_ERROR_RATE", "SQSLAB_CRASH_RATE", "SQSLAB_SLOW_RATE", "SQSLAB_SLOW_TIME_MS", "SQSLAB_IDEMPOTENCY",
-    "SQSLAB_IDEMPOTENCY_WINDOW_SECONDS", "SQSLAB_RELEASE_ON_STOP", "SQSLAB_DELETE_MODE",
+    "SQSLAB_IDEMPOTENCY_WINDOW_SECONDS", "SQSLAB_RELEASE_ON_STOP", "SQSLAB_DELETE_MODE", "SQSLAB_ON_FAILURE",
 )  # fmt: skip
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -180,6 +180,7 @@ def load_config(env: dict[str, str]) -> dict[str, Any]:
         "poison_marker": env.get("SQSLAB_POISON_MARKER", "").strip() or POISON_MARKER,
         "release_on_stop": _env_bool(env, "SQSLAB_RELEASE_ON_STOP", False),
         "delete_mode": _env_choice(env, "SQSLAB_DELETE_MODE", "each", ("each", "batch")),
+        "on_failure": _env_choice(env, "SQSLAB_ON_FAILURE", "stop_group", ("stop_group", "continue")),
         "log_level": (env.get("SQSLAB_LOG_LEVEL", "").strip() or "INFO").upper(),
     }
     if cfg["work_time_max_ms"] < cfg["work_time_min_ms"]:
@@ -327,16 +328,7 @@ class Consumer:
                     self._sleep_idle(backoff * (0.75 + 0.5 * self._jitter.random()))
                     continue
                 backoff = 0.0
-                for i, message in enumerate(messages):
-                    if self.stopping():
-                        self._flush_deletes()
-                        # Stopping: the rest of this batch is not started. By default it is
-                        # left to the visibility timeout, as a naive consumer does; with
-                        # RELEASE_ON_STOP it is made visible again at once.
-                        for rest in messages[i:]:
-                            self._leave(rest)
-                        break
-                    self._handle(message)
+                self._batch(messages)
                 self._flush_deletes()
         except _Stop:
             pass
@@ -354,7 +346,7 @@ class Consumer:
                 QueueUrl=self.cfg["queue_url"],
                 MaxNumberOfMessages=self.cfg["max_messages"],
                 WaitTimeSeconds=self.cfg["wait_time_seconds"],
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
             )
         finally:
             self._idle = False
@@ -371,36 +363,52 @@ class Consumer:
 
     # ----- one message
 
-    def _handle(self, message: dict[str, Any]) -> None:
+    def _batch(self, messages: list[dict[str, Any]]) -> None:
+        """Handle a received batch in order. On a FIFO queue with SQSLAB_ON_FAILURE
+        stop_group, a failure leaves the rest of that group's messages in the batch alone:
+        they come back after the failed one, in order."""
+        stopped_groups: set[str] = set()
+        for i, message in enumerate(messages):
+            if self.stopping():
+                self._flush_deletes()
+                # Stopping: the rest of this batch is not started. By default it is left
+                # to the visibility timeout, as a naive consumer does; with
+                # SQSLAB_RELEASE_ON_STOP it is made visible again at once.
+                for rest in messages[i:]:
+                    self._leave(rest)
+                return
+            group = _group(message)
+            if group is not None and group in stopped_groups:
+                self._leave(message, reason="group_stopped")
+                continue
+            if not self._handle(message) and group is not None and self.cfg["on_failure"] == "stop_group":
+                stopped_groups.add(group)
+
+    def _handle(self, message: dict[str, Any]) -> bool:
+        """Receive, work, delete (or fail) one message; False when it failed."""
         cfg = self.cfg
         rng = self.rng
         # The same draws for every message, whatever its fate: the stream stays aligned.
         u_work, u_slow, u_crash, u_crash_at, u_error = (rng.random() for _ in range(5))
 
-        message_id = message.get("MessageId")
-        receipt = message.get("ReceiptHandle")
-        try:
-            receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)) or None
-        except (TypeError, ValueError):
-            receive_count = None
-        payload, problem = parse_payload(message.get("Body", ""), cfg["poison_marker"])
-        ident = payload.get("id") if payload is not None and isinstance(payload.get("id"), str) else None
-        seq = payload.get("seq") if payload is not None and problem is None else None
-        self.events.emit("received", message_id=message_id, id=ident, seq=seq, receive_count=receive_count)
+        facts = _facts(message, cfg["poison_marker"])
+        payload, problem, receipt = facts.pop("payload"), facts.pop("problem"), message.get("ReceiptHandle")
+        self.events.emit("received", **facts)
+        event = {k: v for k, v in facts.items() if k != "receive_count"}
 
         if problem is not None:
-            self._fail(message_id, ident, receive_count, problem, seq)
-            return
-        assert payload is not None and ident is not None
+            self._fail(facts, problem)
+            return False
+        assert payload is not None and facts["id"] is not None
 
-        if cfg["idempotency"] and self._seen_recently(ident):
-            self._delete(receipt, message_id)
-            self.events.emit("duplicate_skipped", message_id=message_id, id=ident, seq=seq, receive_count=receive_count)
-            return
+        if cfg["idempotency"] and self._seen_recently(facts["id"]):
+            self._delete(receipt, facts["message_id"])
+            self.events.emit("duplicate_skipped", **facts)
+            return True
 
         if payload.get(cfg["poison_marker"]) is True:
-            self._fail(message_id, ident, receive_count, "poison", seq)
-            return
+            self._fail(facts, "poison")
+            return False
 
         if u_slow < cfg["slow_rate"]:
             work_ms = cfg["slow_time_ms"]
@@ -411,35 +419,30 @@ class Consumer:
 
         if u_crash < cfg["crash_rate"]:
             time.sleep(work_ms * u_crash_at / 1000.0)
-            self.events.emit("crashed", message_id=message_id, id=ident, seq=seq)
+            self.events.emit("crashed", **event)
             sys.stderr.flush()
             os._exit(EXIT_CRASH)  # no cleanup, no delete: like a killed container
 
         time.sleep(work_ms / 1000.0)
 
         if u_error < cfg["error_rate"]:
-            self._fail(message_id, ident, receive_count, "error", seq)
-            return
+            self._fail(facts, "error")
+            return False
 
         if cfg["idempotency"]:
-            self._remember(ident)
+            self._remember(facts["id"])
         self.processed += 1
-        self.events.emit(
-            "processed", message_id=message_id, id=ident, seq=seq, receive_count=receive_count, work_ms=round(work_ms, 3)
-        )
-        self._delete(receipt, message_id)
+        self.events.emit("processed", **facts, work_ms=round(work_ms, 3))
+        self._delete(receipt, facts["message_id"])
+        return True
 
-    def _leave(self, message: dict[str, Any]) -> None:
+    def _leave(self, message: dict[str, Any], reason: str = "stopping") -> None:
         """A received message this task will not start: `released` (visible again now) or
-        `abandoned` (visible again when its visibility timeout ends)."""
-        payload, _ = parse_payload(message.get("Body", ""), self.cfg["poison_marker"])
-        ident = payload.get("id") if payload is not None and isinstance(payload.get("id"), str) else None
-        try:
-            receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)) or None
-        except (TypeError, ValueError):
-            receive_count = None
-        fields = {"message_id": message.get("MessageId"), "id": ident, "receive_count": receive_count}
-        if self.cfg["release_on_stop"]:
+        `abandoned` (visible again when its visibility timeout ends), with why."""
+        facts = _facts(message, self.cfg["poison_marker"])
+        fields = {k: v for k, v in facts.items() if k not in ("payload", "problem")}
+        fields["reason"] = reason
+        if self.cfg["release_on_stop"] and reason == "stopping":
             try:
                 self.sqs.change_message_visibility(
                     QueueUrl=self.cfg["queue_url"], ReceiptHandle=message.get("ReceiptHandle"), VisibilityTimeout=0
@@ -450,9 +453,9 @@ class Consumer:
                 self._log(f"release of {fields['message_id']} failed: {_describe(exc)}", force=True)
         self.events.emit("abandoned", **fields)
 
-    def _fail(self, message_id: str | None, ident: str | None, receive_count: int | None, reason: str, seq: int | None = None) -> None:
+    def _fail(self, facts: dict[str, Any], reason: str) -> None:
         # Not deleted: SQS delivers it again after the visibility timeout (or dead-letters it).
-        self.events.emit("failed", message_id=message_id, id=ident, seq=seq, receive_count=receive_count, reason=reason)
+        self.events.emit("failed", **facts, reason=reason)
 
     def _delete(self, receipt: str | None, message_id: str | None) -> None:
         if self.cfg["delete_mode"] == "batch":
@@ -502,6 +505,34 @@ class Consumer:
     def _log(self, text: str, force: bool = False) -> None:
         if self.debug or force:
             print(f"consume[{self.task}]: {text}", file=sys.stderr, flush=True)
+
+
+def _group(message: dict[str, Any]) -> str | None:
+    """The message's FIFO group, or None on a standard queue."""
+    group = message.get("Attributes", {}).get("MessageGroupId")
+    return group if isinstance(group, str) else None
+
+
+def _facts(message: dict[str, Any], poison_marker: str) -> dict[str, Any]:
+    """What every event about a message says: SQS's id, ours, the producer's seq, the
+    receive count, the group (FIFO); plus the parsed payload and what is wrong with it."""
+    payload, problem = parse_payload(message.get("Body", ""), poison_marker)
+    try:
+        receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)) or None
+    except (TypeError, ValueError):
+        receive_count = None
+    facts: dict[str, Any] = {
+        "message_id": message.get("MessageId"),
+        "id": payload.get("id") if payload is not None and isinstance(payload.get("id"), str) else None,
+        "seq": payload.get("seq") if payload is not None and problem is None else None,
+        "receive_count": receive_count,
+        "payload": payload,
+        "problem": problem,
+    }
+    group = _group(message)
+    if group is not None:
+        facts["group"] = group
+    return facts
 
 
 def _make_clients(cfg: dict[str, Any]) -> tuple[Any, Any]:

@@ -44,6 +44,13 @@ FIGURES: dict[str, tuple[str, str]] = {
     "latency.p95": ("seconds", "95th percentile time from send to processed"),
     "latency.p99": ("seconds", "99th percentile time from send to processed"),
     "latency.max": ("seconds", "longest time from send to processed"),
+    "duplicate_sends": ("count", "messages the producer sent a second time (phases' duplicate_sends)"),
+    "producer_duplicates": ("count", "duplicate sends SQS delivered (a standard queue, or FIFO outside the deduplication window)"),
+    "dedup_dropped": ("count", "duplicate sends SQS did not deliver (FIFO deduplication)"),
+    "groups": ("number", "FIFO message groups the load used"),
+    "order_violations": ("count", "messages processed before an earlier-sent message of their group was finished (FIFO)"),
+    "group_blocked.max": ("seconds", "the longest a FIFO group waited behind a message that kept failing"),
+    "group_blocked.p95": ("seconds", "95th percentile over the groups of the time each waited behind a failing message"),
 }
 
 # What the sampler measures while the run goes on, for `when`.

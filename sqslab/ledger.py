@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqslab.ordering import duplicate_figures, ordering
+
 FATES = ("processed_once", "duplicate", "dead_lettered", "still_queued", "lost")
 # How many problem messages (duplicates, dead-lettered, lost) the summary lists by id.
 PROBLEM_LIST_LIMIT = 500
@@ -37,11 +39,15 @@ BATCH = 5000
 _SCHEMA = """
 CREATE TABLE message (
   id TEXT PRIMARY KEY, seq INTEGER, sent INTEGER NOT NULL DEFAULT 0, sent_at REAL, phase TEXT,
+  grp TEXT,                                 -- FIFO message group
+  dup_sends INTEGER NOT NULL DEFAULT 0,     -- sent again by the producer (duplicate_sends)
   receives INTEGER NOT NULL DEFAULT 0,      -- delivery events seen from consumers
   max_rc INTEGER NOT NULL DEFAULT 0,        -- the highest ApproximateReceiveCount SQS reported
   last_receive REAL, processed INTEGER NOT NULL DEFAULT 0, first_processed REAL,
-  failures INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0, crashed INTEGER NOT NULL DEFAULT 0
+  failures INTEGER NOT NULL DEFAULT 0, first_failed REAL, last_failed REAL,
+  skipped INTEGER NOT NULL DEFAULT 0, crashed INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE TABLE copy (id TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (id, message_id)) WITHOUT ROWID;
 CREATE TABLE delivery (id TEXT NOT NULL, task TEXT NOT NULL, PRIMARY KEY (id, task)) WITHOUT ROWID;
 CREATE TABLE failure (id TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (id, reason)) WITHOUT ROWID;
 CREATE TABLE task (task TEXT PRIMARY KEY, received INTEGER NOT NULL DEFAULT 0, processed INTEGER NOT NULL DEFAULT 0,
@@ -75,6 +81,7 @@ class Audit:
     dlq_messages: int = 0
     queue_visible: int = 0
     queue_in_flight: int = 0
+    t0: float | None = None  # epoch seconds of t0, for times in the ordering figures
 
 
 class LedgerStore:
@@ -86,7 +93,7 @@ class LedgerStore:
         self.db = sqlite3.connect(str(path) if path is not None else ":memory:", isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode = OFF")  # derived data: events.jsonl is the record
         self.db.execute("PRAGMA synchronous = OFF")
-        self.db.execute("PRAGMA cache_size = -16000")  # 16 MB of pages at most
+        self.db.execute("PRAGMA cache_size = -4000")  # 4 MB of pages at most: memory flat whatever the run's size
         self.db.executescript(_SCHEMA)
         self._pending: dict[str, list[tuple[Any, ...]]] = {}
         self._send_failed = 0
@@ -102,7 +109,10 @@ class LedgerStore:
     def _take(self, event: dict[str, Any]) -> None:
         kind, mid = event.get("event"), event.get("id")
         if kind == "sent" and isinstance(mid, str):
-            self._row("sent", (mid, event.get("seq"), event.get("sent_at"), event.get("phase")))
+            if event.get("duplicate_send"):
+                self._row("dup_sends", (mid,))
+            else:
+                self._row("sent", (mid, event.get("seq"), event.get("sent_at"), event.get("phase"), event.get("group")))
         elif kind == "send_failed":
             self._send_failed += int(event.get("count") or 1)
         elif event.get("source") == "consumer" and kind in _CONSUMER:
@@ -116,10 +126,13 @@ class LedgerStore:
             elif _CONSUMER[kind][0] == "receives":
                 self._row("receive", (mid, _int(event.get("receive_count")), ts))
                 self._row("delivery", (mid, task))
+                if isinstance(event.get("message_id"), str):
+                    self._row("copy", (mid, event["message_id"]))
+            elif kind == "failed":
+                self._row("failed", (mid, ts, ts))
+                self._row("failure", (mid, str(event.get("reason") or "")))
             else:
                 self._row(_CONSUMER[kind][0], (mid,))
-                if kind == "failed":
-                    self._row("failure", (mid, str(event.get("reason") or "")))
 
     def _row(self, statement: str, values: tuple[Any, ...]) -> None:
         self._pending.setdefault(statement, []).append(values)
@@ -161,8 +174,12 @@ class LedgerStore:
 
 
 _STATEMENTS = {
-    "sent": "INSERT INTO message (id, seq, sent, sent_at, phase) VALUES (?, ?, 1, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, sent = 1, sent_at = excluded.sent_at, phase = excluded.phase",
+    "sent": "INSERT INTO message (id, seq, sent, sent_at, phase, grp) VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "seq = excluded.seq, sent = 1, sent_at = excluded.sent_at, phase = excluded.phase, grp = excluded.grp",
+    "failed": "INSERT INTO message (id, failures, first_failed, last_failed) VALUES (?, 1, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+              "failures = failures + 1, first_failed = min(coalesce(first_failed, excluded.first_failed), excluded.first_failed), "
+              "last_failed = max(coalesce(last_failed, excluded.last_failed), excluded.last_failed)",
+    "copy": "INSERT OR IGNORE INTO copy VALUES (?, ?)",
     "receive": "INSERT INTO message (id, receives, max_rc, last_receive) VALUES (?, 1, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                "receives = receives + 1, max_rc = max(max_rc, excluded.max_rc), "
                "last_receive = max(coalesce(last_receive, excluded.last_receive), excluded.last_receive)",
@@ -201,6 +218,7 @@ class Ledger:
     per_task: dict[str, dict[str, int]]
     problems: list[dict[str, Any]]
     anomalies: list[str]
+    ordering: dict[str, Any] = field(default_factory=dict)  # FIFO: violations and blocked groups
 
     def fates(self) -> dict[str, str]:
         """Every sent id's fate (a whole-run dict: for tests and small runs)."""
@@ -221,6 +239,7 @@ class Ledger:
             "problems": self.problems,
             "problems_truncated": sum(self.counts[f] for f in ("duplicate", "dead_lettered", "lost", "still_queued")) > len(self.problems),
             "anomalies": self.anomalies,
+            **({"ordering": self.ordering} if self.ordering else {}),
         }
 
 
@@ -234,7 +253,10 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
     counts.update(dict(store.query("SELECT fate, count(*) FROM fates GROUP BY fate")))
     histogram = {int(k): v for k, v in store.query("SELECT max_rc, count(*) FROM fates GROUP BY max_rc")}
     figures = _figures(store, counts, audit, histogram)
-    return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store))
+    figures.update(duplicate_figures(store))
+    group_figures, section = ordering(store, audit)
+    figures.update(group_figures)
+    return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store), section)
 
 
 def _figures(store: LedgerStore, counts: dict[str, int], audit: Audit, histogram: dict[int, int]) -> dict[str, Any]:

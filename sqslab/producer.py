@@ -75,6 +75,8 @@ class PhaseResult:
     #: Seconds the latest send completed after its due time (0 for bursts and pauses).
     max_lag: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    #: Messages sent a second time (phase.duplicate_sends), not counted in `sent`.
+    duplicate_sends: int = 0
 
     @property
     def elapsed(self) -> float:
@@ -101,6 +103,7 @@ class PhaseResult:
             "interrupted": self.interrupted,
             "max_lag": self.max_lag,
             "errors": dict(self.errors),
+            "duplicate_sends": self.duplicate_sends,
         }
 
 
@@ -142,6 +145,7 @@ class _Item:
     record: dict[str, Any]
     body: str
     due: float  # monotonic
+    group: str | None = None  # FIFO: MessageGroupId
 
 
 _DONE = object()
@@ -179,12 +183,19 @@ class Producer:
         on_sent: Callable[[list[dict[str, Any]]], None] | None = None,
         on_failed: Callable[[list[dict[str, Any]]], None] | None = None,
         senders: int = DEFAULT_SENDERS,
+        fifo: bool = False,
+        content_based_deduplication: bool = False,
     ) -> None:
         if senders < 1:
             raise ValueError("senders must be at least 1")
         self.client = client
         self.queue_url = queue_url
+        self.fifo, self.content_based_deduplication = fifo, content_based_deduplication
+        # A FIFO queue orders a group by arrival: parallel senders would interleave one
+        # group's batches, so FIFO sends go through one sender, in order.
+        senders = 1 if fifo else senders
         self.rng = random.Random(seed)
+        self._group_draws = random.Random(f"{seed}-groups")  # its own stream: group choice leaves the rest as it was
         self.on_sent = on_sent
         self.on_failed = on_failed
         self.senders = senders
@@ -240,31 +251,55 @@ class Producer:
 
     # ----- scheduler (caller's thread)
 
+    def _hand_over(self, run: _PhaseRun, item: _Item) -> bool:
+        """Put an item in the senders' bounded queue; False when the phase is halted."""
+        while True:
+            try:
+                run.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                if run.halted():
+                    return False
+
     def _schedule(self, phase: Phase, t0: float, run: _PhaseRun) -> None:
         stop = run.stop
-        for offset in due_offsets(phase):
+        for index, offset in enumerate(due_offsets(phase)):
             due = t0 + offset
             wait = due - time.monotonic()
             if wait > 0 and stop.wait(wait):
                 return
             if run.halted():
                 return
-            item = self._build(phase, due)
-            while True:
-                try:
-                    run.queue.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    if run.halted():
-                        return
+            item = self._build(phase, due, index)
+            copies = [item]
+            if phase.duplicate_sends and self._group_draws.random() < phase.duplicate_sends:
+                # The same message again (body, id, deduplication id), right after: a producer
+                # retrying a send it believed had failed.
+                copies.append(_Item({**item.record, "duplicate_send": True}, item.body, due, item.group))
+            for copy in copies:
+                if not self._hand_over(run, copy):
+                    return
 
-    def _build(self, phase: Phase, due: float) -> _Item:
+    def _group(self, phase: Phase, index: int) -> str | None:
+        """The message group of the phase's index-th message: round robin over the groups,
+        or, with a hot group, that one for its share of messages (seeded) and round robin
+        over the others for the rest."""
+        if phase.groups is None:
+            return None
+        if phase.hot is not None and phase.groups > 1:
+            if self._group_draws.random() < phase.hot:
+                return "g-0"
+            return f"g-{1 + index % (phase.groups - 1)}"
+        return f"g-{index % phase.groups}"
+
+    def _build(self, phase: Phase, due: float, index: int = 0) -> _Item:
         # Draws in a fixed order per message, so a seed gives the same poison/work sequence.
         poison = self.rng.random() < phase.poison_rate
         work = round(self.rng.random(), 6)
         self.seq += 1
         ident = str(uuid.uuid4())
         sent_at = round(time.time(), 6)
+        group = self._group(phase, index)
         body: dict[str, Any] = {"id": ident, "work": work, "seq": self.seq, "sent_at": sent_at, "phase": phase.name}
         if poison:
             body["poison"] = True
@@ -273,7 +308,9 @@ class Producer:
         if pad > 0:
             text = text[:-1] + ',"pad":"' + "x" * pad + '"}'
         record = {"id": ident, "seq": self.seq, "message_id": None, "sent_at": sent_at, "phase": phase.name, "poison": poison}
-        return _Item(record, text, due)
+        if group is not None:
+            record["group"] = group
+        return _Item(record, text, due, group)
 
     # ----- senders
 
@@ -313,7 +350,7 @@ class Producer:
                     run.error = run.error or exc
 
     def _send(self, batch: list[_Item], run: _PhaseRun) -> None:
-        entries = [{"Id": str(i), "MessageBody": item.body} for i, item in enumerate(batch)]
+        entries = [self._entry(i, item) for i, item in enumerate(batch)]
         sent: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         try:
@@ -332,7 +369,9 @@ class Producer:
         done_at = time.monotonic()
         lag = max((done_at - item.due for item in batch), default=0.0)
         with run.lock:
-            run.result.sent += len(sent)
+            duplicates = sum(1 for rec in sent if rec.get("duplicate_send"))
+            run.result.sent += len(sent) - duplicates
+            run.result.duplicate_sends += duplicates
             run.result.failed += len(failed)
             for rec in failed:
                 code = rec["error"].split(":", 1)[0]
@@ -344,6 +383,14 @@ class Producer:
                 self.on_sent(sent)
             if failed and self.on_failed is not None:
                 self.on_failed(failed)
+
+    def _entry(self, index: int, item: _Item) -> dict[str, str]:
+        entry = {"Id": str(index), "MessageBody": item.body}
+        if self.fifo:
+            entry["MessageGroupId"] = item.group or "g-0"
+            if not self.content_based_deduplication:
+                entry["MessageDeduplicationId"] = item.record["id"]  # a retry of the same message has the same
+        return entry
 
     def _send_with_retry(self, entries: list[dict[str, str]], stop: threading.Event) -> dict[str, Any]:
         delay = 0.05

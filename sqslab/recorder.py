@@ -95,7 +95,7 @@ class Recorder:
         now = time.time()
         events = [{"ts": now, "t": self._t(now), "source": "producer", "event": "sent", **r} for r in records]
         with self._lock:
-            self._counters["sent"] += len(records)
+            self._counters["sent"] += sum(1 for r in records if not r.get("duplicate_send"))
             for record in records:
                 if isinstance(record.get("seq"), int):
                     self._oldest.sent(record["seq"], record.get("sent_at") or now)

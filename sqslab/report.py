@@ -395,10 +395,12 @@ def markers(run: Run) -> dict[str, list[dict[str, Any]]]:
 def run_view(run: Run, max_points: int = MAX_POINTS, samples: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the charts of one run draw, as JSON-able data."""
     samples = run.metrics() if samples is None else samples
+    ordering = (run.summary.get("ledger") or {}).get("ordering") or {}
     return {
         "series": metric_series(samples, max_points),
         "latency": latency_series(read_latencies(run), max_points),
         "histogram": histogram_series(run),
+        **({"blocked": ordering["blocked_series"]} if ordering.get("blocked_series") else {}),
         **markers(run),
     }
 
@@ -454,9 +456,10 @@ def compare_rows(runs: list[Run], samples: list[list[dict[str, Any]]] | None = N
     rows.append({"label": "peak backlog (visible + in flight)", "kind": "figure",
                  "cells": [_text(peak_backlog(s)) for s in samples]})
     for name in ("drain_time", "duration", "sent", "receives", "redeliveries", "dlq.messages", "tasks.max_running",
-                 "latency.p50", "latency.p95", "latency.p99", "latency.max"):
+                 "latency.p50", "latency.p95", "latency.p99", "latency.max", "producer_duplicates", "dedup_dropped",
+                 "groups", "order_violations", "group_blocked.max", "group_blocked.p95"):
         figures = [r.summary.get("figures") or {} for r in runs]
-        if any(name in f for f in figures):
+        if any(f.get(name) for f in figures):  # FIFO and duplicate figures only where a run has them
             rows.append({"label": name.replace("_", " "), "kind": "figure", "cells": [describe_value(name, f, FIGURES) for f in figures]})
     return rows
 

@@ -85,7 +85,26 @@ def render_text(run: Any, options: dict[str, Any]) -> str:
     shown = [f"{k} {describe_value(k, figures, FIGURES)}" for k in keys if k in figures]
     if shown:
         lines.append("figures: " + ", ".join(shown))
+    lines += _ordering_lines(summary)
     return "\n".join(lines) + "\n"
+
+
+def _ordering_lines(summary: dict[str, Any]) -> list[str]:
+    """FIFO and duplicate-send figures, where the run has them."""
+    figures = summary.get("figures") or {}
+    lines = []
+    if figures.get("producer_duplicates") or figures.get("dedup_dropped"):
+        lines.append(f"duplicate sends: {figures.get('producer_duplicates', 0)} delivered twice (producer_duplicates), "
+                     f"{figures.get('dedup_dropped', 0)} dropped by deduplication (dedup_dropped)")
+    if figures.get("groups"):
+        ordering = (summary.get("ledger") or {}).get("ordering") or {}
+        blocked_max, blocked_p95 = (describe_value(f"group_blocked.{k}", figures, FIGURES) for k in ("max", "p95"))
+        lines.append(f"ordering: {figures['groups']} groups, {figures.get('order_violations', 0)} order violations "
+                     f"in {ordering.get('groups_with_violations', 0)} groups; longest blocked {blocked_max}, p95 {blocked_p95}")
+        for item in ordering.get("blocked_groups", [])[:3]:
+            spans = ", ".join(f"{i['start']:g}-{i['end']:g} s behind {i['id']}" for i in item["intervals"][:3])
+            lines.append(f"  blocked {item['group']}: {item['blocked']:g} s ({spans})")
+    return lines
 
 
 def _compare_text(runs: list[Any], labels: list[str]) -> str:
@@ -255,6 +274,9 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
         lines += ["#### Key figures", ""]
         lines += _md_table([_md(n) for n, _ in shown], [[_md(v) for _, v in shown]])
         lines.append("")
+    ordering = _ordering_lines(summary)
+    if ordering:
+        lines += ["#### Ordering and duplicate sends", ""] + [f"- {_md(line.strip())}" for line in ordering] + [""]
     problems = (summary.get("ledger") or {}).get("problems") or []
     if problems:
         counts = (summary.get("ledger") or {}).get("counts") or {}

@@ -254,8 +254,10 @@ class Runner:
         from sqslab.producer import Producer
 
         assert self.sampler is not None
+        infra = self.scenario.infra
         producer = Producer(self.sqs, self.endpoints.queue_url, seed=self.scenario.seed,
-                            on_sent=self.recorder.on_sent, on_failed=self.recorder.on_send_failed)
+                            on_sent=self.recorder.on_sent, on_failed=self.recorder.on_send_failed,
+                            fifo=infra.fifo, content_based_deduplication=infra.content_based_deduplication)
         try:
             for phase in self.scenario.phases:
                 if self.stop.is_set():
@@ -301,6 +303,7 @@ class Runner:
         self.sampler.collect()
         self._check()
         audit = audit_queues(self.sqs, self.endpoints, self.sampler, self.recorder, scenario.infra.visibility_timeout, scenario.infra.delay)
+        audit.t0 = self.recorder.t0_wall
         ledger = build_ledger(read_jsonl(self.run_dir / "events.jsonl"), audit, path=self.run_dir / "ledger.sqlite")
         ledger.store.close()
         tasks = self.target.tasks()

@@ -21,7 +21,7 @@ from sqslab.expectations import FIGURES, LIVE_METRICS, Condition, parse_conditio
 from sqslab.schema import ACTION_KEYS, PHASE_KINDS
 from sqslab.settings import BY_KEY, consumer_env, resolve_section
 from sqslab.timeline import Phase
-from sqslab.units import parse_duration, parse_range, parse_rate, parse_size
+from sqslab.units import parse_duration, parse_fraction, parse_range, parse_rate, parse_size
 from sqslab.validation import default_action_name, default_phase_name, split_after, validate_document
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class Knobs:
     poison_rate: float = _default("consumer.poison_rate")
     release_on_stop: bool = _default("consumer.release_on_stop")
     delete: str = _default("consumer.delete")
+    on_failure: str = _default("consumer.on_failure")
     batch_size: int = _default("consumer.batch_size")
     wait_time: float = _default("consumer.wait_time")
 
@@ -83,6 +84,9 @@ class Infra:
     retention: float = _default("infra.queue.retention")
     receive_wait: float = _default("infra.queue.receive_wait")
     delay: float = _default("infra.queue.delay")
+    fifo: bool = _default("infra.queue.fifo")
+    content_based_deduplication: bool = _default("infra.queue.content_based_deduplication")
+    high_throughput: bool = _default("infra.queue.high_throughput")
     dlq_enabled: bool = _default("infra.dlq.enabled")
     max_receive_count: int = _default("infra.dlq.max_receive_count")
     dlq_retention: float = _default("infra.dlq.retention")
@@ -248,15 +252,22 @@ def resolve_knobs(consumer: dict[str, Any]) -> Knobs:
     return Knobs(**resolve_section("consumer", consumer))
 
 
-def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: float) -> Phase:
-    """One load phase from the scenario (assumed valid), starting at `start`."""
+def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: float, fifo: bool = False) -> Phase:
+    """One load phase from the scenario (assumed valid), starting at `start`; on a FIFO
+    queue every message has a group (one group unless the phase says how many)."""
     kind = next(k for k in PHASE_KINDS if k in raw)
+    groups, hot = raw.get("groups", 1 if fifo else None), None
+    if isinstance(groups, dict):
+        groups, hot = groups["count"], parse_fraction(groups["hot"]) if "hot" in groups else None
     common: dict[str, Any] = {
         "name": default_phase_name(raw, index),
         "kind": kind,
         "start": start,
         "payload_size": parse_size(raw.get("payload_size", 256)),
         "poison_rate": poison_rate,
+        "groups": groups,
+        "hot": hot,
+        "duplicate_sends": parse_fraction(raw.get("duplicate_sends", 0)),
     }
     if kind == "rate":
         return Phase(**common, duration=parse_duration(raw["duration"]), rate=parse_rate(raw["rate"]))
@@ -290,9 +301,10 @@ def resolve_action(raw: dict[str, Any], index: int) -> ActionSpec:
 def resolve(data: dict[str, Any], path: str = "") -> Scenario:
     """A Scenario from valid scenario data: units parsed, defaults filled, phases timed."""
     knobs = resolve_knobs(data.get("consumer") or {})
+    infra = resolve_infra(data.get("infra") or {})
     phases, start = [], 0.0
     for i, raw in enumerate(data.get("load") or []):
-        phase = resolve_phase(raw, i, start, knobs.poison_rate)
+        phase = resolve_phase(raw, i, start, knobs.poison_rate, infra.fifo)
         phases.append(phase)
         start += phase.duration or 0.0
     top = resolve_section("", data)
@@ -302,7 +314,7 @@ def resolve(data: dict[str, Any], path: str = "") -> Scenario:
         description=top["description"] or "",
         seed=top["seed"],
         sample_interval=top["sample_interval"],
-        infra=resolve_infra(data.get("infra") or {}),
+        infra=infra,
         knobs=knobs,
         phases=tuple(phases),
         actions=tuple(resolve_action(raw, i) for i, raw in enumerate(data.get("actions") or [])),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqslab.document import Document, Problem, format_path
 from sqslab.settings import schema_section
-from sqslab.units import UnitError, describe, format_duration, parse_duration, parse_range, parse_rate, parse_size
+from sqslab.units import UnitError, describe, format_duration, parse_duration, parse_fraction, parse_range, parse_rate, parse_size
 
 if TYPE_CHECKING:
     from sqslab.plugins import PluginHost
@@ -44,6 +44,7 @@ _DEFS: dict[str, Any] = {
     },
     "rate_range": {"type": "string", "x-sqslab-unit": "rate_range", "description": "FROM..TO rates, e.g. 1/s..50/s."},
     "size": {"type": ["integer", "string"], "x-sqslab-unit": "size", "description": "Bytes: 256, 512B, 4KiB."},
+    "fraction": {"type": ["number", "string"], "x-sqslab-unit": "fraction", "description": "A share: 0 to 1 (0.05), or a percentage (5%)."},
     "phase": {
         "type": "object",
         "additionalProperties": False,
@@ -56,6 +57,20 @@ _DEFS: dict[str, Any] = {
             "pause": {"$ref": "#/$defs/duration", "description": "Send nothing for this long."},
             "duration": {"$ref": "#/$defs/duration", "description": "Length of a rate, ramp or count phase."},
             "payload_size": {"$ref": "#/$defs/size", "description": "Message body size (default 256 bytes, at most 256KiB)."},
+            "groups": {
+                "description": "FIFO message groups: N (ids spread evenly over N groups) or {count: N, hot: 0.8} (one hot "
+                               "group takes that share, the rest spread evenly). Default on a FIFO queue: 1 (strict order).",
+                "oneOf": [
+                    {"type": "integer", "minimum": 1},
+                    {"type": "object", "additionalProperties": False, "required": ["count"], "properties": {
+                        "count": {"type": "integer", "minimum": 1, "description": "How many groups."},
+                        "hot": {"$ref": "#/$defs/fraction", "description": "The share of messages the first group takes."},
+                    }},
+                ],
+            },
+            "duplicate_sends": {"$ref": "#/$defs/fraction",
+                                "description": "Share of messages sent a second time with the same id (and deduplication id), "
+                                               "as a producer retrying after a timeout: 0.05 or 5%."},
         },
         "description": "One producer phase: exactly one of rate, ramp, burst, count, pause.",
     },
@@ -216,6 +231,11 @@ def _min_properties(doc: Document, error: Any, path: tuple[str | int, ...], sche
 
 
 def _one_of(doc: Document, error: Any, path: tuple[str | int, ...], schema: dict[str, Any]) -> list[Problem] | None:
+    if path and path[-1] == "groups":
+        # For a mapping, say what is wrong inside it (the second branch's error).
+        inner = [e for e in error.context or [] if isinstance(error.instance, dict) and list(e.relative_schema_path)[:1] == [1]]
+        detail = f": {'.'.join(map(str, inner[0].relative_path))} {inner[0].message}" if inner else ""
+        return [doc.problem(path, f"give a number of groups (e.g. 10) or {{count: N, hot: 0.8}}{detail}")]
     if not all(set(b) == {"required"} for b in error.validator_value):
         return None
     keys = [b["required"][0] for b in error.validator_value]
@@ -250,6 +270,7 @@ def unit_error(unit: str, value: Any) -> str | None:
         "size": parse_size,
         "duration_range": parse_range,
         "rate_range": parse_rate_range,
+        "fraction": parse_fraction,
     }
     parse = parsers[unit]
     try:

@@ -46,6 +46,7 @@ class Setting:
     env_unit: str = ""  # "ms" or "s": how a duration travels in the environment
     tfvar: str | None = None  # the Terraform variable (terraform/variables.tf)
     sqs_attribute: tuple[str, str] | None = None  # ("queue" or "dlq", attribute name)
+    sqs_flags: tuple[tuple[str, str, str], ...] = ()  # (queue or dlq, attribute, value) set when a boolean is true
     live: bool = False  # set_consumer may change it during a run
     target_note: str = ""  # where only one target uses it
 
@@ -113,6 +114,17 @@ SETTINGS: tuple[Setting, ...] = (
        low=0, high=20, whole_seconds=True, tfvar="receive_wait_time_seconds", sqs_attribute=("queue", "ReceiveMessageWaitTimeSeconds")),
     _s("infra.queue.delay", "duration", "0s", "Delivery delay of every new message.",
        low=0, high=15 * 60, whole_seconds=True, tfvar="delay_seconds", sqs_attribute=("queue", "DelaySeconds")),
+    _s("infra.queue.fifo", "boolean", False,
+       "A FIFO queue (and a FIFO DLQ): names end in .fifo, messages carry a group, order holds within a group, "
+       "a deduplication id is honoured for 5 minutes.", tfvar="fifo_queue",
+       sqs_flags=(("queue", "FifoQueue", "true"), ("dlq", "FifoQueue", "true"))),
+    _s("infra.queue.content_based_deduplication", "boolean", False,
+       "FIFO only: SQS deduplicates by a hash of the body instead of the producer's deduplication id.",
+       tfvar="content_based_deduplication", sqs_flags=(("queue", "ContentBasedDeduplication", "true"),)),
+    _s("infra.queue.high_throughput", "boolean", False,
+       "FIFO only: deduplication and the throughput limit per message group (DeduplicationScope=messageGroup, "
+       "FifoThroughputLimit=perMessageGroupId).", tfvar="high_throughput",
+       sqs_flags=(("queue", "DeduplicationScope", "messageGroup"), ("queue", "FifoThroughputLimit", "perMessageGroupId"))),
     _s("infra.dlq.enabled", "boolean", True, "Attach a dead-letter queue with a redrive policy.", field="dlq_enabled", tfvar="dlq_enabled"),
     _s("infra.dlq.max_receive_count", "integer", 3, "Receives after which a message moves to the DLQ.",
        low=1, high=1000, tfvar="max_receive_count"),
@@ -150,6 +162,10 @@ SETTINGS: tuple[Setting, ...] = (
        "each: delete every message when it is done; batch: one DeleteMessageBatch when the received batch is done "
        "(fewer calls; a crash brings the batch's processed messages back).", choices=("each", "batch"),
        env=("SQSLAB_DELETE_MODE",), live=True),
+    _s("consumer.on_failure", "choice", "stop_group",
+       "FIFO only: after a failure, stop_group leaves the rest of that group's messages in the batch to come back in "
+       "order; continue processes them (and breaks the order).", choices=("stop_group", "continue"),
+       env=("SQSLAB_ON_FAILURE",), live=True),
     _s("consumer.batch_size", "integer", 10, "Messages per ReceiveMessage call.", low=1, high=10,
        env=("SQSLAB_MAX_MESSAGES",), live=True),
     _s("consumer.wait_time", "duration", "20s", "Long-poll wait per ReceiveMessage call.", low=0, high=20, whole_seconds=True,
@@ -268,6 +284,9 @@ def queue_attributes(values: Mapping[str, Any], which: str) -> dict[str, str]:
         if setting.sqs_attribute and setting.sqs_attribute[0] == which:
             value = values[setting.name]
             out[setting.sqs_attribute[1]] = str(int(value) if setting.kind == "duration" else value)
+        for queue, attribute, text in setting.sqs_flags:
+            if queue == which and values[setting.name] is True:
+                out[attribute] = text
     return out
 
 

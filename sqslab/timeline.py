@@ -28,6 +28,9 @@ class Phase:
     count: int | None = None
     payload_size: int = 256
     poison_rate: float = 0.0
+    groups: int | None = None  # FIFO message groups (None: a standard queue)
+    hot: float | None = None  # the share of messages the first group takes
+    duplicate_sends: float = 0.0  # share of messages sent twice (a producer's retry)
 
     def planned_messages(self) -> int:
         """How many messages this phase sends if it runs to plan."""

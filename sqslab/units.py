@@ -72,6 +72,22 @@ def parse_size(value: object) -> int:
     return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
 
 
+def parse_fraction(value: object) -> float:
+    """A share from `0.05` or `5%`: a number from 0 to 1, or a percentage from 0% to 100%."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UnitError(f"expected a fraction such as 0.05 or 5%, got {describe(value)}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"\d+(\.\d+)?\s*%", text):
+            raise UnitError(f"{value!r} is not a fraction: give 0 to 1 (0.05) or a percentage (5%)")
+        share = float(text.rstrip("%").strip()) / 100
+    else:
+        share = float(value)
+    if not 0 <= share <= 1:
+        raise UnitError(f"{value!r} is not a fraction: it must be from 0 to 1 (0% to 100%)")
+    return share
+
+
 def parse_range(value: object, parse: Callable[[object], float] = parse_duration) -> tuple[float, float]:
     """(low, high) from `LOW..HIGH`, or (x, x) from a single value."""
     if isinstance(value, str) and ".." in value:

@@ -386,7 +386,38 @@ def _bytes(value: float) -> str:
     return f"{value:.0f} bytes"
 
 
-MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems, load_problems)
+#: SQS FIFO throughput without high throughput: 300 SendMessageBatch calls of 10 a second.
+FIFO_MAX_RATE = 3000.0
+
+
+def fifo_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """FIFO settings and load keys only where SQS takes them."""
+    problems = []
+    queue = mapping(mapping(data, "infra"), "queue")
+    fifo = queue.get("fifo") is True
+    if not fifo:
+        for key in ("content_based_deduplication", "high_throughput"):
+            if queue.get(key) is True:
+                problems.append(doc.problem(("infra", "queue", key), f"{key} is for FIFO queues; set infra.queue.fifo: true"))
+        if "on_failure" in mapping(data, "consumer"):
+            problems.append(doc.problem(("consumer", "on_failure"), "on_failure is about FIFO message groups; set infra.queue.fifo: true",
+                                        key=True))
+    for i, phase in enumerate(items(data, "load")):
+        if not isinstance(phase, dict):
+            continue
+        if "groups" in phase and not fifo:
+            problems.append(doc.problem(("load", i, "groups"), "message groups need a FIFO queue; set infra.queue.fifo: true", key=True))
+        _, rate = _phase_load(phase)
+        if fifo and queue.get("high_throughput") is not True and rate is not None and rate > FIFO_MAX_RATE:
+            key = next(k for k in ("rate", "ramp", "count") if k in phase)
+            problems.append(doc.problem(("load", i, key), (
+                f"{rate:.10g} msg/s is above what an SQS FIFO queue takes ({FIFO_MAX_RATE:.0f}/s with batching); "
+                "set infra.queue.high_throughput: true")))
+    return problems
+
+
+MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems, load_problems,
+                                     fifo_problems)
 
 
 # ---------------------------------------------------------------- shared with resolution

@@ -19,6 +19,9 @@ module "queue" {
   dlq_enabled                   = var.dlq_enabled
   max_receive_count             = var.max_receive_count
   dlq_message_retention_seconds = var.dlq_message_retention_seconds
+  fifo_queue                    = var.fifo_queue
+  content_based_deduplication   = var.content_based_deduplication
+  high_throughput               = var.high_throughput
 }
 
 module "ecr" {

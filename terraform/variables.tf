@@ -67,6 +67,34 @@ variable "delay_seconds" {
   }
 }
 
+variable "fifo_queue" {
+  description = "Make the queue and its DLQ FIFO queues (names end in .fifo)."
+  type        = bool
+  default     = false
+}
+
+variable "content_based_deduplication" {
+  description = "FIFO only: SQS deduplicates by a hash of the body instead of the producer's deduplication id."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.content_based_deduplication || var.fifo_queue
+    error_message = "content_based_deduplication is for FIFO queues: set fifo_queue = true."
+  }
+}
+
+variable "high_throughput" {
+  description = "FIFO only: DeduplicationScope messageGroup and FifoThroughputLimit perMessageGroupId."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.high_throughput || var.fifo_queue
+    error_message = "high_throughput is for FIFO queues: set fifo_queue = true."
+  }
+}
+
 variable "dlq_enabled" {
   description = "Create a dead-letter queue and a redrive policy on the main queue."
   type        = bool

@@ -73,3 +73,59 @@ def test_delayed_message_is_still_queued():
 def test_percentile_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 95), percentile(values, 99), percentile([], 50)) == (50.0, 95.0, 99.0, None)
+
+
+# -- FIFO: groups, order, duplicates, blocking ------------------------------------------------------
+
+
+def sent_in(mid, seq, group, at=0.0, duplicate=False):
+    return {"event": "sent", "source": "producer", "id": mid, "seq": seq, "sent_at": T0 + at, "phase": "p", "group": group,
+            **({"duplicate_send": True} if duplicate else {})}
+
+
+def test_order_violations_count_messages_that_overtook_an_unfinished_earlier_one():
+    # group g: a fails at 1, b and c are processed at 2 and 3 (they overtook a), a at 12.
+    # group h: d fails at 1, e waits, d is processed at 12, e at 13: in order.
+    events = [sent_in("a", 1, "g"), sent_in("b", 2, "g"), sent_in("c", 3, "g"), sent_in("d", 4, "h"), sent_in("e", 5, "h"),
+              consumer("received", "a", 1), consumer("failed", "a", 1, reason="error"),
+              consumer("received", "b", 2), consumer("processed", "b", 2), consumer("received", "c", 3), consumer("processed", "c", 3),
+              consumer("received", "a", 12, receive_count=2), consumer("processed", "a", 12),
+              consumer("received", "d", 1), consumer("failed", "d", 1, reason="error"),
+              consumer("received", "d", 12, receive_count=2), consumer("processed", "d", 12),
+              consumer("received", "e", 13), consumer("processed", "e", 13)]
+    ledger = build_ledger(events, audit(t0=T0))
+    figures = ledger.figures
+    assert (figures["groups"], figures["order_violations"]) == (2, 2)
+    assert ledger.ordering["violations_by_group"] == [{"group": "g", "violations": 2}]
+    # h waited behind d from its failure at 1 until d was done at 12: 11 s; g's later
+    # messages were done by 3, so g waited 2 s.
+    assert figures["group_blocked.max"] == 11.0
+    assert [(b["group"], b["blocked"]) for b in ledger.ordering["blocked_groups"]] == [("h", 11.0), ("g", 2.0)]
+    assert ledger.ordering["blocked_groups"][0]["intervals"] == [{"start": 1.0, "end": 12.0, "id": "d"}]
+    series = ledger.ordering["blocked_series"]
+    assert series["blocked"][5] == 1 and series["blocked"][2] == 2
+
+
+def test_a_dead_lettered_head_blocks_its_group_until_its_last_timeout_ends():
+    events = [sent_in("p", 1, "g"), sent_in("q", 2, "g")] + [
+        e for n, t in enumerate((1, 11, 21), 1) for e in (consumer("received", "p", t, receive_count=n),
+                                                          consumer("failed", "p", t, receive_count=n, reason="poison"))
+    ] + [consumer("received", "q", 31.5), consumer("processed", "q", 32)]
+    ledger = build_ledger(events, audit(at=200.0, dlq_ids={"p"}, t0=T0))
+    assert ledger.fates() == {"p": "dead_lettered", "q": "processed_once"}
+    assert ledger.figures["order_violations"] == 0
+    assert ledger.figures["group_blocked.max"] == 30.0, "3 receives x 10 s visibility: the move happens at 31"
+
+
+def test_duplicate_sends_delivered_or_dropped():
+    events = [sent_in("a", 1, None), sent_in("a", 1, None, duplicate=True), sent_in("b", 2, None), sent_in("b", 2, None, duplicate=True),
+              sent_in("c", 3, None),
+              consumer("received", "a", 1, message_id="m1"), consumer("processed", "a", 1),
+              consumer("received", "a", 2, message_id="m2"), consumer("processed", "a", 2),
+              consumer("received", "b", 1, message_id="m3"), consumer("processed", "b", 1),
+              consumer("received", "c", 1, message_id="m4"), consumer("processed", "c", 1)]
+    ledger = build_ledger(events, audit())
+    assert ledger.figures["sent"] == 3, "an id sent twice is one message"
+    assert (ledger.figures["duplicate_sends"], ledger.figures["producer_duplicates"], ledger.figures["dedup_dropped"]) == (2, 1, 1)
+    assert ledger.fates() == {"a": "duplicate", "b": "processed_once", "c": "processed_once"}
+    assert ledger.figures["groups"] == 0 and ledger.figures["order_violations"] is None

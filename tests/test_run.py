@@ -345,19 +345,21 @@ def test_sweep_validates_every_variant_first(tmp_path, cli):
 @pytest.mark.terraform
 @pytest.mark.slow
 def test_provision_with_terraform_runs_on_the_stack_it_applied(tmp_path, cli):
-    """`--provision terraform`: the project's stack applied to the emulator, then the experiment."""
+    """`--provision terraform`: the project's stack applied to the emulator, then the
+    experiment; a FIFO scenario, so the stack's FIFO variables are applied too."""
     from tests.test_terraform import MIRROR, TERRAFORM
 
     if TERRAFORM is None or MIRROR is None:
         pytest.skip("terraform or a hashicorp/aws 5.x filesystem mirror is missing (set SQSLAB_TF_PLUGIN_MIRROR)")
     scenario = tmp_path / "tf.yaml"
-    scenario.write_text("version: 1\nname: tf-provisioned\ninfra: {consumers: 2, queue: {visibility_timeout: 7s}, dlq: {max_receive_count: 4}}\n"
-                        "load: [{burst: 40}]\nexpect: [lost == 0, processed == 40]\n")
+    scenario.write_text("version: 1\nname: tf-provisioned\n"
+                        "infra: {consumers: 2, queue: {visibility_timeout: 7s, fifo: true, high_throughput: true}, dlq: {max_receive_count: 4}}\n"
+                        "load: [{burst: 40, groups: 4}]\nexpect: [lost == 0, processed == 40, groups == 4, order_violations == 0]\n")
     out = tmp_path / "run"
     result = cli("run", "-q", scenario, "--provision", "terraform", "--out", out)
     assert result.exit_code == 0, result.output
     provisioned = next(e for e in load_run(out).events() if e.get("event") == "provisioned")
-    assert provisioned["queue_url"].endswith("/tf-provisioned-queue")
+    assert provisioned["queue_url"].endswith("/tf-provisioned-queue.fifo") and provisioned["dlq_url"].endswith("/tf-provisioned-dlq.fifo")
     lines = [e["line"] for e in load_run(out).events() if e.get("event") == "terraform"]
     assert any("Apply complete!" in line for line in lines) and any("Destroy complete!" in line for line in lines)
 
@@ -533,3 +535,21 @@ def test_a_sweep_of_three_runs_leaves_no_thread(tmp_path, cli, write):
     assert result.exit_code == 0, result.output
     assert len(json.loads((tmp_path / "sweep" / "sweep.json").read_text())["runs"]) == 3
     assert _sqslab_threads() == []
+
+
+def test_duplicate_sends_on_a_standard_queue_are_both_delivered(plugin_host, tmp_path):
+    """A producer's retries on a standard queue: each copy is delivered and processed, so
+    each such id is processed twice, and the figures say it was the producer's doing."""
+    result = run("""
+version: 1
+name: retries-standard
+seed: 3
+infra: {consumers: 2}
+consumer: {work_time: 5ms, wait_time: 1s}
+load: [{burst: 200, duplicate_sends: 10%}]
+expect: [lost == 0, duplicate_sends > 0, producer_duplicates == duplicate_sends, duplicates == producer_duplicates,
+         dedup_dropped == 0]
+""", plugin_host, tmp_path)
+    assert result.exit_code == 0, result.summary["expectations"]
+    assert result.summary["figures"]["sent"] == 200, "an id sent twice is one message"
+    assert sum(1 for e in events(result, "sent") if e.get("duplicate_send")) == result.summary["figures"]["duplicate_sends"]

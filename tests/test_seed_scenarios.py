@@ -12,17 +12,28 @@ import pytest
 from tests.conftest import ROOT
 
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+#: backlog_drain is made for a sweep over infra.consumers (README): the test runs its
+#: 3-consumer variant (21 s) rather than the 1-consumer default (a minute).
+OVERRIDES = {"backlog_drain": ["--set", "infra.consumers=3"]}
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_seed_scenario_passes_and_loses_nothing(path, tmp_path):
     out = tmp_path / "run"
-    completed = subprocess.run([sys.executable, "-m", "sqslab", "run", "-q", str(path), "--out", str(out)],
-                               capture_output=True, text=True, timeout=300)
+    completed = subprocess.run([sys.executable, "-m", "sqslab", "run", "-q", str(path), "--out", str(out),
+                                *OVERRIDES.get(path.stem, [])], capture_output=True, text=True, timeout=300)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["figures"]["lost"] == 0, summary["ledger"]["problems"][:5]
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert all(e["passed"] for e in summary["expectations"])
     counts = summary["ledger"]["counts"]
     assert sum(counts.values()) == summary["figures"]["sent"] > 0
+    if summary["ledger"].get("ordering"):  # a FIFO scenario: the report explains the order
+        report = subprocess.run([sys.executable, "-m", "sqslab", "report", str(out), "--html", "-o", str(tmp_path / "r.html")],
+                                capture_output=True, text=True, timeout=120)
+        assert report.returncode == 0, report.stderr
+        page = (tmp_path / "r.html").read_text()
+        assert 'id="ordering"' in page and f"Ordering: {summary['figures']['groups']} message groups" in page
+        if summary["figures"]["group_blocked.max"]:
+            assert 'id="chart-blocked"' in page and 'id="blocked-groups"' in page

@@ -56,6 +56,9 @@ def context(**over: Any) -> dict[str, Any]:
         "message_retention_seconds": 345600,
         "receive_wait_time_seconds": 20,
         "delay_seconds": 0,
+        "fifo_queue": True,
+        "content_based_deduplication": False,
+        "high_throughput": True,
         "dlq_enabled": True,
         "max_receive_count": 3,
         "dlq_message_retention_seconds": 1209600,
@@ -79,6 +82,9 @@ visibility_timeout_seconds    = 30
 message_retention_seconds     = 345600
 receive_wait_time_seconds     = 20
 delay_seconds                 = 0
+fifo_queue                    = true
+content_based_deduplication   = false
+high_throughput               = true
 dlq_enabled                   = true
 max_receive_count             = 3
 dlq_message_retention_seconds = 1209600
@@ -450,7 +456,7 @@ def test_apply_use_and_destroy_against_the_emulator(endpoint: str, tmp_path: Pat
     ctx = context(
         name=name,
         visibility_timeout_seconds=30, message_retention_seconds=3600, receive_wait_time_seconds=0, delay_seconds=0,
-        max_receive_count=2, dlq_message_retention_seconds=7200,
+        max_receive_count=2, dlq_message_retention_seconds=7200, fifo_queue=False, high_throughput=False,
         desired_count=2, task_cpu=512, task_memory=1024,
         ecr_repository_name=f"sqs-demo/{name}",
     )

@@ -192,14 +192,15 @@ def create_queues(client: Any, scenario: Any, run_name: str) -> tuple[str, str |
     values = asdict(infra)
     # A unique suffix: a user's own endpoint (--endpoint-url) may keep queues between runs.
     base = _queue_name(f"{run_name[:60]}-{uuid.uuid4().hex[:6]}")
+    suffix = ".fifo" if infra.fifo else ""  # SQS: a FIFO queue's name ends in .fifo (its DLQ's too)
     dlq_url = dlq_arn = None
     if infra.dlq_enabled:
-        dlq_url = client.create_queue(QueueName=f"{base}-dlq", Attributes=queue_attributes(values, "dlq"))["QueueUrl"]
+        dlq_url = client.create_queue(QueueName=f"{base}-dlq{suffix}", Attributes=queue_attributes(values, "dlq"))["QueueUrl"]
         dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     attributes = queue_attributes(values, "queue")
     if dlq_arn:
         attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(infra.max_receive_count)})
-    queue_url = client.create_queue(QueueName=base, Attributes=attributes)["QueueUrl"]
+    queue_url = client.create_queue(QueueName=base + suffix, Attributes=attributes)["QueueUrl"]
     return queue_url, dlq_url
 
 

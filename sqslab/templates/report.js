@@ -174,6 +174,12 @@
       line("p99", COLORS[2], 3, " s"),
       line("max", COLORS[9], 3, " s", {dash: [3, 3]})
     ], plugins), span(lat.t, [lat.p50, lat.p95, lat.p99, lat.max], end), true);
+    if (run.blocked) {
+      var bl = run.blocked;
+      draw("chart-blocked", timeOpts("groups", [
+        line("blocked groups", COLORS[2], 0, "", {paths: stepped, fill: "rgba(220, 38, 38, 0.12)"})
+      ], plugins), span(bl.t, [bl.blocked], end), true);
+    }
     var h = run.histogram;
     draw("chart-histogram", {
       scales: {x: {time: false, range: function (u, min, max) { return [(min || 0) - 0.5, (max || 0) + 0.5]; }}},

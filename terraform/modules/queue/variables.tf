@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Prefix: the queues are <name>-queue and <name>-dlq."
+  description = "Prefix: the queues are <name>-queue and <name>-dlq (with .fifo for FIFO queues)."
   type        = string
 }
 
@@ -36,4 +36,19 @@ variable "max_receive_count" {
 variable "dlq_message_retention_seconds" {
   description = "DLQ retention, seconds."
   type        = number
+}
+
+variable "fifo_queue" {
+  description = "Make the queue and its DLQ FIFO queues."
+  type        = bool
+}
+
+variable "content_based_deduplication" {
+  description = "FIFO only: deduplicate by a hash of the body."
+  type        = bool
+}
+
+variable "high_throughput" {
+  description = "FIFO only: deduplication and throughput per message group."
+  type        = bool
 }
