@@ -55,6 +55,11 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+try:
+    import sqsfaults  # beside this file: /app in the image, sqslab/consumer in the package
+except ImportError:  # imported as sqslab.consumer.consume
+    from sqslab.consumer import sqsfaults  # type: ignore[no-redef]
+
 EXIT_CRASH = 137  # what a SIGKILLed container reports; the crash knob mimics it (sqslab.contracts)
 EXIT_CONFIG = 2
 POISON_MARKER = "poison"  # sqslab.contracts.POISON_MARKER
@@ -65,6 +70,7 @@ KNOWN_VARIABLES = (
     "SQSLAB_WAIT_TIME_SECONDS", "SQSLAB_MAX_MESSAGES", "SQSLAB_WORK_TIME_MIN_MS", "SQSLAB_WORK_TIME_MAX_MS",
     "SQSLAB_ERROR_RATE", "SQSLAB_CRASH_RATE", "SQSLAB_SLOW_RATE", "SQSLAB_SLOW_TIME_MS", "SQSLAB_IDEMPOTENCY",
     "SQSLAB_IDEMPOTENCY_WINDOW_SECONDS", "SQSLAB_RELEASE_ON_STOP", "SQSLAB_DELETE_MODE", "SQSLAB_ON_FAILURE",
+    "SQSLAB_SQS_FAULTS",
 )  # fmt: skip
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -183,6 +189,10 @@ def load_config(env: dict[str, str]) -> dict[str, Any]:
         "on_failure": _env_choice(env, "SQSLAB_ON_FAILURE", "stop_group", ("stop_group", "continue")),
         "log_level": (env.get("SQSLAB_LOG_LEVEL", "").strip() or "INFO").upper(),
     }
+    try:
+        cfg["sqs_faults"] = sqsfaults.rules_from_env(env.get("SQSLAB_SQS_FAULTS"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if cfg["work_time_max_ms"] < cfg["work_time_min_ms"]:
         raise ConfigError(
             f"SQSLAB_WORK_TIME_MAX_MS ({cfg['work_time_max_ms']:g}) is below SQSLAB_WORK_TIME_MIN_MS ({cfg['work_time_min_ms']:g})"
@@ -274,6 +284,13 @@ class Consumer:
         self.debug = cfg["log_level"] == "DEBUG"
         if sqs is None or sqs_poll is None:
             sqs, sqs_poll = _make_clients(cfg)
+            plan = sqsfaults.FaultPlan(cfg["sqs_faults"], seed=f"{cfg['seed']}:{task}")
+            for client in (sqs, sqs_poll):
+                # What the SDK does about errors becomes events; faults of an endpoint sqslab
+                # does not run (AWS) are made here, client-side, with SQS's own responses.
+                sqsfaults.observe(client, events.emit)
+                if plan:
+                    sqsfaults.install(client, plan, events.emit)
         self.sqs = sqs  # deletes: botocore retries them
         self._pending_deletes: list[tuple[str | None, str | None]] = []  # DELETE_MODE=batch
         self.sqs_poll = sqs_poll  # receives: no botocore retries, the loop backs off itself

@@ -8,21 +8,22 @@ schema. It returns a short text of what it did, for the event log and the report
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from sqslab.hookspecs import hookimpl
+from sqslab.schema import FAULT_PROPERTIES, unit_defs
 from sqslab.units import parse_duration
 
 
 def _knob_schema() -> dict[str, Any]:
     """set_consumer's parameters: the consumer knobs the settings table marks live."""
-    from sqslab.schema import unit_defs
     from sqslab.settings import live_knobs, schema_property
 
     knobs = {s.name: schema_property(s) for s in live_knobs()}
     return {"type": "object", "properties": knobs, "additionalProperties": False, "minProperties": 1,
-            "$defs": unit_defs("duration", "duration_range")}
+            "$defs": unit_defs("duration", "duration_range", "fraction")}
 
 
 def kill_consumer(ctx: Any, params: dict[str, Any]) -> str:
@@ -53,6 +54,57 @@ def wait(ctx: Any, params: dict[str, Any]) -> str:
     return f"'{params['until']}' held after {waited:.1f}s"
 
 
+def sqs_fault(ctx: Any, params: dict[str, Any]) -> str:
+    """Make SQS API calls fail (or slow down) from now on, for `for` or to the end of the run."""
+    from sqslab.scenario import resolve_fault
+
+    now = time.time()
+    lasting = parse_duration(params["for"]) if "for" in params else None
+    fault = {k: v for k, v in params.items() if k != "for"}
+    rule = resolve_fault(fault, f"action {ctx.spec.name}", start=now, end=now + lasting if lasting is not None else None)
+    ctx.target.sqs_fault(rule)
+    apis = ", ".join(rule["api"])
+    what = " + ".join(p for p in (rule["error"], f"{params['latency']} latency" if "latency" in params else None) if p)
+    until = f" for {params['for']}" if "for" in params else " until the end of the run"
+    return f"{what} on {apis} at {rule['rate']:.0%}{until}"
+
+
+def redrive_dlq(ctx: Any, params: dict[str, Any]) -> str:
+    """Move the DLQ's messages back to the queue they came from with SQS's redrive API
+    (StartMessageMoveTask), and wait until the move task ends."""
+    if not ctx.dlq_url:
+        raise RuntimeError("the scenario has no DLQ (infra.dlq.enabled is false): nothing to redrive")
+    arn = ctx.sqs.get_queue_attributes(QueueUrl=ctx.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    request: dict[str, Any] = {"SourceArn": arn}
+    if "rate" in params:
+        request["MaxNumberOfMessagesPerSecond"] = params["rate"]
+    handle = ctx.sqs.start_message_move_task(**request)["TaskHandle"]
+    task: dict[str, Any] = {}
+    try:
+        while True:
+            results = ctx.sqs.list_message_move_tasks(SourceArn=arn, MaxResults=1).get("Results", [])
+            task = results[0] if results else {}
+            if task.get("Status") not in ("RUNNING", "CANCELLING"):
+                break
+            ctx.sleep(REDRIVE_POLL)
+    except BaseException:
+        # The action's time is up or the run is stopping: the task must not go on alone.
+        try:
+            ctx.sqs.cancel_message_move_task(TaskHandle=handle)
+        except Exception:  # noqa: BLE001, S110 - it may have ended meanwhile; the first error is the one to tell
+            pass
+        raise
+    moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
+    ctx.emit({"event": "redriven", "count": moved, "status": task.get("Status"), "to_move": task.get("ApproximateNumberOfMessagesToMove")})
+    if task.get("Status") != "COMPLETED":
+        raise RuntimeError(f"the move task ended {task.get('Status')}: {task.get('FailureReason', 'no reason given')} "
+                           f"({moved} message(s) moved)")
+    return f"moved {moved} message(s) from the DLQ back to their source queue"
+
+
+#: How often redrive_dlq asks how its move task is doing (seconds).
+REDRIVE_POLL = 0.5
+
 _DURATION = {"type": "string", "x-sqslab-unit": "duration"}
 
 BUILTIN_ACTIONS: list[tuple[str, Callable[..., str], dict[str, Any]]] = [
@@ -63,6 +115,18 @@ BUILTIN_ACTIONS: list[tuple[str, Callable[..., str], dict[str, Any]]] = [
     ("scale", scale, {
         "type": "object", "additionalProperties": False, "required": ["to"],
         "properties": {"to": {"type": "integer", "minimum": 0, "description": "The new desired count."}},
+    }),
+    ("sqs_fault", sqs_fault, {
+        "type": "object", "additionalProperties": False, "required": ["api"],
+        "anyOf": [{"required": ["error"]}, {"required": ["latency"]}],
+        "properties": {**FAULT_PROPERTIES,
+                       "for": {**_DURATION, "description": "How long the fault lasts (default: to the end of the run)."}},
+        "$defs": unit_defs("duration", "duration_range", "fraction"),
+    }),
+    ("redrive_dlq", redrive_dlq, {
+        "type": "object", "additionalProperties": False,
+        "properties": {"rate": {"type": "integer", "minimum": 1, "maximum": 500,
+                                "description": "MaxNumberOfMessagesPerSecond of the move task (default: as fast as SQS goes)."}},
     }),
     ("wait", wait, {
         "type": "object", "additionalProperties": False,
@@ -78,7 +142,7 @@ BUILTIN_ACTIONS: list[tuple[str, Callable[..., str], dict[str, Any]]] = [
 
 @hookimpl
 def register_actions(register: Callable[..., None]) -> None:
-    """Register kill_consumer, scale, set_consumer and wait."""
+    """Register kill_consumer, scale, set_consumer, sqs_fault, redrive_dlq and wait."""
     for name, function, schema in BUILTIN_ACTIONS:
         register(name, function, schema=schema)
     register("set_consumer", set_consumer, schema=_knob_schema())

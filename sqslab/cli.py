@@ -538,17 +538,72 @@ def report(run_dirs: tuple[Path, ...], as_html: bool, as_json: bool, as_markdown
 
 @main.command(context_settings=CONTEXT)
 @click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
-def emulator(port: int) -> None:
+@click.option("--behavior", type=click.Choice(["exact", "aws"]), default="exact", show_default=True,
+              help="exact, or SQS's documented departures from exactness (README, `sqs`).")
+@click.option("--sqs", "sqs_settings", multiple=True, metavar="KEY=VALUE",
+              help="One `sqs` behaviour setting, as in a scenario: --sqs duplicates=5%  --sqs count_lag=10s (repeatable).")
+@click.option("--fault", "faults", multiple=True, metavar="API:ERROR[:RATE[:LATENCY]]",
+              help="An API fault: 'DeleteMessage:throttling:10%', 'SendMessage,SendMessageBatch:internal:1%', "
+                   "'*::100%:200ms' (latency only) (repeatable).")
+@click.option("--seed", type=int, default=None, help="Seed of the behaviour's and the faults' draws.")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append an event (JSON line) for every fault and departure from exactness to this file.")
+def emulator(port: int, behavior: str, sqs_settings: tuple[str, ...], faults: tuple[str, ...], seed: int | None,
+             events_path: Path | None) -> None:
     """Run the embedded SQS emulator in the foreground, for ad hoc use with any SQS client.
 
     Prints the endpoint and ready-to-paste environment (dummy credentials); Ctrl-C stops it.
     """
     from sqslab.emulator import EmulatorError, serve
 
+    lab = _emulator_lab(behavior, sqs_settings, faults, seed)
     try:
-        serve(port=port)
+        serve(port=port, lab=lab, events_path=events_path)
     except EmulatorError as exc:
         raise InfraError(str(exc)) from None
+
+
+def _emulator_lab(behavior: str, settings: tuple[str, ...], faults: tuple[str, ...], seed: int | None) -> dict[str, Any] | None:
+    """The emulator's lab configuration from `sqslab emulator`'s options; a usage error
+    names a bad one. None when it is all defaults."""
+    import yaml
+
+    from sqslab.emulator.lab import Behavior
+    from sqslab.scenario import resolve_fault
+    from sqslab.settings import by_name
+    from sqslab.units import UnitError
+
+    known = {name: s for name, s in by_name("sqs").items() if name != "behavior"}
+    given: dict[str, Any] = {}
+    for text in settings:
+        key, _, raw = text.partition("=")
+        setting = known.get(key.strip())
+        if setting is None:
+            close = difflib.get_close_matches(key.strip(), list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise click.BadParameter(f"{key!r} is not an sqs setting; {hint}known: {', '.join(known)}", param_hint="--sqs")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+            given[setting.name] = setting.resolve(value)
+            Behavior.resolve(behavior, **given)
+        except (UnitError, ValueError, TypeError, yaml.YAMLError) as exc:
+            raise click.BadParameter(f"{text}: {exc}", param_hint="--sqs") from None
+    rules = []
+    for i, text in enumerate(faults):
+        parts = text.split(":")
+        if len(parts) < 2 or len(parts) > 4:
+            raise click.BadParameter(f"{text!r}: write API:ERROR[:RATE[:LATENCY]], e.g. DeleteMessage:throttling:10%", param_hint="--fault")
+        fault: dict[str, Any] = {"api": parts[0].split(",") if "," in parts[0] else parts[0]}
+        for key, value in zip(("error", "rate", "latency"), parts[1:], strict=False):
+            if value:
+                fault[key] = value
+        try:
+            rules.append(resolve_fault(fault, f"--fault {i + 1}"))
+        except (UnitError, ValueError) as exc:
+            raise click.BadParameter(f"{text!r}: {exc}", param_hint="--fault") from None
+    if behavior == "exact" and not given and not rules and seed is None:
+        return None
+    return {"behavior": {"behavior": behavior, **given}, "faults": rules, "seed": seed}
 
 
 @main.command(context_settings=CONTEXT)

@@ -34,3 +34,5 @@ ENV_TASK_ID = "SQSLAB_TASK_ID"
 ENV_SEED = "SQSLAB_SEED"
 ENV_POISON_MARKER = "SQSLAB_POISON_MARKER"
 ENV_LOG_LEVEL = "SQSLAB_LOG_LEVEL"
+#: Fault rules (JSON, sqslab.consumer.sqsfaults) the consumer applies to its own SQS calls (the aws target).
+ENV_SQS_FAULTS = "SQSLAB_SQS_FAULTS"

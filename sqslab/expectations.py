@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqslab.sqs_facts import FIGURES as SQS_FIGURES
 from sqslab.units import UnitError, format_duration, parse_duration
 
 # The run's final figures, by name: (kind, meaning). kind "count" (of messages) compares
@@ -52,6 +53,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "group_blocked.max": ("seconds", "the longest a FIFO group waited behind a message that kept failing"),
     "group_blocked.p95": ("seconds", "95th percentile over the groups of the time each waited behind a failing message"),
 }
+FIGURES.update(SQS_FIGURES)
 
 # What the sampler measures while the run goes on, for `when`.
 LIVE_METRICS: dict[str, tuple[str, str]] = {

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.ordering import duplicate_figures, ordering
+from sqslab.sqs_facts import EVENTS as SQS_EVENTS
+from sqslab.sqs_facts import SqsTally
 
 FATES = ("processed_once", "duplicate", "dead_lettered", "still_queued", "lost")
 # How many problem messages (duplicates, dead-lettered, lost) the summary lists by id.
@@ -55,6 +57,7 @@ CREATE TABLE task (task TEXT PRIMARY KEY, received INTEGER NOT NULL DEFAULT 0, p
 CREATE TABLE dlq (id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE queued (id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE sqs_dup (message_id TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;  -- copies SQS kept after a delete
 """
 
 # Each consumer event kind: the message columns it adds to, and the task column it counts.
@@ -97,6 +100,7 @@ class LedgerStore:
         self.db.executescript(_SCHEMA)
         self._pending: dict[str, list[tuple[Any, ...]]] = {}
         self._send_failed = 0
+        self.sqs = SqsTally()
 
     def add(self, events: Iterable[dict[str, Any]]) -> None:
         """Fold events in (any order: each fact is a sum, a minimum or a maximum)."""
@@ -115,6 +119,10 @@ class LedgerStore:
                 self._row("sent", (mid, event.get("seq"), event.get("sent_at"), event.get("phase"), event.get("group")))
         elif kind == "send_failed":
             self._send_failed += int(event.get("count") or 1)
+        elif kind in SQS_EVENTS:
+            self.sqs.take(event)
+            if kind == "sqs_behavior" and event.get("kind") == "duplicate" and isinstance(event.get("message_id"), str):
+                self._row("sqs_dup", (event["message_id"],))
         elif event.get("source") == "consumer" and kind in _CONSUMER:
             task = str(event.get("task") or "?")
             self._row("task:" + _CONSUMER[kind][1], (task,))
@@ -188,6 +196,7 @@ _STATEMENTS = {
                  "processed = processed + 1, first_processed = min(coalesce(first_processed, excluded.first_processed), "
                  "excluded.first_processed)",
     "failure": "INSERT INTO failure (id, reason) VALUES (?, ?) ON CONFLICT (id, reason) DO UPDATE SET n = n + 1",
+    "sqs_dup": "INSERT INTO sqs_dup (message_id) VALUES (?) ON CONFLICT (message_id) DO UPDATE SET n = n + 1",
 }
 
 
@@ -219,6 +228,7 @@ class Ledger:
     problems: list[dict[str, Any]]
     anomalies: list[str]
     ordering: dict[str, Any] = field(default_factory=dict)  # FIFO: violations and blocked groups
+    sqs: dict[str, Any] = field(default_factory=dict)  # faults, SQS's behaviour, SDK retries (sqslab.sqs_facts)
 
     def fates(self) -> dict[str, str]:
         """Every sent id's fate (a whole-run dict: for tests and small runs)."""
@@ -240,6 +250,7 @@ class Ledger:
             "problems_truncated": sum(self.counts[f] for f in ("duplicate", "dead_lettered", "lost", "still_queued")) > len(self.problems),
             "anomalies": self.anomalies,
             **({"ordering": self.ordering} if self.ordering else {}),
+            **({"sqs": self.sqs} if self.sqs else {}),
         }
 
 
@@ -256,7 +267,9 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
     figures.update(duplicate_figures(store))
     group_figures, section = ordering(store, audit)
     figures.update(group_figures)
-    return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store), section)
+    figures.update(store.sqs.figures())
+    return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store), section,
+                  store.sqs.section())
 
 
 def _figures(store: LedgerStore, counts: dict[str, int], audit: Audit, histogram: dict[int, int]) -> dict[str, Any]:
@@ -317,14 +330,21 @@ def _per_task(store: LedgerStore) -> dict[str, dict[str, int]]:
 
 def _problems(store: LedgerStore) -> list[dict[str, Any]]:
     rows = store.query(
-        "SELECT id, fate, phase, max_rc, deliveries, processed FROM fates "
-        "WHERE fate IN ('duplicate', 'dead_lettered', 'lost', 'still_queued') ORDER BY seq, id LIMIT ?", PROBLEM_LIST_LIMIT)
+        "SELECT id, fate, phase, max_rc, deliveries, processed, dup_sends, "
+        "(SELECT coalesce(sum(d.n), 0) FROM copy c JOIN sqs_dup d ON d.message_id = c.message_id WHERE c.id = fates.id) "
+        "FROM fates WHERE fate IN ('duplicate', 'dead_lettered', 'lost', 'still_queued') ORDER BY seq, id LIMIT ?",
+        PROBLEM_LIST_LIMIT)
     problems = []
-    for mid, fate, phase, max_rc, deliveries, processed in rows:
+    for mid, fate, phase, max_rc, deliveries, processed, dup_sends, sqs_copies in rows:
         failures = dict(store.query("SELECT reason, n FROM failure WHERE id = ? ORDER BY reason", mid))
         tasks = [task for (task,) in store.query("SELECT task FROM delivery WHERE id = ? ORDER BY task", mid)]
-        problems.append({"id": mid, "fate": fate, "phase": phase, "receive_count": max_rc, "receives": deliveries,
-                         "processed": processed, "failures": failures, "tasks": tasks})
+        problem = {"id": mid, "fate": fate, "phase": phase, "receive_count": max_rc, "receives": deliveries,
+                   "processed": processed, "failures": failures, "tasks": tasks}
+        if fate == "duplicate":
+            # Who made the extra processing: SQS (a copy survived a delete), the producer (it
+            # sent the id twice), else the consumer side (a visibility overrun, a crash, a lost delete).
+            problem["cause"] = "sqs" if sqs_copies else "producer" if dup_sends else "consumer"
+        problems.append(problem)
     return problems
 
 

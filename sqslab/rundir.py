@@ -179,6 +179,46 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
+class JsonTail:
+    """Reads the JSON lines another process appends to a file, a few at a time: each
+    `read()` returns the whole records written since the last one. A line longer than
+    MAX_LINE is cut (and dropped as torn); a torn line is skipped."""
+
+    #: The longest line kept while it is being written: a runaway line must not grow memory.
+    MAX_LINE = 1 << 20
+    #: The most bytes one read() takes in; the rest waits for the next call.
+    MAX_READ = 8 << 20
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+
+    def read(self, final: bool = False) -> list[dict[str, Any]]:
+        """The records written since the last call; with final, a last line without its
+        newline too (the writer has ended)."""
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read(self.MAX_READ)
+        except OSError:
+            return []
+        self._offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = b"" if final else lines.pop()[:self.MAX_LINE]
+        records = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a kill, or cut for its length
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half, and a
     failed write (a full disk) leaves no temporary file behind."""

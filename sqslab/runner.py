@@ -76,6 +76,7 @@ class Runner:
         self.interrupted = threading.Event()
         self.target: Target | None = None
         self.sqs: Any = None
+        self.client: Any = None
         self.endpoints = Endpoints("", None, None, scenario.infra.region)
         self.sampler: Sampler | None = None
         self.scheduler: ActionScheduler | None = None
@@ -204,10 +205,11 @@ class Runner:
         self.endpoints = target.provision(self.scenario, self.run_dir)
         self.facts.endpoint_url = self.endpoints.endpoint_url
         self._check()
-        self.sqs = target.sqs_client()
+        self.sqs = target.sqs_client(observer=True)  # the lab's own readings: no injected fault hits them
+        self.client = target.sqs_client()  # the system's: the producer's and the actions' calls
         self.recorder.emit({"event": "provisioned", "queue_url": self.endpoints.queue_url, "dlq_url": self.endpoints.dlq_url})
         self.sampler = Sampler(self.recorder, target, self.sqs, self.endpoints, self.scenario.sample_interval, self._on_sample)
-        self.scheduler = ActionScheduler(self.scenario, self.host, self.recorder, target, self.sqs, self.endpoints,
+        self.scheduler = ActionScheduler(self.scenario, self.host, self.recorder, target, self.client, self.endpoints,
                                          lambda: self.sampler.latest if self.sampler else {}, self.stop, self._phase_end)
         target.start_consumers(self.scenario.infra.consumers, self.scenario.knobs)
         self._wait_for_consumers(self.sampler, self.scenario.infra.consumers)
@@ -255,7 +257,7 @@ class Runner:
 
         assert self.sampler is not None
         infra = self.scenario.infra
-        producer = Producer(self.sqs, self.endpoints.queue_url, seed=self.scenario.seed,
+        producer = Producer(self.client, self.endpoints.queue_url, seed=self.scenario.seed,
                             on_sent=self.recorder.on_sent, on_failed=self.recorder.on_send_failed,
                             fifo=infra.fifo, content_based_deduplication=infra.content_based_deduplication)
         try:
@@ -302,7 +304,8 @@ class Runner:
         self.target.stop_consumers(grace=STOP_GRACE)
         self.sampler.collect()
         self._check()
-        audit = audit_queues(self.sqs, self.endpoints, self.sampler, self.recorder, scenario.infra.visibility_timeout, scenario.infra.delay)
+        audit = audit_queues(self.sqs, self.endpoints, self.sampler, self.recorder, scenario.infra.visibility_timeout, scenario.infra.delay,
+                             exact=bool(getattr(self.target, "sqs_exact", False)))
         audit.t0 = self.recorder.t0_wall
         ledger = build_ledger(read_jsonl(self.run_dir / "events.jsonl"), audit, path=self.run_dir / "ledger.sqlite")
         ledger.store.close()

@@ -98,6 +98,28 @@ class Infra:
 
 
 @dataclass(frozen=True)
+class SqsConfig:
+    """How the embedded SQS behaves: the `behavior` profile, every behaviour setting
+    resolved against it (sqslab.emulator.lab.Behavior's fields), and the API faults of
+    the whole run as fault rules (sqslab.consumer.sqsfaults)."""
+
+    behavior: str = "exact"
+    settings: dict[str, Any] = field(default_factory=dict)
+    faults: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def exact(self) -> bool:
+        """Whether SQS is left exact: exact settings and no faults."""
+        from sqslab.emulator.lab import PROFILES
+
+        return not self.faults and self.settings == PROFILES["exact"]
+
+    def lab(self, seed: int | None) -> dict[str, Any]:
+        """The emulator's lab configuration (sqslab.emulator.lab)."""
+        return {"behavior": {"behavior": self.behavior, **self.settings}, "faults": list(self.faults), "seed": seed}
+
+
+@dataclass(frozen=True)
 class ActionSpec:
     """One scheduled action: its trigger, what it does and with which parameters."""
 
@@ -137,6 +159,7 @@ class Scenario:
     settle_until: str
     settle_timeout: float
     expect: tuple[Condition, ...]
+    sqs: SqsConfig = field(default_factory=SqsConfig)
     data: dict[str, Any] = field(repr=False, default_factory=dict)
     path: str = ""
 
@@ -252,6 +275,27 @@ def resolve_knobs(consumer: dict[str, Any]) -> Knobs:
     return Knobs(**resolve_section("consumer", consumer))
 
 
+def resolve_sqs(sqs: dict[str, Any]) -> SqsConfig:
+    """The `sqs` section (assumed valid): the profile, each setting resolved against it, the faults."""
+    from sqslab.emulator.lab import Behavior
+
+    given = resolve_section("sqs", sqs, only_given=True)
+    behavior = given.pop("behavior", "exact")
+    settings = Behavior.resolve(behavior, **given).as_dict()
+    faults = tuple(resolve_fault(raw, f"sqs.faults[{i}]") for i, raw in enumerate(sqs.get("faults") or []))
+    return SqsConfig(behavior, settings, faults)
+
+
+def resolve_fault(raw: dict[str, Any], label: str, start: float | None = None, end: float | None = None) -> dict[str, Any]:
+    """A fault rule (sqslab.consumer.sqsfaults) from a fault's scenario parameters (assumed
+    valid), in force from `start` to `end` (epoch seconds; None: open)."""
+    from sqslab.consumer.sqsfaults import check_rule
+
+    latency = parse_range(raw["latency"]) if "latency" in raw else None
+    return check_rule({"api": raw["api"], "error": raw.get("error"), "rate": parse_fraction(raw.get("rate", 1)),
+                       "latency": list(latency) if latency else None, "start": start, "end": end, "label": label})
+
+
 def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: float, fifo: bool = False) -> Phase:
     """One load phase from the scenario (assumed valid), starting at `start`; on a FIFO
     queue every message has a group (one group unless the phase says how many)."""
@@ -321,6 +365,7 @@ def resolve(data: dict[str, Any], path: str = "") -> Scenario:
         settle_until=settle["until"],
         settle_timeout=settle["timeout"],
         expect=tuple(parse_condition(text, FIGURES) for text in data.get("expect") or []),
+        sqs=resolve_sqs(data.get("sqs") or {}),
         data=data,
         path=path,
     )
@@ -338,6 +383,7 @@ def resolved_dict(scenario: Scenario) -> dict[str, Any]:
         "phases": [asdict(p) for p in scenario.phases],
         "actions": [{**asdict(a), "when": a.when.text if a.when else None} for a in scenario.actions],
         "settle": {"until": scenario.settle_until, "timeout": scenario.settle_timeout},
+        "sqs": asdict(scenario.sqs),
         "expect": [c.text for c in scenario.expect],
     }
 

@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sqslab.consumer.sqsfaults import KINDS as FAULT_KINDS
 from sqslab.document import Document, Problem, format_path
 from sqslab.settings import schema_section
 from sqslab.units import UnitError, describe, format_duration, parse_duration, parse_fraction, parse_range, parse_rate, parse_size
@@ -27,6 +28,19 @@ PHASE_KINDS = ("rate", "ramp", "burst", "count", "pause")
 ACTION_KEYS = ("name", "at", "after", "when", "do", "timeout", "continue_on_error")
 #: What an action may take when the scenario does not say (its `timeout:`), in seconds.
 DEFAULT_ACTION_TIMEOUT = 300.0
+
+#: The parameters of one API fault: an entry of `sqs.faults`, and the `sqs_fault` action's.
+FAULT_PROPERTIES: dict[str, Any] = {
+    "api": {"type": ["string", "array"], "items": {"type": "string"}, "minItems": 1,
+            "description": 'The SQS API(s) it hits: a name (DeleteMessage), a list of names, or "*" for every call.'},
+    "error": {"enum": list(FAULT_KINDS),
+              "description": "throttling (RequestThrottled, HTTP 403), internal (InternalFailure, 500), unavailable "
+                             "(ServiceUnavailable, 503), access_denied (AccessDeniedException, 400), or timeout (the call takes "
+                             "effect but the connection closes without an answer)."},
+    "rate": {"$ref": "#/$defs/fraction", "default": 1, "description": "Share of the matching calls it hits: 0.1 or 10% (default: all)."},
+    "latency": {"$ref": "#/$defs/duration_range",
+                "description": "Extra time each hit call takes before it is answered (or fails): 200ms or 100ms..2s."},
+}
 
 _DEFS: dict[str, Any] = {
     "duration": {
@@ -74,6 +88,14 @@ _DEFS: dict[str, Any] = {
         },
         "description": "One producer phase: exactly one of rate, ramp, burst, count, pause.",
     },
+    "fault": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["api"],
+        "anyOf": [{"required": ["error"]}, {"required": ["latency"]}],
+        "description": "An API fault: calls to `api` fail with `error` and/or take `latency`, at `rate`.",
+        "properties": FAULT_PROPERTIES,
+    },
     "action": {
         "type": "object",
         "description": "One action: exactly one trigger (at, after, when), `do` naming the action, and the action's own parameters.",
@@ -106,6 +128,9 @@ def _base_schema() -> dict[str, Any]:
             properties["actions"] = {"type": "array", "description": "Things done to the system during the run.",
                                      "items": {"$ref": "#/$defs/action"}}
         properties[key] = value
+        if key == "sqs":
+            value["properties"]["faults"] = {"type": "array", "items": {"$ref": "#/$defs/fault"},
+                                             "description": "API faults for the whole run (the `sqs_fault` action adds one for a while)."}
     properties["expect"] = {"type": "array", "items": {"type": "string"},
                             "description": "Expectations over the run's figures, e.g. 'lost == 0', 'duplicates <= 5%', 'drain_time < 2m'."}
     return {
@@ -242,6 +267,13 @@ def _one_of(doc: Document, error: Any, path: tuple[str | int, ...], schema: dict
     return [doc.problem(path, f"give exactly one of {', '.join(keys)}")]
 
 
+def _any_of(doc: Document, error: Any, path: tuple[str | int, ...], schema: dict[str, Any]) -> list[Problem] | None:
+    if not all(set(b) == {"required"} for b in error.validator_value):
+        return None
+    keys = [b["required"][0] for b in error.validator_value]
+    return [doc.problem(path, f"give at least one of {', '.join(keys)}")]
+
+
 def _pattern(doc: Document, error: Any, path: tuple[str | int, ...], schema: dict[str, Any]) -> list[Problem] | None:
     if not path or path[-1] != "name":
         return None
@@ -258,6 +290,7 @@ _EXPLAIN: dict[str, Any] = {
     "maximum": _bound,
     "minProperties": _min_properties,
     "oneOf": _one_of,
+    "anyOf": _any_of,
     "pattern": _pattern,
 }
 

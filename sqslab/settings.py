@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqslab.units import format_duration, parse_duration, parse_range, parse_rate, parse_size
+from sqslab.units import format_duration, parse_duration, parse_fraction, parse_range, parse_rate, parse_size
 
 DAY = 86400.0
 
@@ -49,6 +49,7 @@ class Setting:
     sqs_flags: tuple[tuple[str, str, str], ...] = ()  # (queue or dlq, attribute, value) set when a boolean is true
     live: bool = False  # set_consumer may change it during a run
     target_note: str = ""  # where only one target uses it
+    profiled: bool = False  # sqs.*: the default comes from the `behavior` profile (sqslab.emulator.lab.PROFILES)
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -74,7 +75,7 @@ class Setting:
         if self.kind == "size":
             return parse_size(value)
         if self.kind == "fraction":
-            return float(value)
+            return parse_fraction(value)
         return value
 
     def limits_text(self) -> str:
@@ -170,6 +171,35 @@ SETTINGS: tuple[Setting, ...] = (
        env=("SQSLAB_MAX_MESSAGES",), live=True),
     _s("consumer.wait_time", "duration", "20s", "Long-poll wait per ReceiveMessage call.", low=0, high=20, whole_seconds=True,
        env=("SQSLAB_WAIT_TIME_SECONDS",), env_unit="s", live=True),
+    # ------------------------------------------------------------ sqs: how the embedded SQS behaves
+    _s("sqs.behavior", "choice", "exact",
+       "exact: the emulator never duplicates, reorders, throttles or lags; aws: SQS's documented departures from that, "
+       "each at the rate below (aws column); any of them can be set on its own.", choices=("exact", "aws"), target_note="local"),
+    _s("sqs.duplicates", "fraction", None,
+       "Standard queues: share of deletes after which one copy of the message survives and is delivered again when its "
+       "visibility timeout ends (at-least-once delivery).", profiled=True, target_note="local"),
+    _s("sqs.reorder", "boolean", None,
+       "Standard queues: best-effort order; a receive draws its batch from the oldest few ready messages.",
+       profiled=True, target_note="local"),
+    _s("sqs.short_poll_sample", "fraction", None,
+       "Standard queues: the share of ready messages a short poll (wait_time 0) sees, so empty and partial receives "
+       "happen while messages are available.", profiled=True, target_note="local"),
+    _s("sqs.count_lag", "duration", None,
+       "ApproximateNumberOf* report a value the queue had up to this long ago.", low=0, high=3600, profiled=True,
+       target_note="local"),
+    _s("sqs.stale_receipt", "choice", None,
+       "A delete or visibility change with a receipt handle that is no longer the message's latest: ignore (succeeds, "
+       "does nothing: SQS's \"may not be deleted\") or delete (acts).", choices=("ignore", "delete"), profiled=True,
+       target_note="local"),
+    _s("sqs.not_inflight", "choice", None,
+       "ChangeMessageVisibility on a message no longer in flight: error (MessageNotInflight) or accept.",
+       choices=("error", "accept"), profiled=True, target_note="local"),
+    _s("sqs.receive_loss", "fraction", None,
+       "Share of received messages SQS counts as received (in flight, receive count up) but never hands over: why "
+       "AWS advises against maxReceiveCount 1.", profiled=True, target_note="local"),
+    _s("sqs.inflight_limit", "integer", None,
+       "Messages in flight past which a short poll fails with OverLimit and a long poll answers empty.", low=1,
+       profiled=True, target_note="local"),
     # ------------------------------------------------------------ settle
     _s("settle.until", "choice", "drained", "drained: after the load, wait until visible + in flight + delayed = 0; none: stop at once.",
        choices=("drained", "none")),
@@ -194,6 +224,8 @@ SECTIONS: dict[str, str] = {
     "infra.dlq": "The dead-letter queue.",
     "infra.task": "Consumer task settings.",
     "consumer": "The built-in consumer's behaviour and failure knobs.",
+    "sqs": "How the embedded SQS behaves: exact, or as SQS does (local target; on AWS it is real SQS). "
+           "`faults` (below) makes API calls fail.",
     "settle": "What happens after the load and the actions.",
     "limits": "Bounds on the load, checked before anything runs; raise one to go beyond it on purpose.",
 }
@@ -298,7 +330,7 @@ def type_text(setting: Setting) -> str:
     if setting.kind == "choice":
         return ", ".join(f"`{c}`" for c in setting.choices)
     if setting.kind == "fraction":
-        return "0-1"
+        return "0-1 or %"
     if setting.kind == "duration_range":
         return "duration or range"
     return setting.kind
@@ -308,6 +340,15 @@ def default_text(setting: Setting) -> str:
     """The default as the reference shows it."""
     if setting.required:
         return "required"
+    if setting.profiled:
+        from sqslab.emulator.lab import PROFILES
+
+        def show(value: Any) -> str:
+            if isinstance(value, bool):
+                return str(value).lower()
+            return format_duration(value) if setting.kind == "duration" else f"{value:g}" if isinstance(value, float) else str(value)
+
+        return ", ".join(f"{name}: `{show(values[setting.name])}`" for name, values in PROFILES.items())
     if setting.default is None:
         return "random" if setting.key == "seed" else ""
     if isinstance(setting.default, bool):
@@ -354,7 +395,7 @@ def top_level() -> list[Setting]:
 def reference() -> str:
     """README's settings reference: one table per section, generated from the table."""
     parts = ["### Top level\n\n", reference_markdown("", top_level())]
-    for section in ("infra", "consumer", "settle", "limits"):
+    for section in ("infra", "consumer", "sqs", "settle", "limits"):
         parts += [f"\n### `{section}`\n\n", reference_markdown(section)]
     return "".join(parts)
 
@@ -367,7 +408,7 @@ def schema_property(setting: Setting) -> dict[str, Any]:
         "rate": {"$ref": "#/$defs/rate"},
         "size": {"$ref": "#/$defs/size"},
         "integer": {"type": "integer"},
-        "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+        "fraction": {"$ref": "#/$defs/fraction"},
         "boolean": {"type": "boolean"},
         "text": {"type": "string"},
         "choice": {},

@@ -22,6 +22,8 @@ from sqslab.sampler import Sampler
 SETTLE_POLL = 0.25
 #: The most message ids the audit reads from one queue; beyond it the rest is counted, not read.
 AUDIT_LIMIT = 1_000_000
+#: The long poll (seconds) that confirms an empty short poll where SQS samples its servers.
+CONFIRM_WAIT = 1
 
 
 def settle(sampler: Sampler, recorder: Recorder, until: str, deadline: float, interrupted: threading.Event,
@@ -48,23 +50,26 @@ def settle(sampler: Sampler, recorder: Recorder, until: str, deadline: float, in
             return False
 
 
-def audit_queues(sqs: Any, endpoints: Endpoints, sampler: Sampler, recorder: Recorder, visibility_timeout: float, delay: float) -> Audit:
+def audit_queues(sqs: Any, endpoints: Endpoints, sampler: Sampler, recorder: Recorder, visibility_timeout: float, delay: float,
+                 exact: bool = False) -> Audit:
     """What the queues hold now that the consumers are stopped: the DLQ's ids, and the ids
-    of whatever is still visible in the queue."""
+    of whatever is still visible in the queue. `exact`: the target's SQS answers a short
+    poll with every visible message (the emulator in exact mode); else an empty short
+    poll is confirmed by a long poll, as SQS's short polls sample its servers."""
     audit = Audit(at=time.time(), visibility_timeout=visibility_timeout, delay=delay)
     depths = sampler.depths()
     audit.queue_visible, audit.queue_in_flight = depths["queue.visible"], depths["queue.in_flight"]
     audit.dlq_messages = depths["dlq.messages"]
     queue_url, dlq_url = endpoints.queue_url, endpoints.dlq_url
     if dlq_url:
-        audit.dlq_ids = read_ids(sqs, dlq_url)
+        audit.dlq_ids = read_ids(sqs, dlq_url, confirm_wait=0 if exact else CONFIRM_WAIT)
     if depths["queue.visible"] > 0:
         policy = None
         if dlq_url:
             policy = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"].get("RedrivePolicy")
             sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"RedrivePolicy": ""})
         try:
-            audit.queued_ids = read_ids(sqs, queue_url)
+            audit.queued_ids = read_ids(sqs, queue_url, confirm_wait=0 if exact else CONFIRM_WAIT)
         finally:
             if policy:
                 sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"RedrivePolicy": policy})
@@ -73,15 +78,18 @@ def audit_queues(sqs: Any, endpoints: Endpoints, sampler: Sampler, recorder: Rec
     return audit
 
 
-def read_ids(client: Any, queue_url: str, limit: int = AUDIT_LIMIT) -> set[str]:
+def read_ids(client: Any, queue_url: str, limit: int = AUDIT_LIMIT, confirm_wait: int = 0) -> set[str]:
     """The payload ids of every message that can be received from a queue now, each read
-    once (hidden while reading, then made visible again). Bodies not ours count as `?ID`."""
+    once (hidden while reading, then made visible again). Bodies not ours count as `?ID`.
+    Short polls, and after an empty one a long poll of confirm_wait seconds (when given):
+    a long poll asks every SQS server, so it finds what a short poll's sample missed."""
     ids: set[str] = set()
     handles: list[str] = []
     empty = 0
     try:
         while empty < 2 and len(ids) < limit:
-            response = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=0)
+            wait = confirm_wait if empty else 0
+            response = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=wait)
             messages = response.get("Messages", [])
             if not messages:
                 empty += 1

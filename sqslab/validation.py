@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sqslab.consumer.sqsfaults import SQS_APIS
 from sqslab.document import Document, Problem
 from sqslab.expectations import FIGURES, LIVE_METRICS, ExpressionError, parse_condition
 from sqslab.schema import (
@@ -416,8 +417,28 @@ def fifo_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def fault_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """Every API a fault names (in `sqs.faults` and `sqs_fault` actions) is an SQS API."""
+    places: list[tuple[tuple[str | int, ...], Any]] = [
+        (("sqs", "faults", i), fault) for i, fault in enumerate(items(mapping(data, "sqs"), "faults"))]
+    places += [(("actions", i), action) for i, action in enumerate(items(data, "actions"))
+               if isinstance(action, dict) and action.get("do") == "sqs_fault"]
+    problems = []
+    for path, fault in places:
+        apis = fault.get("api") if isinstance(fault, dict) else None
+        names = [apis] if isinstance(apis, str) else apis if isinstance(apis, list) else []
+        for j, name in enumerate(names):
+            if not isinstance(name, str) or name == "*" or name in SQS_APIS:
+                continue
+            where = path + ("api",) + ((j,) if isinstance(apis, list) else ())
+            close = difflib.get_close_matches(name, SQS_APIS, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?" if close else 'write "*" for every call, or one of ' + ", ".join(SQS_APIS)
+            problems.append(doc.problem(where, f"{name!r} is not an SQS API; {hint}"))
+    return problems
+
+
 MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems, load_problems,
-                                     fifo_problems)
+                                     fifo_problems, fault_problems)
 
 
 # ---------------------------------------------------------------- shared with resolution

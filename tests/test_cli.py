@@ -105,7 +105,7 @@ def test_schema_includes_plugin_actions(cli):
 def test_plugins_lists_builtins_and_dir_plugins(cli):
     result = cli("plugins", "--json", "--plugins-dir", FIXTURES / "plugins")
     described = {p["name"]: p for p in json.loads(result.stdout)}
-    assert set(described["sqslab.actions"]["actions"]) == {"kill_consumer", "scale", "set_consumer", "wait"}
+    assert set(described["sqslab.actions"]["actions"]) == {"kill_consumer", "scale", "set_consumer", "sqs_fault", "redrive_dlq", "wait"}
     assert [p["actions"] for n, p in described.items() if n.startswith("drain_hold")] == [["drain_hold"]]
 
 

@@ -428,18 +428,3 @@ def test_fifo_group_waits_for_its_in_flight_message(sqs: Any) -> None:
     assert [m["Body"] for m in rest] == ["b1"]  # group a is blocked by a1 in flight
     sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["a2"]
-
-
-def test_start_message_move_task_is_not_supported(emu: Emulator, sqs: Any, queue: str) -> None:
-    """Documented gap: no DLQ redrive task (docs/emulator.md); moto answers HTTP 500."""
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    once = boto3.client(
-        "sqs",
-        endpoint_url=emu.endpoint_url,
-        region_name="us-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
-    with pytest.raises(ClientError, match=r"\(500\)"):
-        once.start_message_move_task(SourceArn=arn)

@@ -271,11 +271,12 @@ def test_the_fixture_runs_did_what_the_scenario_says(run_a, run_b):
     actions = {a["name"]: a for a in run_a.summary["actions"]}
     assert actions["<img src=x onerror=alert(2)>"]["status"] == "failed"
     assert actions["<img src=x onerror=alert(2)>"]["error"] == "<script>alert(3)</script> \"'&"
-    # the example action plugin moved the DLQ's messages back, through the action context
+    # the built-in redrive_dlq moved the DLQ's messages back with the emulator's move task
     assert actions["redrive"]["status"] == "done", actions["redrive"]
     moved = [e for e in run_a.events() if e.get("event") == "redriven"]
-    assert len(moved) == 1 and moved[0]["count"] > 0
-    assert actions["redrive"]["result"] == f"moved {moved[0]['count']} message(s) from the DLQ to the queue"
+    assert len(moved) == 1 and moved[0]["count"] > 0 and moved[0]["status"] == "COMPLETED"
+    assert actions["redrive"]["result"] == f"moved {moved[0]['count']} message(s) from the DLQ back to their source queue"
+    assert run_a.summary["figures"]["redriven"] == moved[0]["count"]
     assert run_a.summary["description"] == HOSTILE
     assert run_b.resolved["infra"]["consumers"] == 3
     assert run_a.summary["figures"]["redeliveries"] > 0 and run_a.summary["ledger"]["problems"]

@@ -76,8 +76,10 @@ class Target(Protocol):
         """Make the queue and DLQ (and the service), and say where they are."""
         ...
 
-    def sqs_client(self) -> Any:
-        """A boto3 SQS client for the run's queues: the producer, the sampler and the audit use it."""
+    def sqs_client(self, observer: bool = False) -> Any:
+        """A boto3 SQS client for the run's queues. The producer's and the actions' calls are
+        the system's, and injected faults hit them; `observer=True` is sqslab's own (the
+        sampler, the final audit), which faults leave alone."""
         ...
 
     def start_consumers(self, count: int, knobs: Knobs) -> None:
@@ -101,7 +103,12 @@ class Target(Protocol):
         ...
 
     def consumer_events(self) -> list[dict[str, Any]]:
-        """Consumer events (docs/contracts.md) that arrived since the last call."""
+        """Consumer events (docs/contracts.md) that arrived since the last call, and what
+        the target's SQS tells of itself (`source: sqs`: faults, behaviour), if anything."""
+        ...
+
+    def sqs_fault(self, rule: dict[str, Any]) -> None:
+        """Put an SQS API fault rule (sqslab.consumer.sqsfaults) in force now: the `sqs_fault` action."""
         ...
 
     def stop_consumers(self, grace: float) -> None:

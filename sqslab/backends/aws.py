@@ -14,6 +14,7 @@ service is scaled to 0 and `sqslab destroy RUN_DIR` removes it later).
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -36,6 +37,9 @@ from sqslab.backends.aws_stack import (
     stack_has_resources,
     stack_tfvars,
 )
+from sqslab.consumer import sqsfaults
+from sqslab.contracts import ENV_SQS_FAULTS
+from sqslab.emulator.lab import PROFILES
 from sqslab.hookspecs import hookimpl
 
 __all__ = ["KILL_REASON", "AwsTarget", "destroy_run", "find_kept_run", "stack_has_resources"]
@@ -79,6 +83,8 @@ class AwsTarget:
         self.logs: LogReader | None = None
         self._registered: list[str] = []
         self._torn_down = False
+        self._faults = sqsfaults.FaultPlan()  # client-side: real SQS takes no injected faults
+        self._knobs: Any = None
 
     def plan(self, scenario: Any) -> list[tuple[str, str]]:
         """The Terraform variables a run would apply (no AWS call)."""
@@ -102,6 +108,10 @@ class AwsTarget:
                               "or run from a git checkout, whose revision is the default tag")
         variables, tfvars = stack_tfvars(scenario, tag)
         self._region = variables["region"]
+        self._faults = sqsfaults.FaultPlan(list(scenario.sqs.faults), seed=scenario.seed)
+        if scenario.sqs.settings != PROFILES["exact"]:
+            self._show("sqs: on AWS, SQS behaves as it does: the `sqs` behaviour settings are for the emulator and are ignored "
+                       "(`sqs.faults` and `sqs_fault` still apply, client-side)")
         self._check_image(variables["ecr_repository_name"], tag)
         self._emit({"event": "stack", "name": variables["name"], "region": self._region, "image_tag": tag,
                     "state_dir": str(self.state_dir)})
@@ -153,10 +163,16 @@ class AwsTarget:
             raise TargetError(f"cannot check the consumer image in ECR ({self._region}): {exc}; "
                               "are AWS credentials set (AWS_PROFILE, aws sso login)?") from exc
 
-    def sqs_client(self) -> Any:
-        """A boto3 SQS client for the stack's region, with your credential chain."""
+    def sqs_client(self, observer: bool = False) -> Any:
+        """A boto3 SQS client for the stack's region, with your credential chain. Real SQS
+        takes no injected faults: the scenario's are made client-side, in the clients of
+        the system (the producer's, the actions'; the consumers make their own), not in an
+        observer's."""
         assert self._endpoints is not None, "provision first"
-        return self._client("sqs")
+        client = self._client("sqs")
+        if not observer:
+            sqsfaults.install(client, self._faults, self._fault_event)
+        return client
 
     # ------------------------------------------------------------ the service
 
@@ -168,10 +184,11 @@ class AwsTarget:
     def start_consumers(self, count: int, knobs: Any) -> None:
         """Make sure the service runs `count` tasks with these knobs, and wait until ECS
         reports them running (a task that cannot start fails the run at once)."""
+        self._knobs = knobs
         service = self._service()
         described = service.describe()
         current = service.container_env(described["taskDefinition"])
-        if any(current.get(key) != value for key, value in knobs.to_env().items()):
+        if any(current.get(key) != value for key, value in self._task_env(knobs).items()):
             self.set_consumer(knobs)
         if described["desiredCount"] != count:
             self.scale(count)
@@ -196,11 +213,29 @@ class AwsTarget:
         """Register a revision of the service's task definition with these knobs in the
         container environment (the queue URL, region, seed and the rest kept), and roll
         the service to it."""
-        new = self._service().roll(knobs.to_env())
+        self._knobs = knobs
+        new = self._service().roll(self._task_env(knobs))
         self._registered.append(new["taskDefinitionArn"])
         if self.state_dir is not None:
             save_state(self.state_dir, task_definitions=self._registered)
         self._emit({"event": "task_definition_registered", "revision": new["revision"], "task_definition": new["taskDefinitionArn"]})
+
+    def _task_env(self, knobs: Any) -> dict[str, str]:
+        """The container environment sqslab sets: the knobs, and the fault rules the
+        consumers apply to their own SQS calls."""
+        rules = self._faults.rules()
+        return {**knobs.to_env(), **({ENV_SQS_FAULTS: json.dumps(rules, separators=(",", ":"))} if rules else {})}
+
+    def sqs_fault(self, rule: dict[str, Any]) -> None:
+        """An API fault from now on: at once in the producer's and the actions' clients, and
+        in the consumer tasks through a rolling deployment of their environment (the new
+        tasks apply it; ECS takes its usual minute or two to replace them)."""
+        self._faults.add(rule)
+        if self._knobs is not None:
+            self.set_consumer(self._knobs)
+
+    def _fault_event(self, event: str, **fields: Any) -> None:
+        self._emit({"event": event, "source": "producer", **fields})
 
     def tasks(self) -> TaskCounts:
         """Running and desired from DescribeServices; started = task ARNs ever seen

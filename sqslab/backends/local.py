@@ -21,8 +21,13 @@ from sqslab.backends.supervisor import Supervisor, python_command
 from sqslab.contracts import ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID
 from sqslab.credentials import emulator_env
 from sqslab.emulator import client as emulator_client
+from sqslab.emulator.middleware import OBSERVER_HEADER
 from sqslab.hookspecs import hookimpl
+from sqslab.rundir import JsonTail
 from sqslab.settings import queue_attributes
+
+#: The emulator's events in the run directory (sqslab.emulator.lab), read into events.jsonl.
+SQS_EVENTS = "sqs-events.jsonl"
 
 OPTIONS = (
     TargetOption("endpoint_url",
@@ -49,6 +54,8 @@ class LocalTarget:
         self._task_env: dict[str, str] = {}
         self._torn_down = False
         self._terraform: Any = None
+        self._sqs_events: JsonTail | None = None
+        self._lab_exact = True
 
     def plan(self, scenario: Any) -> list[tuple[str, str]]:
         """Where the queues would be made: nothing beyond the timeline to show."""
@@ -68,9 +75,15 @@ class LocalTarget:
         importer = threading.Thread(target=emulator_client, args=("http://127.0.0.1:9",), kwargs={"region": scenario.infra.region},
                                     name="sqslab-boto3-import", daemon=True)
         importer.start()
+        if endpoint is not None and not scenario.sqs.exact:
+            raise TargetError("the scenario's `sqs` section (behaviour, faults) needs the embedded emulator: "
+                              "run without --endpoint-url")
         if endpoint is None:
             try:
-                self._emulator = Emulator(log_path=run_dir / "emulator.log").start()
+                self._sqs_events = JsonTail(run_dir / SQS_EVENTS)
+                self._lab_exact = scenario.sqs.exact
+                lab = None if scenario.sqs.exact else scenario.sqs.lab(scenario.seed)
+                self._emulator = Emulator(log_path=run_dir / "emulator.log", lab=lab, events_path=run_dir / SQS_EVENTS).start()
             except EmulatorError as exc:
                 raise TargetError(f"the embedded SQS emulator did not start: {exc}") from exc
             endpoint = self._emulator.endpoint_url
@@ -99,10 +112,20 @@ class LocalTarget:
             raise TargetError(f"terraform apply on the emulator failed: {exc}") from exc
         return outputs["queue_url"], outputs.get("dlq_url") or None
 
-    def sqs_client(self) -> Any:
-        """A boto3 SQS client for the run's endpoint, with dummy credentials."""
+    @property
+    def sqs_exact(self) -> bool:
+        """Whether the run's SQS is the embedded emulator in exact mode: a short poll then
+        sees every visible message, so the final audit needs no long poll."""
+        return self._emulator is not None and self._lab_exact
+
+    def sqs_client(self, observer: bool = False) -> Any:
+        """A boto3 SQS client for the run's endpoint, with dummy credentials; an observer's
+        calls carry the header that exempts them from the emulator's faults."""
         assert self._endpoints is not None, "provision first"
-        return emulator_client(self._endpoints.endpoint_url, region=self._endpoints.region, max_pool_connections=32)
+        client = emulator_client(self._endpoints.endpoint_url, region=self._endpoints.region, max_pool_connections=32)
+        if observer:
+            client.meta.events.register("before-sign.sqs", _mark_observer)
+        return client
 
     def _environment(self, task_id: str) -> dict[str, str]:
         assert self._endpoints is not None
@@ -138,8 +161,27 @@ class LocalTarget:
         return self._supervisor.counts() if self._supervisor else TaskCounts(0, 0, 0)
 
     def consumer_events(self) -> list[dict[str, Any]]:
-        """Consumer events written since the last call, each tagged `source: consumer`."""
-        return self._supervisor.events() if self._supervisor else []
+        """Consumer events written since the last call, each tagged `source: consumer`, and
+        the emulator's (what SQS did beyond exactness, faults), tagged `source: sqs`."""
+        events = self._supervisor.events() if self._supervisor else []
+        if self._sqs_events is not None:
+            sqs = self._sqs_events.read()
+            for event in sqs:
+                event["source"] = "sqs"
+            if sqs:
+                events = sorted(events + sqs, key=lambda e: e.get("ts", 0))
+        return events
+
+    def sqs_fault(self, rule: dict[str, Any]) -> None:
+        """Put an API fault rule in force now, in the emulator (any client sees it)."""
+        from sqslab.emulator import EmulatorError
+
+        if self._emulator is None:
+            raise TargetError("SQS faults need the embedded emulator (this run uses --endpoint-url)")
+        try:
+            self._emulator.add_fault(rule)
+        except EmulatorError as exc:
+            raise TargetError(str(exc)) from exc
 
     def stop_consumers(self, grace: float = 10.0) -> None:
         """Stop every task: SIGTERM, then SIGKILL after `grace` seconds; wait for all."""
@@ -183,6 +225,10 @@ class LocalTarget:
                     self._emit({"event": "queue_deleted", "queue_url": url})
                 except Exception as exc:  # noqa: BLE001 - teardown goes on; the run's result stands
                     self._emit({"event": "queue_delete_failed", "queue_url": url, "error": str(exc)})
+
+
+def _mark_observer(request: Any, **_: Any) -> None:
+    request.headers[OBSERVER_HEADER] = "1"
 
 
 def create_queues(client: Any, scenario: Any, run_name: str) -> tuple[str, str | None]:

@@ -9,7 +9,6 @@ stream (docs/contracts.md), read incrementally from `RUN_DIR/tasks/<id>.out`.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -23,12 +22,11 @@ from typing import Any
 from sqslab.backends import Log, TaskCounts
 from sqslab.contracts import EXIT_CRASH
 from sqslab.processes import die_with_parent, send_signal
+from sqslab.rundir import JsonTail
 
 # How long a task stopped with SIGTERM gets before SIGKILL, as ECS's stopTimeout.
 STOP_TIMEOUT = 30.0
 SUPERVISE_INTERVAL = 0.05
-#: The longest a task's stdout line may be before it is cut (a runaway line would grow memory).
-MAX_LINE = 1 << 20
 
 
 @dataclass
@@ -42,8 +40,7 @@ class _Task:
     killed: bool = False
     stop_deadline: float | None = None
     exited: bool = False
-    offset: int = 0
-    partial: bytes = b""
+    tail: JsonTail | None = None
 
     @property
     def active(self) -> bool:
@@ -222,27 +219,12 @@ class Supervisor:
             self._pending_starts.append(time.monotonic() + self._restart_delay)
 
     def _read_events(self, task: _Task, final: bool) -> list[dict[str, Any]]:
-        try:
-            with task.out_path.open("rb") as handle:
-                handle.seek(task.offset)
-                chunk = handle.read()
-        except OSError:
-            return []
-        task.offset += len(chunk)
-        lines = (task.partial + chunk).split(b"\n")
-        task.partial = b"" if final else lines.pop()[:MAX_LINE]
-        events = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a line torn by SIGKILL
-            if isinstance(event, dict):
-                event["source"] = "consumer"
-                event.setdefault("task", task.id)
-                events.append(event)
+        if task.tail is None:
+            task.tail = JsonTail(task.out_path)
+        events = task.tail.read(final)
+        for event in events:
+            event["source"] = "consumer"
+            event.setdefault("task", task.id)
         return events
 
 

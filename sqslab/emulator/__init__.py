@@ -23,8 +23,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from sqslab.consumer.sqsfaults import describe_fault  # stdlib-only modules: cheap to import
 from sqslab.credentials import DUMMY_ENV, emulator_env, emulator_session
-from sqslab.emulator.server import READY_PREFIX  # stdlib-only module: cheap to import
+from sqslab.emulator.lab import Behavior
+from sqslab.emulator.server import READY_PREFIX
 
 __all__ = ["DUMMY_ENV", "Emulator", "EmulatorError", "child_env", "client", "serve"]
 
@@ -75,11 +77,15 @@ class Emulator:
         host: str = "127.0.0.1",
         patched: bool = True,
         log_path: Path | None = None,
+        lab: dict[str, Any] | None = None,
+        events_path: Path | None = None,
     ) -> None:
         self.port = port
         self.host = host
         self.patched = patched
         self.log_path = Path(log_path) if log_path is not None else None
+        self.lab = lab  # {"behavior": {...}, "faults": [...], "seed": N}: see sqslab.emulator.lab
+        self.events_path = Path(events_path) if events_path is not None else None
         self.endpoint_url: str = ""
         self.start_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -114,6 +120,10 @@ class Emulator:
         cmd += ["--parent-pid", str(os.getpid())]
         if not self.patched:
             cmd.append("--stock")
+        if self.lab:
+            cmd += ["--lab", json.dumps(self.lab)]
+        if self.events_path is not None:
+            cmd += ["--events", str(self.events_path)]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it until stop()
@@ -197,6 +207,29 @@ class Emulator:
                 last = exc
                 time.sleep(0.02)
         raise EmulatorError(f"the SQS emulator at {self.endpoint_url} did not answer: {last}{self._log_hint()}")
+
+    def control(self, path: str, data: Any = None, timeout: float = 5.0) -> Any:
+        """Call the emulator's control endpoint (GET, or POST data as JSON); its JSON answer.
+        `add_fault` and `lab_state` are the uses; EmulatorError on a refusal."""
+        body = json.dumps(data).encode() if data is not None else None
+        request = urllib.request.Request(f"{self.endpoint_url}/_sqslab/{path}", data=body,
+                                         headers={"Content-Type": "application/json"}, method="POST" if body is not None else "GET")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")[:500]
+            raise EmulatorError(f"the SQS emulator refused {path}: {detail}") from exc
+        except OSError as exc:
+            raise EmulatorError(f"the SQS emulator's control endpoint did not answer: {exc}") from exc
+
+    def add_fault(self, rule: dict[str, Any]) -> dict[str, Any]:
+        """Put a fault rule in force now (sqsfaults.check_rule's format); the rule as taken."""
+        return dict(self.control("faults", rule))
+
+    def lab_state(self) -> dict[str, Any]:
+        """The behaviour settings and fault rules in force."""
+        return dict(self.control("lab"))
 
     def death(self) -> str | None:
         """None while the emulator runs (or before it started, or after stop()); once it has
@@ -286,12 +319,21 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def serve(port: int = 0, host: str = "127.0.0.1") -> None:
-    """Run the emulator in the foreground until Ctrl-C, printing the endpoint and env."""
-    emu = Emulator(port=port, host=host).start()
+def serve(port: int = 0, host: str = "127.0.0.1", lab: dict[str, Any] | None = None, events_path: Path | None = None) -> None:
+    """Run the emulator in the foreground until Ctrl-C, printing the endpoint and env;
+    `lab` and `events_path` as for Emulator."""
+    emu = Emulator(port=port, host=host, lab=lab, events_path=events_path).start()
     try:
         url = emu.endpoint_url
         print(f"SQS emulator (patched moto) listening on {url}  (pid {emu.pid}, started in {emu.start_seconds:.2f} s)")
+        if lab:
+            state = emu.lab_state()
+            changed = {k: v for k, v in state["behavior"].items() if v != Behavior().as_dict()[k]}
+            print(f"behaviour: {json.dumps(changed) if changed else 'exact'}")
+            for rule in state["faults"]:
+                print(f"fault: {describe_fault(rule)}")
+            if events_path:
+                print(f"events: {events_path}")
         print()
         print("# paste into a shell:")
         print(f"export AWS_ENDPOINT_URL={url}")

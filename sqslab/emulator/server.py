@@ -19,11 +19,14 @@ READY_PREFIX = "SQSLAB_EMULATOR_READY "
 SWITCH_INTERVAL_ENV = "SQSLAB_EMULATOR_SWITCH_INTERVAL"
 
 
-def run(host: str, port: int, patched: bool = True, parent_pid: int | None = None) -> None:
+def run(host: str, port: int, patched: bool = True, parent_pid: int | None = None, lab_config: dict[str, Any] | None = None,
+        events_path: str | None = None) -> None:
     """Bind host:port (0 = any free port), report the port on stdout and serve until signalled.
 
     With ``parent_pid``, exit as soon as that process is gone, so a killed runner never
-    leaves an emulator behind.
+    leaves an emulator behind. ``lab_config`` ({"behavior": {...}, "faults": [...],
+    "seed": ...}) sets how SQS departs from exactness (lab.py); its events go to
+    ``events_path`` (JSON lines).
     """
     t0 = time.monotonic()
     switch = os.environ.get(SWITCH_INTERVAL_ENV)
@@ -43,8 +46,16 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     sock.listen(128)
     port = sock.getsockname()[1]
     if patched:
-        from sqslab.emulator import patches
+        from sqslab.emulator import lab, patches
 
+        try:
+            config = lab_config or {}
+            lab.configure(lab.Lab(lab.Behavior.resolve(**config.get("behavior", {})), config.get("faults"), config.get("seed"),
+                                  events_path))
+        except (ValueError, TypeError, OSError) as exc:
+            sys.stderr.write(f"sqslab emulator: bad lab configuration: {exc}\n")
+            sys.stderr.flush()
+            os._exit(2)
         try:
             patches.apply()
         except patches.PatchError as exc:
@@ -71,7 +82,7 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     app: Any = DomainDispatcherApplication(create_backend_app)
     if patched:
         sqs_app = app.get_application({"PATH_INFO": "/", "HTTP_AUTHORIZATION": _SQS_AUTH})  # build the SQS app now, not on the first call
-        app = _serialize_others(app, sqs_app)
+        app = _application(app, sqs_app)
     server = make_server(host, port, app, threaded=True, request_handler=handler, fd=sock.fileno())
     server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True: a ThreadedWSGIServer
 
@@ -94,6 +105,8 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
         server.serve_forever(poll_interval=0.05)
     finally:
         server.server_close()
+        if patched:
+            lab.current().close()
         sys.stderr.flush()
         # Skip interpreter teardown (moto's modules take ~0.5 s to unload): state is in memory only.
         os._exit(0)
@@ -105,17 +118,24 @@ _SQS_AUTH = (
 )
 
 
-def _serialize_others(dispatcher: Any, sqs_app: Any) -> Any:
-    """SQS has its own lock (patches.py); every other service (EC2, IAM, ECS... for the
-    Terraform stack) runs one request at a time. moto's other backends are not thread
-    safe: Terraform's parallel calls raced in EC2 (a default security group rule revoked
-    while another request rebuilt it: InvalidPermission.NotFound, seen under load)."""
+def _application(dispatcher: Any, sqs_app: Any) -> Any:
+    """The control endpoint, then SQS with the lab's faults and redrive in front
+    (middleware.py). SQS has its own lock (patches.py); every other service (EC2, IAM,
+    ECS... for the Terraform stack) runs one request at a time. moto's other backends are
+    not thread safe: Terraform's parallel calls raced in EC2 (a default security group
+    rule revoked while another request rebuilt it: InvalidPermission.NotFound, seen under
+    load)."""
+    from sqslab.emulator import middleware
+
     lock = threading.Lock()
+    sqs = middleware.wrap(sqs_app)
 
     def application(environ: dict[str, Any], start_response: Any) -> Any:
+        if middleware.is_control(environ):
+            return middleware.control(environ, start_response)
         backend_app = dispatcher.get_application(environ)
         if backend_app is sqs_app:
-            return backend_app(environ, start_response)
+            return sqs(environ, start_response)
         with lock:
             return list(backend_app(environ, start_response))
 

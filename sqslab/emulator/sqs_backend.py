@@ -27,6 +27,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sqslab.emulator.guard import _replace_all
+from sqslab.emulator.lab import REORDER_WINDOW
+from sqslab.emulator.lab import current as current_lab
 from sqslab.emulator.state import (
     INFLIGHT,
     LOCK,
@@ -41,8 +43,9 @@ from sqslab.emulator.state import (
     now_ms,
 )
 
-#: moto.sqs.models (bound by install(), so this module imports no moto code itself).
+#: moto.sqs.models and moto.sqs.exceptions (bound by install(), so this module imports no moto code itself).
 models: Any = None
+exceptions: Any = None
 
 
 def _validate_message(
@@ -129,13 +132,22 @@ def receive_message(
     message_attribute_names: list[str] | None = None,
 ) -> list[Any]:
     """SQSBackend.receive_message: up to count ready messages, long-polling up to
-    wait_seconds_timeout on the queue's condition (which releases LOCK) when none is."""
+    wait_seconds_timeout on the queue's condition (which releases LOCK) when none is.
+    Past the lab's inflight_limit a short poll fails with OverLimit and a long poll
+    answers empty, as SQS does."""
     queue = self.get_queue(queue_name)
+    lab = current_lab()
     deadline = time.monotonic() + (wait_seconds_timeout or 0)
     while True:
         now = now_ms()
         _promote(queue, now)
-        result = _take(queue, count, visibility_timeout, message_attribute_names or [], now)
+        if queue._counts[INFLIGHT] >= lab.behavior.inflight_limit:
+            lab.behavior_event("over_limit", "ReceiveMessage", queue=queue.name, in_flight=queue._counts[INFLIGHT])
+            if not wait_seconds_timeout:
+                raise exceptions.SQSException("OverLimit", f"Too many messages in flight (over {lab.behavior.inflight_limit}).")
+            result = []
+        else:
+            result = _take(queue, count, visibility_timeout, message_attribute_names or [], now, short_poll=not wait_seconds_timeout)
         if result or not wait_seconds_timeout:
             return result
         remaining = deadline - time.monotonic()
@@ -149,18 +161,73 @@ def receive_message(
             return []  # deleted or purged-and-recreated while we waited
 
 
-def _take(queue: Any, count: int, visibility_timeout: int, attribute_names: list[str], now: float) -> list[Any]:
+def _take(queue: Any, count: int, visibility_timeout: int, attribute_names: list[str], now: float,
+          short_poll: bool = False) -> list[Any]:
     """Receive up to count ready messages, oldest first, skipping FIFO groups in flight
-    and moving to the DLQ those past maxReceiveCount; returns copies for the response."""
+    and moving to the DLQ those past maxReceiveCount; returns copies for the response.
+
+    The lab's behaviour on a standard queue: a short poll sees each ready message with
+    probability short_poll_sample; with reorder, the batch is drawn from the oldest
+    REORDER_WINDOW x count ready messages; receive_loss marks a message received but
+    leaves it out of the answer (any queue)."""
+    lab = current_lab()
+    behavior = lab.behavior
+    fifo = queue.fifo_queue
+    sample = behavior.short_poll_sample if short_poll and not fifo else 1.0
+    reorder = behavior.reorder and not fifo
+    candidates, skipped, sampled_out = _candidates(queue, count * REORDER_WINDOW if reorder else count, sample, now)
+    if reorder and len(candidates) > 1:
+        lab.shuffle(candidates)
+        rest = candidates[count:]
+        del candidates[count:]
+        skipped.extend(rest)
+        newest = max(entry[1] for entry in candidates)
+        passed = sum(1 for entry in rest if entry[1] < newest)
+        order = [entry[1] for entry in candidates]
+        if passed or order != sorted(order):
+            lab.behavior_event("reorder", "ReceiveMessage", queue=queue.name, passed_over=passed)
+    result: list[Any] = []
+    back_to_ready: list[Any] = []
+    for entry in candidates:
+        msg = entry[3]
+        msg.mark_received(visibility_timeout=visibility_timeout)
+        queue._handles[msg.receipt_handle] = msg
+        if visibility_timeout:
+            _set_state(queue, msg, INFLIGHT, msg.visible_at)
+        else:
+            back_to_ready.append(msg)  # visible at once; pushed back after this batch
+        if behavior.receive_loss and lab.chance(behavior.receive_loss):
+            lab.behavior_event("receive_loss", "ReceiveMessage", queue=queue.name, message_id=msg.id,
+                               receive_count=msg.approximate_receive_count)
+            continue
+        clone = _shallow_copy(msg)
+        models._filter_message_attributes(clone, attribute_names)
+        result.append(clone)
+    ready = queue._heaps[READY].items
+    for entry in skipped:
+        heapq.heappush(ready, entry)
+    for msg in back_to_ready:
+        queue._heaps[READY].push(msg._sqslab_seq, msg)
+    if sampled_out and not result:
+        lab.behavior_event("empty_receive", "ReceiveMessage", queue=queue.name, visible=queue._counts[READY])
+    return result
+
+
+def _candidates(queue: Any, want: int, sample: float, now: float) -> tuple[list[Any], list[Any], int]:
+    """Pop up to `want` deliverable ready entries, oldest first: (taken, skipped, how
+    many a short poll's sample missed). FIFO groups in flight are skipped; a message at
+    maxReceiveCount moves to the DLQ instead (with its original id; on a FIFO queue its
+    deduplication id becomes that id and its enqueue time resets, as SQS documents)."""
+    lab = current_lab()
     ready = queue._heaps[READY].items
     fifo = queue.fifo_queue
     blocked = set(queue._inflight_groups) if fifo else ()
     dlq = queue.dead_letter_queue
     max_receives = queue.redrive_policy["maxReceiveCount"] if dlq is not None and queue.redrive_policy else None
-    result: list[Any] = []
-    skipped: list[tuple[float, int, int, Any]] = []
-    back_to_ready: list[Any] = []
-    while ready and len(result) < count:
+    taken: list[Any] = []
+    skipped: list[Any] = []
+    sampled_out = 0
+    while ready and len(taken) < want:
         entry = heapq.heappop(ready)
         if not _live(entry, queue):
             continue
@@ -171,22 +238,18 @@ def _take(queue: Any, count: int, visibility_timeout: int, attribute_names: list
         if max_receives is not None and msg.approximate_receive_count >= max_receives:
             # The receive after maxReceiveCount receives moves the message instead.
             _drop(queue, msg, remember_handles=False)
+            msg._sqslab_source_arn = queue.queue_arn
+            if fifo:
+                msg.deduplication_id = msg.id
+                msg.sent_timestamp = int(now)
             _adopt(dlq, msg, now)
             continue
-        msg.mark_received(visibility_timeout=visibility_timeout)
-        queue._handles[msg.receipt_handle] = msg
-        if visibility_timeout:
-            _set_state(queue, msg, INFLIGHT, msg.visible_at)
-        else:
-            back_to_ready.append(msg)  # visible at once; pushed back after this batch
-        clone = _shallow_copy(msg)
-        models._filter_message_attributes(clone, attribute_names)
-        result.append(clone)
-    for entry in skipped:
-        heapq.heappush(ready, entry)
-    for msg in back_to_ready:
-        queue._heaps[READY].push(msg._sqslab_seq, msg)
-    return result
+        if sample < 1.0 and not lab.chance(sample):
+            skipped.append(entry)
+            sampled_out += 1
+            continue
+        taken.append(entry)
+    return taken, skipped, sampled_out
 
 
 def _shallow_copy(msg: Any) -> Any:
@@ -204,11 +267,26 @@ def delete_message(self: Any, queue_name: str, receipt_handle: str) -> None:
 
 def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
     """SQSBackend.change_message_visibility: in flight until now + visibility_timeout,
-    or ready at once for 0 (waking long-polls); any handle the message had works."""
+    or ready at once for 0 (waking long-polls); any handle the message had works.
+
+    The lab's behaviour: with not_inflight `error`, a message no longer in flight fails
+    with MessageNotInflight; with stale_receipt `ignore`, a handle that is not the
+    message's latest succeeds and does nothing."""
     queue = self.get_queue(queue_name)
     msg = queue._handles.get(receipt_handle)
     if msg is None or msg._sqslab_owner is not queue:
         raise models.ReceiptHandleIsInvalid
+    lab = current_lab()
+    if msg._sqslab_state != INFLIGHT:
+        lab.behavior_event("not_inflight", "ChangeMessageVisibility", queue=queue.name, message_id=msg.id,
+                           refused=lab.behavior.not_inflight == "error")
+        if lab.behavior.not_inflight == "error":
+            raise exceptions.SQSException("MessageNotInflight", "The message referred to isn't in flight.")
+    if receipt_handle != msg.receipt_handle:
+        ignored = lab.behavior.stale_receipt == "ignore"
+        lab.behavior_event("stale_receipt", "ChangeMessageVisibility", queue=queue.name, message_id=msg.id, acted=not ignored)
+        if ignored:
+            return
     now = now_ms()
     visible_at = now + int(visibility_timeout) * 1000
     if visible_at - msg.sent_timestamp > 43200 * 1000:
@@ -222,6 +300,29 @@ def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, v
     elif msg._sqslab_state != READY:
         _set_state(queue, msg, READY)
         queue._cond.notify_all()
+
+
+def change_message_visibility_batch(self: Any, queue_name: str, entries: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """SQSBackend.change_message_visibility_batch: stock, except that every SQS error of
+    an entry (MessageNotInflight too, not only ReceiptHandleIsInvalid) is that entry's
+    failure, as on SQS, instead of failing the whole call."""
+    success: list[str] = []
+    failed: list[dict[str, Any]] = []
+    for entry in entries:
+        try:
+            timeout = int(entry["VisibilityTimeout"])
+            if not 0 <= timeout <= models.MAXIMUM_VISIBILITY_TIMEOUT:
+                raise ValueError(timeout)
+        except (KeyError, TypeError, ValueError):
+            failed.append({"Id": entry["Id"], "SenderFault": True, "Code": "InvalidParameterValue",
+                           "Message": "Visibility timeout invalid"})
+            continue
+        try:
+            self.change_message_visibility(queue_name=queue_name, receipt_handle=entry["ReceiptHandle"], visibility_timeout=timeout)
+            success.append(entry["Id"])
+        except exceptions.SQSException as exc:
+            failed.append({"Id": entry["Id"], "SenderFault": True, "Code": exc.code, "Message": getattr(exc, "message", "")})
+    return success, failed
 
 
 def purge_queue(self: Any, queue_name: str) -> None:
@@ -255,10 +356,16 @@ def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str])
     if invalid or invalid == "":
         raise models.InvalidAttributeName(invalid)
     attributes = queue.attributes  # once, not three times per name
+    lab = current_lab()
+    if lab.behavior.count_lag > 0:
+        truth = {name: attributes[name] for name in _COUNTS}
+        attributes.update(lab.lagged_counts(queue.name, truth))
     if "All" in attribute_names:
         return attributes
     return {n: attributes[n] for n in attribute_names if attributes.get(n) is not None}
 
+
+_COUNTS = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
 
 #: SQSBackend method name -> its replacement, installed in this order.
 METHODS: dict[str, Callable[..., Any]] = {
@@ -267,6 +374,7 @@ METHODS: dict[str, Callable[..., Any]] = {
     "receive_message": receive_message,
     "delete_message": delete_message,
     "change_message_visibility": change_message_visibility,
+    "change_message_visibility_batch": change_message_visibility_batch,
     "purge_queue": purge_queue,
     "delete_queue": delete_queue,
     "is_message_valid_based_on_retention_period": is_message_valid_based_on_retention_period,
@@ -277,8 +385,10 @@ METHODS: dict[str, Callable[..., Any]] = {
 def install(moto_models: types.ModuleType) -> None:
     """Replace moto.sqs.models.SQSBackend's methods with METHODS, then wrap every
     function the class defines in LOCK."""
-    global models
-    models = moto_models
+    global models, exceptions
+    from moto.sqs import exceptions as moto_exceptions
+
+    models, exceptions = moto_models, moto_exceptions
     backend = moto_models.SQSBackend
     _replace_all(backend, METHODS)
     # Every backend call, stock or replaced, runs under the one lock. Not through

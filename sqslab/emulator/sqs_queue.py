@@ -17,6 +17,7 @@ import types
 from typing import Any
 
 from sqslab.emulator.guard import _replace_all
+from sqslab.emulator.lab import current as current_lab
 from sqslab.emulator.state import (
     DEDUPLICATION_WINDOW_MS,
     DELAYED,
@@ -95,13 +96,31 @@ def add_message(self: Any, message: Any) -> None:
 
 
 def delete_message(self: Any, receipt_handle: str) -> None:
-    """Delete the message with receipt_handle (current or older); again is a no-op."""
+    """Delete the message with receipt_handle (current or older); again is a no-op.
+
+    The lab's behaviour: with stale_receipt `ignore`, a handle that is not the message's
+    latest succeeds and deletes nothing (SQS: "the message might not be deleted"); on a
+    standard queue, with probability `duplicates` the delete succeeds but one copy of
+    the message survives it and is delivered again when its visibility timeout ends."""
     with LOCK:
         if receipt_handle in self.deleted_messages:
             return  # deleting twice succeeds, as on SQS
         msg = self._handles.get(receipt_handle)
         if msg is None or msg._sqslab_owner is not self:
             raise models.ReceiptHandleIsInvalid()
+        lab = current_lab()
+        if receipt_handle != msg.receipt_handle:
+            ignored = lab.behavior.stale_receipt == "ignore"
+            lab.behavior_event("stale_receipt", "DeleteMessage", queue=self.name, message_id=msg.id, acted=not ignored)
+            if ignored:
+                return
+        if not self.fifo_queue and lab.chance(lab.behavior.duplicates):
+            lab.behavior_event("duplicate", "DeleteMessage", queue=self.name, message_id=msg.id,
+                               receive_count=msg.approximate_receive_count)
+            self._handles.pop(receipt_handle, None)
+            self.deleted_messages.add(receipt_handle)
+            self._deleted_order.append(receipt_handle)
+            return
         _drop(self, msg, remember_handles=True)
 
 

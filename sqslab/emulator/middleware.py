@@ -1,0 +1,147 @@
+"""The WSGI layer in front of moto's SQS app: API faults, the redrive API, and the
+emulator's control endpoint.
+
+* ``/_sqslab/lab`` (GET): the behaviour and fault rules in force, as JSON;
+  ``/_sqslab/faults`` (POST a rule, sqsfaults.check_rule's format): add a fault rule
+  now (the timed `sqs_fault` action); ``/_sqslab/behavior`` (POST settings): change
+  behaviour settings. Loopback only, as the emulator itself.
+* Every SQS call is named (``X-Amz-Target`` for the JSON protocol, ``Action`` for the
+  query protocol) and put to the lab's fault plan: a fired rule waits its latency,
+  then answers with SQS's error response, or (``timeout``) lets the call take effect
+  and closes the connection without an answer.
+* StartMessageMoveTask, ListMessageMoveTasks and CancelMessageMoveTask are answered
+  by redrive.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqslab.consumer.sqsfaults import ERRORS, TIMEOUT, error_response
+from sqslab.emulator import redrive
+from sqslab.emulator.lab import Behavior, current
+
+CONTROL_PREFIX = "/_sqslab/"
+#: A request with this header is sqslab observing (its sampler, its audit): no fault hits it.
+OBSERVER_HEADER = "X-Sqslab-Observer"
+_OBSERVER_KEY = "HTTP_" + OBSERVER_HEADER.upper().replace("-", "_")
+#: The largest control request body read (a fault rule is a few hundred bytes).
+MAX_CONTROL_BODY = 64 * 1024
+#: The largest query-protocol body read to find its Action (SQS's own limit is 1 MiB).
+MAX_QUERY_BODY = 2 * 1024 * 1024
+
+StartResponse = Callable[..., Any]
+App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def wrap(sqs_app: App) -> App:
+    """moto's SQS app with faults and the redrive API in front of it."""
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        api, protocol = _api(environ)
+        if api in redrive.APIS and protocol == "json":
+            return _send(start_response, *redrive.answer(api, _body(environ, MAX_QUERY_BODY)))
+        lab = current()
+        decision = lab.faults.decide(api) if api and lab.faults and _OBSERVER_KEY not in environ else None
+        if decision is None or api is None:
+            return sqs_app(environ, start_response)
+        lab.emit(**decision.event(api))
+        if decision.latency:
+            time.sleep(decision.latency)
+        if decision.error in ERRORS:
+            return _send(start_response, *error_response(decision.error, protocol))
+        if decision.error == TIMEOUT:
+            return _drop_answer(sqs_app, environ, start_response)
+        return sqs_app(environ, start_response)
+
+    return application
+
+
+def _api(environ: dict[str, Any]) -> tuple[str | None, str]:
+    """(the SQS action a request calls, its protocol: json or query)."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.rsplit(".", 1)[-1], "json"
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return query["Action"][0], "query"
+    if "form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        body = _body(environ, MAX_QUERY_BODY)
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        if "Action" in form:
+            return form["Action"][0], "query"
+    return None, "query"
+
+
+def _body(environ: dict[str, Any], limit: int) -> bytes:
+    """The request body (at most limit bytes), left readable for the app after us."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(min(max(length, 0), limit)) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _send(start_response: StartResponse, status: int, headers: dict[str, str], body: bytes) -> list[bytes]:
+    start_response(f"{status} {_REASONS.get(status, 'Error')}", list(headers.items()))
+    return [body]
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+def _drop_answer(sqs_app: App, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """Carry the call out, then close the connection instead of answering."""
+    list(sqs_app(environ, lambda *args, **kwargs: None))
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    start_response("200 OK", [("Content-Length", "0")])
+    return []
+
+
+# ---------------------------------------------------------------- control
+
+
+def is_control(environ: dict[str, Any]) -> bool:
+    """Whether a request is for the control endpoint."""
+    return str(environ.get("PATH_INFO", "")).startswith(CONTROL_PREFIX)
+
+
+def control(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """Answer a control request."""
+    path = environ.get("PATH_INFO", "")[len(CONTROL_PREFIX):]
+    method = environ.get("REQUEST_METHOD", "GET")
+    lab = current()
+    try:
+        if path == "lab" and method == "GET":
+            return _json(start_response, 200, {"behavior": lab.behavior.as_dict(), "faults": lab.faults.rules(), "seed": lab.seed})
+        if path == "faults" and method == "POST":
+            rule = lab.faults.add(json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}"))
+            lab.emit("sqs_fault_rule", rule=rule)
+            return _json(start_response, 200, rule)
+        if path == "behavior" and method == "POST":
+            settings = json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}")
+            merged = {**lab.behavior.as_dict(), **settings}
+            lab.behavior = Behavior.resolve("exact", **merged)
+            return _json(start_response, 200, lab.behavior.as_dict())
+    except (ValueError, TypeError) as exc:
+        return _json(start_response, 400, {"error": str(exc)})
+    return _json(start_response, 404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{path}"})
+
+
+def _json(start_response: StartResponse, status: int, data: Any) -> list[bytes]:
+    body = json.dumps(data).encode()
+    return _send(start_response, status, {"Content-Type": "application/json", "Content-Length": str(len(body))}, body)
