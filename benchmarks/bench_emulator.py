@@ -1,6 +1,9 @@
 """Stock moto 5.2.1 against sqslab's patched emulator, same workloads, one run.
 
-    python benchmarks/bench_emulator.py [--quick] [--json PATH]
+    python benchmarks/bench_emulator.py [--quick] [--json PATH] [--fifo | --behavior]
+
+(--fifo: FIFO queues against a standard queue; --behavior: `sqs.behavior: aws` against
+exact, both sqslab only.)
 
 Four workloads, each against a fresh emulator child per implementation:
 
@@ -118,7 +121,7 @@ def _producer(endpoint: str, url: str, n: int, go: Any, stop: Any, sent_out: Any
     sent_out.value = sent
 
 
-def _consumer(endpoint: str, url: str, go: Any, stop: Any, out: Any) -> None:
+def _consumer(endpoint: str, url: str, go: Any, stop: Any, out: Any, deletes: Any = None) -> None:
     sqs = _client(endpoint)
     received: list[int] = []
     deleted: list[int] = []
@@ -136,7 +139,19 @@ def _consumer(endpoint: str, url: str, go: Any, stop: Any, out: Any) -> None:
         failed = {int(f["Id"]) for f in resp.get("Failed", [])}
         delete_failures += len(failed)
         deleted += [mid for i, mid in enumerate(ids) if i not in failed]
+        if deletes is not None:
+            with deletes.get_lock():
+                deletes.value += len(ids) - len(failed)
     out.put({"received": received, "deleted": deleted, "delete_failures": delete_failures})
+
+
+def _collect(stop: Any, out: Any, procs: list[Any]) -> tuple[list[int], set[int]]:
+    """Stop the consumer processes and gather (every id received, the ids deleted)."""
+    stop.set()
+    reports = [out.get(timeout=120) for _ in range(CONSUMERS)]
+    for p in procs:
+        p.join(timeout=60)
+    return [i for r in reports for i in r["received"]], {i for r in reports for i in r["deleted"]}
 
 
 def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str, impl: str, producer: bool) -> Result:
@@ -164,12 +179,7 @@ def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str,
         if sum(queue_counts(sqs, url)) == 0:
             break
     seconds = time.monotonic() - t0
-    stop.set()
-    reports = [out.get(timeout=120) for _ in range(CONSUMERS)]
-    for p in procs:
-        p.join(timeout=60)
-    received = [i for r in reports for i in r["received"]]
-    deleted = {i for r in reports for i in r["deleted"]}
+    received, deleted = _collect(stop, out, procs)
     visible, in_flight, delayed = queue_counts(sqs, url)
     n_sent = sent.value if not producer or not procs[-1].is_alive() else sent_target
     unique_received = set(received)
@@ -314,6 +324,57 @@ def run_fifo(sizes: Sizes) -> list[Result]:
     return results
 
 
+def bench_behavior_drain(behavior: str, sizes: Sizes) -> Result:
+    """CONSUMERS consumer processes emptying a backlog of sizes.drain messages from an
+    emulator with `sqs.behavior` set (no faults). Timed until 99 % of the messages were
+    deleted, as the consumers count them: under aws the queue's counts lag (count_lag),
+    and what receive_loss and duplicates keep back returns only after the visibility
+    timeout, which is SQS's behaviour, not a cost of the emulator."""
+    lab = None if behavior == "exact" else {"behavior": {"behavior": behavior}, "faults": [], "seed": 1}
+    with Emulator(lab=lab) as emu:
+        sqs = _client(emu.endpoint_url)
+        url = sqs.create_queue(QueueName=f"bench-behavior-{behavior}")["QueueUrl"]
+        n = _send(sqs, url, 0, sizes.drain, time.monotonic() + sizes.fill_cap_s)
+        go, stop, out, deletes = FORK.Event(), FORK.Event(), FORK.Queue(), FORK.Value("i", 0)
+        procs = [FORK.Process(target=_consumer, args=(emu.endpoint_url, url, go, stop, out, deletes)) for _ in range(CONSUMERS)]
+        for p in procs:
+            p.start()
+        time.sleep(0.5)  # let the children import and connect
+        t0 = time.monotonic()
+        go.set()
+        target = n - n // 100
+        while deletes.value < target and time.monotonic() - t0 < sizes.cap_s:
+            time.sleep(0.02)
+        seconds = time.monotonic() - t0
+        done = deletes.value
+        received, deleted = _collect(stop, out, procs)
+    return Result(f"drain {n // 1000}k, behavior {behavior}", "sqslab", done, seconds, seconds >= sizes.cap_s,
+                  duplicates=len(received) - len(set(received)), lost=n - len(deleted),
+                  note=f"{len(deleted):,} of {n:,} deleted when stopped")
+
+
+def run_behavior(sizes: Sizes, rounds: int = 5) -> list[Result]:
+    """exact and aws in turn, `rounds` times each (on shared cores one run alone says
+    little); the table gives each round and the medians' ratio."""
+    results: list[Result] = []
+    for _ in range(rounds):
+        for behavior in ("exact", "aws"):
+            result = bench_behavior_drain(behavior, sizes)
+            print(f"  {result.name:34} {result.rate:8.1f} msg/s{'*' if result.capped else ''}  dup {result.duplicates} "
+                  f"({result.note})", file=sys.stderr, flush=True)
+            results.append(result)
+    exact = sorted(r.rate for r in results if r.name.endswith("exact"))
+    aws = sorted(r.rate for r in results if r.name.endswith("aws"))
+    median_exact, median_aws = exact[len(exact) // 2], aws[len(aws) // 2]
+    lines = ["| round | exact msg/s | aws msg/s | aws / exact |", "| ---: | ---: | ---: | ---: |"]
+    for i in range(rounds):
+        e, a = results[2 * i], results[2 * i + 1]
+        lines.append(f"| {i + 1} | {e.rate:,.1f} | {a.rate:,.1f} | {a.rate / e.rate:.2f}x |")
+    lines.append(f"| median | {median_exact:,.1f} | {median_aws:,.1f} | {median_aws / median_exact:.2f}x |")
+    print("\n".join(lines))
+    return results
+
+
 def _start(patched: bool, switch_interval: str | None = None) -> Emulator:
     """A started emulator; switch_interval sets its child's GIL time slice."""
     saved = os.environ.get(SWITCH_INTERVAL_ENV)
@@ -382,12 +443,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["stock", "sqslab"], help="run one implementation")
     parser.add_argument("--fifo", action="store_true",
                         help="FIFO drain with 1, 10 and 100 groups against a standard queue's, sqslab only")
+    parser.add_argument("--behavior", action="store_true",
+                        help="drain with sqs.behavior aws (no faults) against exact, 5 rounds each, sqslab only")
     args = parser.parse_args(argv)
     if args.quick:
         sizes = Sizes(backlog=1000, send=300, e2e=2000, drain=2000, cap_s=20, fill_cap_s=20, deletes=300)
     else:
         sizes = Sizes(backlog=2000, send=1000, e2e=10_000, drain=10_000, cap_s=90, fill_cap_s=60, deletes=600)
     print(f"sizes: {asdict(sizes)}", file=sys.stderr)
+    if args.behavior:
+        behaviors = run_behavior(sizes)
+        if args.json:
+            args.json.write_text(json.dumps([asdict(r) | {"rate": r.rate} for r in behaviors], indent=2))
+        exact = sorted(r.rate for r in behaviors if r.name.endswith("exact"))
+        aws = sorted(r.rate for r in behaviors if r.name.endswith("aws"))
+        if aws[len(aws) // 2] < 0.9 * exact[len(exact) // 2]:
+            print("goal missed: behavior aws costs more than 10 % of exact's throughput", file=sys.stderr)
+            return 1
+        return 0
     if args.fifo:
         fifo = run_fifo(sizes)
         if args.json:

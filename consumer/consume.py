@@ -555,11 +555,12 @@ def _facts(message: dict[str, Any], poison_marker: str) -> dict[str, Any]:
 def _make_clients(cfg: dict[str, Any]) -> tuple[Any, Any]:
     session = boto3.session.Session(region_name=cfg["region"])
     timeouts = {"connect_timeout": 5, "read_timeout": cfg["wait_time_seconds"] + 10}
+    # total_max_attempts counts the first attempt (max_attempts would count retries only).
     sqs = session.client(
-        "sqs", config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 4}, **timeouts)
+        "sqs", config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 4}, **timeouts)
     )
     sqs_poll = session.client(
-        "sqs", config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 1}, **timeouts)
+        "sqs", config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1}, **timeouts)
     )
     return sqs, sqs_poll
 

@@ -258,8 +258,14 @@ def observe(client: Any, emit: Callable[..., None]) -> None:
         if request_dict is not None:
             request_dict["context"]["sqslab_error"] = _error_code(response, caught_exception)
 
+    calls = threading.local()  # the call in progress on this thread: its request context
+
+    def before_call(context: Any = None, **_: Any) -> None:
+        calls.context = context
+
     def before_send(request: Any, event_name: str = "", **_: Any) -> None:
-        context = getattr(request, "context", None) or {}
+        # request.context is there in recent botocore only; the call's context otherwise.
+        context = getattr(request, "context", None) or getattr(calls, "context", None) or {}
         attempt = context.get("retries", {}).get("attempt", 1)
         if attempt > 1:
             emit("retried", api=event_name.rsplit(".", 1)[-1], attempt=attempt, error=context.get("sqslab_error"))
@@ -273,6 +279,7 @@ def observe(client: Any, emit: Callable[..., None]) -> None:
         emit("api_error", api=event_name.rsplit(".", 1)[-1], error=type(exception).__name__, attempts=_attempts(context))
 
     events = client.meta.events
+    events.register("before-call.sqs", before_call)
     events.register("needs-retry.sqs", needs_retry)
     events.register_first("before-send.sqs", before_send)
     events.register("after-call.sqs", after_call)

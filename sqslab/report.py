@@ -25,6 +25,7 @@ from typing import Any
 from sqslab.expectations import FIGURES, describe_value
 from sqslab.ledger import FATES, percentile
 from sqslab.rundir import Run, RunDirError, latest_run, load_run
+from sqslab.units import UnitError, parse_duration
 
 DEFAULT_FORMAT = "text"
 # Points per chart series: a 1-hour run sampled every second is 3,600 samples; a browser
@@ -383,13 +384,55 @@ def histogram_series(run: Run) -> dict[str, list[int]]:
 
 
 def markers(run: Run) -> dict[str, list[dict[str, Any]]]:
-    """Phases (bands, seconds from t0) and actions (marks at their start) for the time axis."""
+    """Phases (bands, seconds from t0), actions (marks at their start) and the windows of
+    timed SQS faults (bands from the sqs_fault action to its `for`, or to the end) for
+    the time axis."""
     summary = run.summary
     phases = [{"name": str(p.get("phase", "")), "start": _num(p.get("start")), "end": _num(p.get("end"))}
               for p in summary.get("phases") or [] if _num(p.get("start")) is not None]
     actions = [{"name": str(a.get("name", "")), "do": str(a.get("do", "")), "t": _num(a.get("started")), "status": str(a.get("status", ""))}
                for a in summary.get("actions") or [] if _num(a.get("started")) is not None]
-    return {"phases": phases, "actions": actions}
+    windows = []
+    for action in summary.get("actions") or []:
+        start = _num(action.get("started"))
+        if action.get("do") != "sqs_fault" or start is None or action.get("status") != "done":
+            continue
+        lasting = (action.get("params") or {}).get("for")
+        try:
+            end = start + parse_duration(lasting) if lasting is not None else None
+        except UnitError:
+            end = None
+        windows.append({"name": str(action.get("name", "")), "start": start, "end": end, "text": str(action.get("result", ""))})
+    return {"phases": phases, "actions": actions, "windows": windows}
+
+
+#: Who made a duplicate's extra processing, in words (ledger problems' `cause`).
+CAUSES = {"sqs": "SQS (a copy survived a delete)", "producer": "producer (sent twice)",
+          "consumer": "consumer side (a redelivery)"}
+
+
+def sqs_lines(summary: dict[str, Any]) -> list[str]:
+    """What the SQS side did, in a few lines (none when it did nothing beyond exactness)."""
+    figures = summary.get("figures") or {}
+    section = (summary.get("ledger") or {}).get("sqs") or {}
+    lines = []
+    faults = section.get("faults") or {}
+    if faults:
+        detail = "; ".join(f"{api}: " + ", ".join(f"{kind} ×{n}" for kind, n in kinds.items()) for api, kinds in faults.items())
+        lines.append(f"faults injected: {figures.get('faults.injected', 0)} ({detail})")
+    if figures.get("sdk_retries") or figures.get("api_errors"):
+        retried = ", ".join(f"{code} ×{n}" for code, n in (section.get("retried") or {}).items())
+        errors = "; ".join(f"{api}: " + ", ".join(f"{code} ×{n}" for code, n in codes.items())
+                           for api, codes in (section.get("api_errors") or {}).items())
+        lines.append(f"SDK: {figures.get('sdk_retries', 0)} retries ({retried or 'none'}), "
+                     f"{figures.get('api_errors', 0)} calls given up ({errors or 'none'})")
+    behavior = section.get("behavior") or {}
+    if behavior:
+        lines.append("SQS beyond exactness: " + ", ".join(f"{kind.replace('_', ' ')} ×{n}" for kind, n in behavior.items())
+                     + f" (duplicates added: {figures.get('sqs_duplicates', 0)})")
+    if figures.get("redriven"):
+        lines.append(f"redriven from the DLQ: {figures['redriven']}")
+    return lines
 
 
 def run_view(run: Run, max_points: int = MAX_POINTS, samples: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -457,7 +500,8 @@ def compare_rows(runs: list[Run], samples: list[list[dict[str, Any]]] | None = N
                  "cells": [_text(peak_backlog(s)) for s in samples]})
     for name in ("drain_time", "duration", "sent", "receives", "redeliveries", "dlq.messages", "tasks.max_running",
                  "latency.p50", "latency.p95", "latency.p99", "latency.max", "producer_duplicates", "dedup_dropped",
-                 "groups", "order_violations", "group_blocked.max", "group_blocked.p95"):
+                 "groups", "order_violations", "group_blocked.max", "group_blocked.p95", "faults.injected", "sqs_duplicates",
+                 "stale_receipts", "empty_receives", "receives_lost", "sdk_retries", "api_errors", "redriven"):
         figures = [r.summary.get("figures") or {} for r in runs]
         if any(f.get(name) for f in figures):  # FIFO and duplicate figures only where a run has them
             rows.append({"label": name.replace("_", " "), "kind": "figure", "cells": [describe_value(name, f, FIGURES) for f in figures]})

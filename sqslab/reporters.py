@@ -30,6 +30,7 @@ from sqslab.expectations import FIGURES, describe_value
 from sqslab.hookspecs import hookimpl
 from sqslab.ledger import FATES
 from sqslab.report import (
+    CAUSES,
     FATE_NAMES,
     MAX_POINTS,
     compare_rows,
@@ -41,6 +42,7 @@ from sqslab.report import (
     run_view,
     runs_of,
     scenario_name,
+    sqs_lines,
 )
 from sqslab.units import format_duration
 
@@ -86,6 +88,7 @@ def render_text(run: Any, options: dict[str, Any]) -> str:
     if shown:
         lines.append("figures: " + ", ".join(shown))
     lines += _ordering_lines(summary)
+    lines += [f"sqs: {line}" for line in sqs_lines(summary)]
     return "\n".join(lines) + "\n"
 
 
@@ -211,6 +214,7 @@ def render_html(run: Any, options: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(
         run=run, summary={**summary, "scenario": scenario_name(run)}, figures=figures, ledger=ledger, fates=fates, has_ledger=bool(counts),
         key_figures=key_figures(run), peak_backlog=peak_backlog(samples), headline=headline(run, samples), data=data,
+        sqs_lines=sqs_lines(summary), causes=CAUSES,
         environment=summary.get("environment") or {}, version=__version__, **_assets())
 
 
@@ -277,16 +281,20 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
     ordering = _ordering_lines(summary)
     if ordering:
         lines += ["#### Ordering and duplicate sends", ""] + [f"- {_md(line.strip())}" for line in ordering] + [""]
+    sqs = sqs_lines(summary)
+    if sqs:
+        lines += ["#### What SQS did", ""] + [f"- {_md(line)}" for line in sqs] + [""]
     problems = (summary.get("ledger") or {}).get("problems") or []
     if problems:
         counts = (summary.get("ledger") or {}).get("counts") or {}
         total = sum(counts.get(f, 0) for f in ("duplicate", "dead_lettered", "still_queued", "lost"))
         lines += [f"#### Problem messages (first {min(len(problems), MARKDOWN_PROBLEMS)} of {total})", ""]
-        lines += _md_table(["id", "fate", "receive count", "receives", "processed", "failures", "tasks"], [
+        lines += _md_table(["id", "fate", "receive count", "receives", "processed", "failures", "tasks", "duplicate caused by"], [
             [f"`{_md(p.get('id'))}`" if re.fullmatch(r"[A-Za-z0-9-]+", str(p.get("id"))) else _md(p.get("id")),
              _md(FATE_LABELS.get(p.get("fate"), p.get("fate"))), p.get("receive_count", ""), p.get("receives", ""),
-             p.get("processed", ""), _md(_failures_text(p.get("failures"))), _md(", ".join(p.get("tasks") or []))]
-            for p in problems[:MARKDOWN_PROBLEMS]], "llrrrll")
+             p.get("processed", ""), _md(_failures_text(p.get("failures"))), _md(", ".join(p.get("tasks") or [])),
+             _md(CAUSES.get(p.get("cause"), p.get("cause") or ""))]
+            for p in problems[:MARKDOWN_PROBLEMS]], "llrrrlll")
         lines.append("")
     lines.append(f"<sub>sqslab {__version__} · {_md(run.path.name)} · `sqslab report --html` for charts</sub>")
     return "\n".join(lines) + "\n"

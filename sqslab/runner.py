@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqslab.backends import Endpoints, Target, TargetError
+from sqslab.consumer.sqsfaults import observe
 from sqslab.contracts import Exit
 from sqslab.ledger import build_ledger
 from sqslab.recorder import Recorder
@@ -30,7 +31,7 @@ from sqslab.sampler import Sampler
 from sqslab.scenario import Scenario, dump_yaml, resolved_dict
 from sqslab.scheduler import ActionScheduler, Interrupted
 from sqslab.settle import audit_queues, settle
-from sqslab.summary import RunFacts, full_summary, partial_summary, warnings
+from sqslab.summary import RunFacts, final_summary, full_summary
 
 if TYPE_CHECKING:
     from sqslab.plugins import PluginHost
@@ -146,35 +147,13 @@ class Runner:
     def _final_summary(self, summary: dict[str, Any]) -> dict[str, Any]:
         if self.scheduler is not None:
             self.facts.errors[:0] = [e for e in self.scheduler.errors if e not in self.facts.errors]
-        if self.interrupted.is_set():
-            status, code = "interrupted", Exit.INTERRUPTED
-        elif self.facts.errors:
-            status, code = "error", Exit.ERROR
-        else:
-            status, code = summary.get("status", "error"), summary.get("exit_code", Exit.ERROR)
         self.facts.counters = self.recorder.counters()
-        summary = {**partial_summary(self.facts), **summary, "status": status, "exit_code": int(code), "errors": self.facts.errors}
-        found = warnings(self.facts, summary.get("figures") or {})
-        if found:
-            summary["warnings"] = found
-        summary["ended_at"] = time.time()
-        return summary
+        return final_summary(self.facts, summary, self.interrupted.is_set())
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
             return lambda: None
-
-        def on_signal(signum: int, frame: Any) -> None:
-            self.interrupted.set()
-            self.stop.set()
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
+        return on_signals(self.interrupted, self.stop)
 
     def _check(self) -> None:
         """Raise what must end the run now: Ctrl-C (Interrupted), a fault of the target
@@ -207,6 +186,7 @@ class Runner:
         self._check()
         self.sqs = target.sqs_client(observer=True)  # the lab's own readings: no injected fault hits them
         self.client = target.sqs_client()  # the system's: the producer's and the actions' calls
+        observe(self.client, lambda event, **fields: self.recorder.emit({"source": "producer", "event": event, **fields}))
         self.recorder.emit({"event": "provisioned", "queue_url": self.endpoints.queue_url, "dlq_url": self.endpoints.dlq_url})
         self.sampler = Sampler(self.recorder, target, self.sqs, self.endpoints, self.scenario.sample_interval, self._on_sample)
         self.scheduler = ActionScheduler(self.scenario, self.host, self.recorder, target, self.client, self.endpoints,
@@ -309,15 +289,9 @@ class Runner:
         audit.t0 = self.recorder.t0_wall
         ledger = build_ledger(read_jsonl(self.run_dir / "events.jsonl"), audit, path=self.run_dir / "ledger.sqlite")
         ledger.store.close()
-        tasks = self.target.tasks()
-        figures = dict(ledger.figures)
-        figures.update({
-            "drain_time": self.sampler.drain.drain_time(),
-            "duration": self.recorder.since_t0(),
-            "tasks.started": tasks.started,
-            "tasks.max_running": self.sampler.max_running,
-            "actions.failed": self.scheduler.failed(),
-        })
+        figures = {**ledger.figures, "drain_time": self.sampler.drain.drain_time(), "duration": self.recorder.since_t0(),
+                   "tasks.started": self.target.tasks().started, "tasks.max_running": self.sampler.max_running,
+                   "actions.failed": self.scheduler.failed()}
         self.recorder.emit({"event": "ledger", "counts": ledger.counts, "load_end": self.load_end - self.recorder.t0})
         self.facts.errors[:0] = [e for e in self.scheduler.errors if e not in self.facts.errors]
         self.facts.counters = self.recorder.counters()
@@ -349,6 +323,22 @@ class Runner:
             self.target.teardown()
         except Exception as exc:  # noqa: BLE001 - a failed teardown is the run's error, and says what is left
             self._error(f"teardown: {exc}")
+
+
+def on_signals(*events: threading.Event) -> Callable[[], None]:
+    """Set every event on SIGINT or SIGTERM (from the main thread); returns what restores
+    the previous handlers."""
+    def on_signal(signum: int, frame: Any) -> None:
+        for event in events:
+            event.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def awaited_actions(scenario: Scenario) -> list[str]:

@@ -28,8 +28,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "stale_receipts": ("number", "deletes or visibility changes with a receipt handle that was no longer the latest"),
     "empty_receives": ("number", "short polls that came back empty while messages were visible (sqs.short_poll_sample)"),
     "receives_lost": ("count", "receives SQS counted but never handed over (sqs.receive_loss)"),
-    "sdk_retries": ("number", "SQS calls the SDKs retried (consumers; throttling, 5xx, timeouts)"),
-    "api_errors": ("number", "SQS calls that failed after the SDK's retries (consumers)"),
+    "sdk_retries": ("number", "SQS calls the SDKs retried (the consumers' and the producer's: throttling, 5xx, timeouts)"),
+    "api_errors": ("number", "SQS calls that failed after the SDK's retries (the consumers' and the producer's)"),
     "redriven": ("count", "messages redrive_dlq moved from the DLQ back to their queue"),
     **{f"faults.{api}": ("number", f"{api} calls an injected fault hit") for api in SQS_APIS},
 }

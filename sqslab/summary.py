@@ -7,6 +7,7 @@ what is known: `partial_summary` is the part that needs no ledger.
 from __future__ import annotations
 
 import platform
+import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -78,6 +79,23 @@ def full_summary(facts: RunFacts, figures: dict[str, Any], ledger: dict[str, Any
     summary = partial_summary(facts)
     summary.update({"status": status, "exit_code": int(exit_code), "figures": figures, "expectations": expectations,
                     "ledger": ledger, "settle": settle})
+    return summary
+
+
+def final_summary(facts: RunFacts, summary: dict[str, Any], interrupted: bool) -> dict[str, Any]:
+    """The summary of a run that has ended, whichever way: the full one when it reached its
+    ledger, else what is known; Ctrl-C and errors decide the status before expectations."""
+    if interrupted:
+        status, code = "interrupted", Exit.INTERRUPTED
+    elif facts.errors:
+        status, code = "error", Exit.ERROR
+    else:
+        status, code = summary.get("status", "error"), summary.get("exit_code", Exit.ERROR)
+    summary = {**partial_summary(facts), **summary, "status": status, "exit_code": int(code), "errors": facts.errors}
+    found = warnings(facts, summary.get("figures") or {})
+    if found:
+        summary["warnings"] = found
+    summary["ended_at"] = time.time()
     return summary
 
 

@@ -182,6 +182,33 @@ def test_set_consumer_registers_the_next_revision_and_rolls_the_service(stack: S
     assert any(e["event"] == "task_definition_registered" and e["revision"] == 2 for e in stack.events)
 
 
+def test_sqs_fault_on_aws_is_client_side_in_the_producer_and_rolled_out_to_the_tasks(stack: Stack) -> None:
+    """Real SQS takes no injected faults: the producer's client makes them itself at once,
+    an observer's never, and the consumer tasks get the rule in their environment
+    (SQSLAB_SQS_FAULTS) through a new task definition revision."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    from sqslab.scenario import resolve_fault
+
+    stack.target.set_consumer(Knobs())  # what start_consumers does first: the run's knobs
+    stack.target.sqs_fault(resolve_fault({"api": "SendMessage", "error": "throttling"}, "action t", start=time.time() - 1))
+    producer, observer = stack.target.sqs_client(), stack.target.sqs_client(observer=True)
+    queue_url = stack.outputs["queue_url"]
+    with pytest.raises(ClientError) as caught:
+        producer.send_message(QueueUrl=queue_url, MessageBody="x")
+    assert caught.value.response["Error"]["Code"] == "RequestThrottled"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    observer.send_message(QueueUrl=queue_url, MessageBody="x")  # sqslab's own calls are not the system's
+    new = stack.ecs.describe_task_definition(taskDefinition=stack.service()["taskDefinition"])["taskDefinition"]
+    env = {e["name"]: e["value"] for e in new["containerDefinitions"][0]["environment"]}
+    rules = json.loads(env["SQSLAB_SQS_FAULTS"])
+    assert [(r["api"], r["error"], r["label"]) for r in rules] == [(["SendMessage"], "throttling", "action t")]
+    faults = [e for e in stack.events if e.get("event") == "sqs_fault"]
+    assert faults and faults[0]["api"] == "SendMessage" and faults[0]["side"] == "client"
+
+
 def test_tasks_counts_running_desired_and_every_task_started(stack: Stack) -> None:
     assert stack.target.tasks() == TaskCounts(running=3, desired=3, started=3)
     stack.target.kill(1, random.Random(3))

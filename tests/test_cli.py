@@ -227,3 +227,25 @@ def test_a_bug_in_a_meaning_check_is_an_internal_error_not_a_silent_skip(cli, wr
     where = re.search(r"the traceback is in (\S+\.txt)", result.stderr)
     assert where and "in broken" in open(where.group(1)).read()
     os.unlink(where.group(1))
+
+
+def test_emulator_options_make_the_lab_and_refuse_what_is_wrong(cli):
+    """`sqslab emulator --behavior/--sqs/--fault/--seed`: the same settings and fault rules
+    as a scenario's `sqs` section, each bad one a usage error that says why."""
+    from sqslab.cli import _emulator_lab
+
+    assert _emulator_lab("exact", (), (), None) is None
+    lab = _emulator_lab("aws", ("duplicates=5%", "count_lag=10s"), ("DeleteMessage:throttling:10%", "SendMessage,SendMessageBatch:timeout",
+                                                                    "*::50%:10ms..20ms"), 3)
+    assert lab is not None and lab["seed"] == 3
+    assert lab["behavior"] == {"behavior": "aws", "duplicates": 0.05, "count_lag": 10.0}
+    assert [(r["api"], r["error"], r["rate"], r["latency"]) for r in lab["faults"]] == [
+        (["DeleteMessage"], "throttling", 0.1, None), (["SendMessage", "SendMessageBatch"], "timeout", 1.0, None),
+        (["*"], None, 0.5, [0.01, 0.02])]
+    for args, message in ((["--sqs", "duplicate=3"], "did you mean 'duplicates'?"),
+                          (["--sqs", "duplicates=3"], "not a fraction"),
+                          (["--fault", "DeleteMesage:throttling"], "not an SQS API: DeleteMesage"),
+                          (["--fault", "DeleteMessage"], "write API:ERROR[:RATE[:LATENCY]]"),
+                          (["--fault", "DeleteMessage:slow"], "error 'slow' is not one of")):
+        result = cli("emulator", *args)
+        assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)

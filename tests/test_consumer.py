@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from sqslab.consumer import consume
-from sqslab.emulator import Emulator, child_env
+from sqslab.emulator import Emulator, child_env, client
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSUME = ROOT / "consumer" / "consume.py"
@@ -180,6 +180,9 @@ def assert_event_shapes(events: list[dict[str, Any]]) -> None:
         "poll_error": {"reason"},
         "stopped": {"reason", "processed"},
         "config_warning": {"variable", "message"},
+        "retried": {"api", "attempt", "error"},
+        "api_error": {"api", "error", "attempts"},
+        "sqs_fault": {"api", "kind", "latency", "rule", "side"},
     }
     for e in events:
         assert {"ts", "event", "task"} <= e.keys(), e
@@ -230,6 +233,38 @@ def test_errors_retry_and_dead_letter_after_three_failures(emulator: Emulator, s
     assert {e["reason"] for e in failed if e["id"] in poison} == {"poison"}
     # No message is both processed and dead-lettered, and every message is one or the other.
     assert set(ids) == {e["id"] for e in c.of("processed")} | set(in_dlq)
+
+
+THROTTLE_DELETES = {"api": ["DeleteMessage"], "error": "throttling", "rate": 1.0, "label": "test"}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_throttled_deletes_are_retried_then_given_up_and_the_message_comes_back(consumers, side: str) -> None:
+    """The SDK retries a throttled delete (standard mode, 4 attempts: 3 `retried` events),
+    then gives up (`api_error`); the message comes back and is processed again. The
+    emulator throttles (server side), or the consumer's own client does (SQSLAB_SQS_FAULTS,
+    as on the aws target): the consumer sees the same."""
+    lab = {"faults": [THROTTLE_DELETES], "seed": 3} if side == "server" else None
+    with Emulator(lab=lab) as emu:
+        sqs = client(emu.endpoint_url)
+        url, _ = make_queue(sqs, visibility=1)
+        send(sqs, url, [payload("m1", 1)])
+        knobs: dict[str, Any] = {"work_time_min_ms": 1, "work_time_max_ms": 2}
+        if side == "client":
+            knobs["sqs_faults"] = json.dumps([THROTTLE_DELETES])
+        c = consumers(emu.endpoint_url, url, **knobs)
+        c.wait_event("processed", n=2, timeout=30)
+        c.stop()
+    retried = [e for e in c.of("retried") if e["api"] == "DeleteMessage"]
+    given_up = c.of("api_error")
+    assert [e["attempt"] for e in retried[:3]] == [2, 3, 4] and {e["error"] for e in retried} == {"RequestThrottled"}
+    assert given_up[0]["api"] == "DeleteMessage" and given_up[0]["error"] == "RequestThrottled" and given_up[0]["attempts"] == 4
+    assert [e["id"] for e in c.of("processed")][:2] == ["m1", "m1"]
+    if side == "client":
+        faults = c.of("sqs_fault")
+        assert len(faults) >= 4 and {(f["api"], f["kind"], f["side"]) for f in faults} == {("DeleteMessage", "throttling", "client")}
+    assert_event_shapes(c.events)
 
 
 @pytest.mark.integration
@@ -434,6 +469,8 @@ def test_idempotency_window_expires() -> None:
         ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_IDEMPOTENCY": "maybe"}, "IDEMPOTENCY='maybe' is not true or false"),
         ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_WORK_TIME_MIN_MS": "100", "SQSLAB_WORK_TIME_MAX_MS": "50"}, "SQSLAB_WORK_TIME_MAX_MS (50) is below SQSLAB_WORK_TIME_MIN_MS (100)"),
         ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_SEED": "abc"}, "SEED='abc' is not an integer"),
+        ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_SQS_FAULTS": "[{"}, "SQSLAB_SQS_FAULTS is not JSON"),
+        ({"SQSLAB_QUEUE_URL": "q", "SQSLAB_SQS_FAULTS": '[{"api": "Delete", "error": "throttling"}]'}, "not an SQS API: Delete"),
     ],
 )
 def test_bad_configuration_is_refused_with_exit_2(env: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -502,12 +539,14 @@ def test_dockerfile_essentials() -> None:
     requirements = (ROOT / "consumer" / "requirements.txt").read_text()
     assert re.search(r"^boto3>=[\d.]+,<[\d.]+$", requirements, re.M), requirements
     ignore = (ROOT / "consumer" / ".dockerignore").read_text().split()
-    assert ignore[ignore.index("*") :] == ["*", "!consume.py", "!requirements.txt"]
+    assert ignore[ignore.index("*") :] == ["*", "!consume.py", "!sqsfaults.py", "!requirements.txt"]
+    assert re.search(r"^COPY consume.py sqsfaults.py \./$", text, re.M), "the image runs consume.py with sqsfaults.py beside it"
 
 
 def test_installed_package_carries_the_consumer() -> None:
     # Same bytes whether sqslab is imported from the source tree (symlink) or installed.
     assert Path(consume.__file__).read_bytes() == CONSUME.read_bytes()
+    assert Path(consume.sqsfaults.__file__).read_bytes() == (ROOT / "consumer" / "sqsfaults.py").read_bytes()
 
 
 # -- the consumer's environment is the settings table's ------------------------------------------------

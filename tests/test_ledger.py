@@ -129,3 +129,41 @@ def test_duplicate_sends_delivered_or_dropped():
     assert (ledger.figures["duplicate_sends"], ledger.figures["producer_duplicates"], ledger.figures["dedup_dropped"]) == (2, 1, 1)
     assert ledger.fates() == {"a": "duplicate", "b": "processed_once", "c": "processed_once"}
     assert ledger.figures["groups"] == 0 and ledger.figures["order_violations"] is None
+
+
+def test_what_sqs_did_is_counted_and_each_duplicate_says_who_caused_it():
+    """SQS-side events become figures; a duplicate whose message id SQS kept a copy of is
+    SQS's, one the producer sent twice is the producer's, any other the consumer side's."""
+    sqs_event = {"source": "sqs", "ts": T0 + 1}
+    events = [sent(m) for m in "abc"] + [sent("b") | {"duplicate_send": True}] + [
+        consumer("received", "a", 1, message_id="ma"), consumer("processed", "a", 1.1),
+        {**sqs_event, "event": "sqs_behavior", "kind": "duplicate", "api": "DeleteMessage", "message_id": "ma"},
+        consumer("received", "a", 5, receive_count=2, message_id="ma"), consumer("processed", "a", 5.1),
+        consumer("received", "b", 1, message_id="mb1"), consumer("processed", "b", 1.1),
+        consumer("received", "b", 1, message_id="mb2"), consumer("processed", "b", 1.2),
+        consumer("received", "c", 1, message_id="mc"), consumer("processed", "c", 1.1),
+        consumer("received", "c", 12, receive_count=2, message_id="mc"), consumer("processed", "c", 12.1),
+        {**sqs_event, "event": "sqs_fault", "api": "DeleteMessage", "kind": "throttling"},
+        {**sqs_event, "event": "sqs_fault", "api": "DeleteMessage", "kind": "throttling"},
+        {**sqs_event, "event": "sqs_fault", "api": "SendMessageBatch", "kind": "internal"},
+        {**sqs_event, "event": "sqs_behavior", "kind": "stale_receipt", "api": "DeleteMessage", "message_id": "mc"},
+        consumer("retried", None, 2, api="DeleteMessage", attempt=2, error="RequestThrottled"),
+        consumer("api_error", None, 3, api="DeleteMessage", error="RequestThrottled", attempts=4),
+        {"source": "action", "event": "redriven", "count": 7},
+    ]
+    ledger = build_ledger(events, audit())
+    assert {p["id"]: p["cause"] for p in ledger.problems} == {"a": "sqs", "b": "producer", "c": "consumer"}
+    figures = ledger.figures
+    assert (figures["faults.injected"], figures["faults.DeleteMessage"], figures["faults.SendMessageBatch"]) == (3, 2, 1)
+    assert figures["faults.ReceiveMessage"] == 0
+    assert (figures["sqs_duplicates"], figures["stale_receipts"], figures["sdk_retries"], figures["api_errors"]) == (1, 1, 1, 1)
+    assert (figures["redriven"], figures["empty_receives"], figures["receives_lost"]) == (7, 0, 0)
+    assert ledger.sqs == {"faults": {"DeleteMessage": {"throttling": 2}, "SendMessageBatch": {"internal": 1}},
+                          "behavior": {"duplicate": 1, "stale_receipt": 1}, "retried": {"RequestThrottled": 1},
+                          "api_errors": {"DeleteMessage": {"RequestThrottled": 1}}}
+
+
+def test_an_exact_run_has_zero_sqs_figures_and_no_sqs_section():
+    ledger = build_ledger([sent("a"), consumer("received", "a", 1), consumer("processed", "a", 1.1)], audit())
+    assert ledger.sqs == {} and "sqs" not in ledger.as_dict()
+    assert ledger.figures["faults.injected"] == 0 and ledger.figures["sqs_duplicates"] == 0

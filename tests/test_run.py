@@ -430,6 +430,75 @@ def test_a_plugin_target_runs_end_to_end_with_its_own_option(tmp_path, cli, writ
     assert "twin" in listed.stdout and "--label: A label the twin records." in listed.stdout
 
 
+EXAMPLE_ACTION = """\
+version: 1
+name: example-action
+infra: {consumers: 1, queue: {visibility_timeout: 2s}}
+consumer: {work_time: 5ms, wait_time: 1s}
+load: [{rate: 20/s, duration: 2s}]
+actions:
+  - {name: longer, at: 500ms, do: set_visibility_timeout, to: 7s}
+  - {name: dlq-too, at: 600ms, do: set_visibility_timeout, to: 9s, queue: dlq}
+expect: [lost == 0]
+"""
+
+
+def test_the_example_action_plugin_changes_the_visibility_timeout(tmp_path, cli, write):
+    """plugins/visibility_timeout.py, as a user would load it: validated parameters (a
+    misspelled one is refused with a suggestion), then the queue's attribute changed."""
+    from tests.conftest import ROOT
+
+    plugins = ROOT / "plugins"
+    bad = cli("validate", "--plugins-dir", plugins, write(EXAMPLE_ACTION.replace("to: 7s", "too: 7s")))
+    assert bad.exit_code == 2 and "did you mean 'to'?" in bad.stdout
+    result = cli("run", "--plugins-dir", plugins, "-q", "--out", tmp_path / "run", write(EXAMPLE_ACTION))
+    assert result.exit_code == 0, result.output
+    changed = [e for e in read_jsonl(tmp_path / "run" / "events.jsonl") if e.get("event") == "visibility_timeout_set"]
+    assert [(e["queue"], e["from"], e["to"]) for e in changed] == [("queue", 2, 7), ("dlq", 30, 9)]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert {a["name"]: a["result"] for a in summary["actions"]} == {"longer": "queue visibility timeout 2s -> 7s",
+                                                                     "dlq-too": "dlq visibility timeout 30s -> 9s"}
+
+
+FAULT_WINDOW = """\
+version: 1
+name: fault-window
+seed: 3
+sample_interval: 200ms
+infra: {consumers: 1, queue: {visibility_timeout: 2s}}
+consumer: {work_time: 5ms, wait_time: 1s}
+load: [{rate: 20/s, duration: 3s}]
+actions:
+  - {name: outage, at: 1s, do: sqs_fault, api: "*", error: unavailable, for: 1s}
+expect: [lost == 0]
+"""
+
+
+def test_a_timed_sqs_fault_hits_the_system_in_its_window_and_never_the_lab(tmp_path, cli, write):
+    """Every SQS call fails with 503 from 1 s to 2 s: the producer's and the consumer's
+    calls are hit (and retried), only within the window; sqslab's own readings are
+    exempt, so the samples go on every 200 ms through the outage."""
+    result = cli("run", "-q", "--out", tmp_path / "run", write(FAULT_WINDOW))
+    assert result.exit_code == 0, result.output
+    events = list(read_jsonl(tmp_path / "run" / "events.jsonl"))
+    faults = [e for e in events if e.get("event") == "sqs_fault"]
+    assert faults and all(e["source"] == "sqs" and e["kind"] == "unavailable" and e["rule"] == "action outage" for e in faults)
+    assert all(0.9 <= e["t"] <= 2.2 for e in faults), sorted(e["t"] for e in faults)
+    apis = {e["api"] for e in faults}
+    assert {"SendMessageBatch", "ReceiveMessage"} <= apis and "GetQueueAttributes" not in apis
+    samples = [m["t"] for m in read_jsonl(tmp_path / "run" / "metrics.jsonl") if 1.0 <= m.get("t", -1) <= 2.0]
+    assert len(samples) >= 4, samples
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["figures"]["faults.injected"] == len(faults) and summary["figures"]["lost"] == 0
+
+
+def test_sqs_behaviour_needs_the_embedded_emulator(tmp_path, cli, write, emulator):
+    text = FAULT_WINDOW.replace("expect:", "sqs: {behavior: aws}\nexpect:")
+    result = cli("run", "-q", "--endpoint-url", emulator.endpoint_url, "--out", tmp_path / "run", write(text))
+    assert result.exit_code == 3
+    assert "needs the embedded emulator: run without --endpoint-url" in " ".join(json.loads((tmp_path / "run" / "summary.json").read_text())["errors"])
+
+
 # -- no thread outlives its run, nothing touches a torn-down target -----------------------------------
 
 

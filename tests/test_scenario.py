@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from sqslab.scenario import check_file, load_scenario, ScenarioError
+from sqslab.consumer.sqsfaults import SQS_APIS
+from sqslab.scenario import ScenarioError, check_file, load_scenario, load_scenario_text
 
 GOOD = """
 version: 1
@@ -300,3 +301,53 @@ def test_readme_names_every_figure_and_live_metric():
     assert "`faults.API`" in expect
     assert [f for f in FIGURES if f"`{f}`" not in expect and f not in per_api] == []
     assert [m for m in LIVE_METRICS if f"`{m}`" not in actions] == []
+
+
+# -- the sqs section ---------------------------------------------------------------------------------
+
+SQS_SECTION = """\
+version: 1
+name: sqs-section
+sqs:
+  behavior: aws
+  duplicates: 5%
+  faults:
+    - {api: DeleteMesage, error: throttling, rate: 10%}
+    - {api: SendMessage}
+    - {api: [ReceiveMessage, Nope], latency: 1s..2s, rate: 150%}
+load: [{burst: 1}]
+actions:
+  - {at: 1s, do: sqs_fault, api: ChangeMessageVisibilty, error: internal, for: 2s}
+  - {at: 1s, do: sqs_fault, api: "*", error: slow}
+"""
+
+
+def test_sqs_section_problems_name_the_api_and_suggest(write, host):
+    path = write(SQS_SECTION)
+    got = [str(p).removeprefix(f"{path}:") for p in check_file(path, host)]
+    assert got == [
+        "7:13: sqs.faults[0].api: 'DeleteMesage' is not an SQS API; did you mean 'DeleteMessage'?",
+        "8:7: sqs.faults[1]: give at least one of error, latency",
+        "9:30: sqs.faults[2].api[1]: 'Nope' is not an SQS API; write \"*\" for every call, or one of " + ", ".join(SQS_APIS),
+        "9:60: sqs.faults[2].rate: '150%' is not a fraction: it must be from 0 to 1 (0% to 100%)",
+        "12:34: actions[0].api: 'ChangeMessageVisibilty' is not an SQS API; did you mean 'ChangeMessageVisibility'?",
+        "13:46: actions[1].error: text 'slow' is not one of \"throttling\", \"internal\", \"unavailable\", \"access_denied\", "
+        "\"timeout\"",
+    ]
+
+
+def test_sqs_section_resolves_against_its_profile(host):
+    from sqslab.emulator.lab import PROFILES
+
+    exact = load_scenario_text("version: 1\nname: x\n", host)
+    assert exact.sqs.exact and exact.sqs.settings == PROFILES["exact"]
+    text = ("version: 1\nname: x\nsqs: {behavior: aws, duplicates: 5%, count_lag: 10s, stale_receipt: delete, "
+            "faults: [{api: [DeleteMessage], error: throttling, rate: 10%, latency: 100ms..200ms}]}\n")
+    aws = load_scenario_text(text, host).sqs
+    assert not aws.exact and aws.behavior == "aws"
+    assert aws.settings == {**PROFILES["aws"], "duplicates": 0.05, "count_lag": 10.0, "stale_receipt": "delete"}
+    assert aws.faults == ({"api": ["DeleteMessage"], "error": "throttling", "rate": 0.1, "latency": [0.1, 0.2],
+                           "start": None, "end": None, "label": "sqs.faults[0]"},)
+    assert aws.lab(7) == {"behavior": {"behavior": "aws", **aws.settings}, "faults": list(aws.faults), "seed": 7}
+    faults_only = load_scenario_text("version: 1\nname: x\nsqs: {faults: [{api: '*', latency: 5ms}]}\n", host).sqs
+    assert not faults_only.exact and faults_only.settings == PROFILES["exact"]

@@ -37,3 +37,20 @@ def test_seed_scenario_passes_and_loses_nothing(path, tmp_path):
         assert 'id="ordering"' in page and f"Ordering: {summary['figures']['groups']} message groups" in page
         if summary["figures"]["group_blocked.max"]:
             assert 'id="chart-blocked"' in page and 'id="blocked-groups"' in page
+    if summary["ledger"].get("sqs"):  # SQS misbehaved on purpose: the report says what it did
+        report = subprocess.run([sys.executable, "-m", "sqslab", "report", str(out), "--html", "-o", str(tmp_path / "s.html")],
+                                capture_output=True, text=True, timeout=120)
+        assert report.returncode == 0, report.stderr
+        assert 'id="sqs"' in (tmp_path / "s.html").read_text()
+
+
+def test_at_least_once_with_idempotency_skips_every_copy_sqs_added(tmp_path):
+    """The README's second run of at_least_once.yaml: with one consumer and idempotency on,
+    every delivery SQS added is skipped, none is processed twice."""
+    out = tmp_path / "run"
+    completed = subprocess.run([sys.executable, "-m", "sqslab", "run", "-q", str(ROOT / "scenarios" / "at_least_once.yaml"),
+                                "--set", "consumer.idempotency=true", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    figures = json.loads((out / "summary.json").read_text())["figures"]
+    assert figures["duplicates"] == 0 and figures["lost"] == 0
+    assert figures["duplicate_skipped"] == figures["sqs_duplicates"] > 0

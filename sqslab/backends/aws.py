@@ -14,7 +14,6 @@ service is scaled to 0 and `sqslab destroy RUN_DIR` removes it later).
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.backends import Endpoints, Log, TargetError, TargetOption, TaskCounts
+from sqslab.backends.aws_faults import ClientFaults, plan_notes
 from sqslab.backends.aws_logs import LogReader
 from sqslab.backends.aws_service import KILL_REASON, EcsService
 from sqslab.backends.aws_stack import (
@@ -37,9 +37,6 @@ from sqslab.backends.aws_stack import (
     stack_has_resources,
     stack_tfvars,
 )
-from sqslab.consumer import sqsfaults
-from sqslab.contracts import ENV_SQS_FAULTS
-from sqslab.emulator.lab import PROFILES
 from sqslab.hookspecs import hookimpl
 
 __all__ = ["KILL_REASON", "AwsTarget", "destroy_run", "find_kept_run", "stack_has_resources"]
@@ -83,7 +80,7 @@ class AwsTarget:
         self.logs: LogReader | None = None
         self._registered: list[str] = []
         self._torn_down = False
-        self._faults = sqsfaults.FaultPlan()  # client-side: real SQS takes no injected faults
+        self._faults = ClientFaults(self._emit)  # real SQS takes no injected faults
         self._knobs: Any = None
 
     def plan(self, scenario: Any) -> list[tuple[str, str]]:
@@ -91,7 +88,11 @@ class AwsTarget:
         from sqslab.image import git_revision
 
         _, tfvars = stack_tfvars(scenario, self._image_tag or git_revision() or "GIT-REVISION")
-        return [("terraform.tfvars", tfvars)]
+        sections = [("terraform.tfvars", tfvars)]
+        notes = plan_notes(scenario)
+        if notes:
+            sections.append(("sqs", "".join(f"- {n}\n" for n in notes)))
+        return sections
 
     # ------------------------------------------------------------ provisioning
 
@@ -108,10 +109,7 @@ class AwsTarget:
                               "or run from a git checkout, whose revision is the default tag")
         variables, tfvars = stack_tfvars(scenario, tag)
         self._region = variables["region"]
-        self._faults = sqsfaults.FaultPlan(list(scenario.sqs.faults), seed=scenario.seed)
-        if scenario.sqs.settings != PROFILES["exact"]:
-            self._show("sqs: on AWS, SQS behaves as it does: the `sqs` behaviour settings are for the emulator and are ignored "
-                       "(`sqs.faults` and `sqs_fault` still apply, client-side)")
+        self._faults.start(scenario)
         self._check_image(variables["ecr_repository_name"], tag)
         self._emit({"event": "stack", "name": variables["name"], "region": self._region, "image_tag": tag,
                     "state_dir": str(self.state_dir)})
@@ -170,9 +168,7 @@ class AwsTarget:
         observer's."""
         assert self._endpoints is not None, "provision first"
         client = self._client("sqs")
-        if not observer:
-            sqsfaults.install(client, self._faults, self._fault_event)
-        return client
+        return client if observer else self._faults.install(client)
 
     # ------------------------------------------------------------ the service
 
@@ -188,7 +184,7 @@ class AwsTarget:
         service = self._service()
         described = service.describe()
         current = service.container_env(described["taskDefinition"])
-        if any(current.get(key) != value for key, value in self._task_env(knobs).items()):
+        if any(current.get(key) != value for key, value in self._faults.task_env(knobs).items()):
             self.set_consumer(knobs)
         if described["desiredCount"] != count:
             self.scale(count)
@@ -214,28 +210,19 @@ class AwsTarget:
         container environment (the queue URL, region, seed and the rest kept), and roll
         the service to it."""
         self._knobs = knobs
-        new = self._service().roll(self._task_env(knobs))
+        new = self._service().roll(self._faults.task_env(knobs))
         self._registered.append(new["taskDefinitionArn"])
         if self.state_dir is not None:
             save_state(self.state_dir, task_definitions=self._registered)
         self._emit({"event": "task_definition_registered", "revision": new["revision"], "task_definition": new["taskDefinitionArn"]})
 
-    def _task_env(self, knobs: Any) -> dict[str, str]:
-        """The container environment sqslab sets: the knobs, and the fault rules the
-        consumers apply to their own SQS calls."""
-        rules = self._faults.rules()
-        return {**knobs.to_env(), **({ENV_SQS_FAULTS: json.dumps(rules, separators=(",", ":"))} if rules else {})}
-
     def sqs_fault(self, rule: dict[str, Any]) -> None:
         """An API fault from now on: at once in the producer's and the actions' clients, and
         in the consumer tasks through a rolling deployment of their environment (the new
         tasks apply it; ECS takes its usual minute or two to replace them)."""
-        self._faults.add(rule)
+        self._faults.plan.add(rule)
         if self._knobs is not None:
             self.set_consumer(self._knobs)
-
-    def _fault_event(self, event: str, **fields: Any) -> None:
-        self._emit({"event": event, "source": "producer", **fields})
 
     def tasks(self) -> TaskCounts:
         """Running and desired from DescribeServices; started = task ARNs ever seen

@@ -26,6 +26,7 @@ from typing import IO, Any
 from sqslab.consumer.sqsfaults import describe_fault  # stdlib-only modules: cheap to import
 from sqslab.credentials import DUMMY_ENV, emulator_env, emulator_session
 from sqslab.emulator.lab import Behavior
+from sqslab.emulator.middleware import OBSERVER_HEADER
 from sqslab.emulator.server import READY_PREFIX
 
 __all__ = ["DUMMY_ENV", "Emulator", "EmulatorError", "child_env", "client", "serve"]
@@ -187,6 +188,7 @@ class Emulator:
             headers={
                 "Content-Type": "application/x-amz-json-1.0",
                 "X-Amz-Target": "AmazonSQS.ListQueues",
+                OBSERVER_HEADER: "1",  # no fault rule may fail the start
                 "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20240101/us-west-1/sqs/aws4_request, "
                 "SignedHeaders=host, Signature=0",
             },

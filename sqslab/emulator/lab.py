@@ -35,7 +35,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "stale_receipt": "ignore", "not_inflight": "error", "receive_loss": 0.001, "inflight_limit": 120_000},
 }
 #: How far a reordering receive looks past the oldest ready message (times its batch size).
-REORDER_WINDOW = 4
+REORDER_WINDOW = 2
 #: The least time between two points of a queue's count history, for `count_lag` (seconds).
 COUNT_HISTORY_STEP = 0.1
 

@@ -45,22 +45,29 @@ def wrap(sqs_app: App) -> App:
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         api, protocol = _api(environ)
+        answer = sqs_app
         if api in redrive.APIS and protocol == "json":
-            return _send(start_response, *redrive.answer(api, _body(environ, MAX_QUERY_BODY)))
+            answer = _redrive_app
         lab = current()
         decision = lab.faults.decide(api) if api and lab.faults and _OBSERVER_KEY not in environ else None
         if decision is None or api is None:
-            return sqs_app(environ, start_response)
+            return answer(environ, start_response)
         lab.emit(**decision.event(api))
         if decision.latency:
             time.sleep(decision.latency)
         if decision.error in ERRORS:
             return _send(start_response, *error_response(decision.error, protocol))
         if decision.error == TIMEOUT:
-            return _drop_answer(sqs_app, environ, start_response)
-        return sqs_app(environ, start_response)
+            return _drop_answer(answer, environ, start_response)
+        return answer(environ, start_response)
 
     return application
+
+
+def _redrive_app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """The message move task APIs, which moto does not have (redrive.py)."""
+    api = str(environ.get("HTTP_X_AMZ_TARGET", "")).rsplit(".", 1)[-1]
+    return _send(start_response, *redrive.answer(api, _body(environ, MAX_QUERY_BODY)))
 
 
 def _api(environ: dict[str, Any]) -> tuple[str | None, str]:
@@ -133,9 +140,13 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
             lab.emit("sqs_fault_rule", rule=rule)
             return _json(start_response, 200, rule)
         if path == "behavior" and method == "POST":
+            # {"behavior": "aws"} starts again from that profile; other keys change one setting each.
             settings = json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}")
-            merged = {**lab.behavior.as_dict(), **settings}
-            lab.behavior = Behavior.resolve("exact", **merged)
+            if not isinstance(settings, dict):
+                raise ValueError("POST a JSON object of behaviour settings")
+            profile = settings.pop("behavior", None)
+            base = Behavior.resolve(profile).as_dict() if profile is not None else lab.behavior.as_dict()
+            lab.behavior = Behavior.resolve("exact", **{**base, **settings})
             return _json(start_response, 200, lab.behavior.as_dict())
     except (ValueError, TypeError) as exc:
         return _json(start_response, 400, {"error": str(exc)})

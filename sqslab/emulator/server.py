@@ -34,35 +34,10 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
         # Test-only: a shorter GIL time slice makes thread races show up at small sizes.
         sys.setswitchinterval(float(switch))
     os.environ.update(DUMMY_ENV)
-    # Bind before the slow imports: a taken port fails at once, a free one is ours early.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sys.stderr.write(f"sqslab emulator: cannot bind {host}:{port}: {exc}\n")
-        sys.exit(2)
-    sock.listen(128)
+    sock = _bind(host, port)
     port = sock.getsockname()[1]
     if patched:
-        from sqslab.emulator import lab, patches
-
-        try:
-            config = lab_config or {}
-            lab.configure(lab.Lab(lab.Behavior.resolve(**config.get("behavior", {})), config.get("faults"), config.get("seed"),
-                                  events_path))
-        except (ValueError, TypeError, OSError) as exc:
-            sys.stderr.write(f"sqslab emulator: bad lab configuration: {exc}\n")
-            sys.stderr.flush()
-            os._exit(2)
-        try:
-            patches.apply()
-        except patches.PatchError as exc:
-            # One line: Emulator.start() quotes the last line of this log in its error.
-            sys.stderr.write(f"sqslab emulator: {exc}\n")
-            sys.stderr.flush()
-            os._exit(2)  # not sys.exit: unloading moto's modules takes ~0.5 s, for nothing
+        _patch(lab_config or {}, events_path)
 
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -106,10 +81,43 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     finally:
         server.server_close()
         if patched:
+            from sqslab.emulator import lab
+
             lab.current().close()
         sys.stderr.flush()
         # Skip interpreter teardown (moto's modules take ~0.5 s to unload): state is in memory only.
         os._exit(0)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, bound before the slow imports: a taken port fails
+    at once (exit 2, saying so), a free one is ours early."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sys.stderr.write(f"sqslab emulator: cannot bind {host}:{port}: {exc}\n")
+        sys.exit(2)
+    sock.listen(128)
+    return sock
+
+
+def _patch(lab_config: dict[str, Any], events_path: str | None) -> None:
+    """Put the lab in force and patch moto; on a bad configuration or a moto the patches
+    do not fit, one line on stderr (Emulator.start() quotes it) and exit 2."""
+    from sqslab.emulator import lab, patches
+
+    try:
+        behavior = lab.Behavior.resolve(**lab_config.get("behavior", {}))
+        lab.configure(lab.Lab(behavior, lab_config.get("faults"), lab_config.get("seed"), events_path))
+        patches.apply()
+    except (ValueError, TypeError, OSError, patches.PatchError) as exc:
+        what = "bad lab configuration: " if not isinstance(exc, patches.PatchError) else ""
+        sys.stderr.write(f"sqslab emulator: {what}{exc}\n")
+        sys.stderr.flush()
+        os._exit(2)  # not sys.exit: unloading moto's modules takes ~0.5 s, for nothing
 
 
 _SQS_AUTH = (

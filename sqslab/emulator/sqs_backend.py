@@ -276,6 +276,7 @@ def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, v
     msg = queue._handles.get(receipt_handle)
     if msg is None or msg._sqslab_owner is not queue:
         raise models.ReceiptHandleIsInvalid
+    _promote(queue, now_ms())  # a visibility timeout that ended makes the message ready first
     lab = current_lab()
     if msg._sqslab_state != INFLIGHT:
         lab.behavior_event("not_inflight", "ChangeMessageVisibility", queue=queue.name, message_id=msg.id,

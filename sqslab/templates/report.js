@@ -35,8 +35,9 @@
 
   function widthOf(el) { return Math.max(320, el.clientWidth || 800); }
 
-  // Phases as shaded bands under the lines, actions as dashed marks over them.
-  function markers(phases, actions) {
+  // Phases as shaded bands under the lines, timed SQS faults as red bands along the
+  // bottom, actions as dashed marks over them.
+  function markers(phases, actions, windows) {
     var dpr = window.devicePixelRatio || 1;
     return {
       hooks: {
@@ -55,6 +56,19 @@
             ctx.fillRect(x0, b.top, Math.max(2 * dpr, x1 - x0), b.height);
             ctx.fillStyle = "#4b5563";
             ctx.fillText(clip(p.name, 40), x0 + 3 * dpr, b.top + 3 * dpr);
+          });
+          (windows || []).forEach(function (w) {
+            if (w.start == null) { return; }
+            var end = w.end == null ? u.scales.x.max : w.end;
+            var x0 = Math.max(b.left, u.valToPos(w.start, "x", true));
+            var x1 = Math.min(b.left + b.width, u.valToPos(end, "x", true));
+            if (x1 < b.left || x0 > b.left + b.width) { return; }
+            ctx.fillStyle = "rgba(220, 38, 38, 0.12)";
+            ctx.fillRect(x0, b.top, Math.max(2 * dpr, x1 - x0), b.height);
+            ctx.fillStyle = "#b91c1c";
+            ctx.textBaseline = "bottom";
+            ctx.fillText(fit(ctx, "fault: " + w.text, Math.max(20 * dpr, x1 - x0 - 6 * dpr)), x0 + 3 * dpr, b.top + b.height - 3 * dpr);
+            ctx.textBaseline = "top";
           });
           ctx.restore();
         }],
@@ -152,7 +166,7 @@
   function drawRun(run) {
     var s = run.series, lat = run.latency;
     var end = Math.max(s.t.length ? s.t[s.t.length - 1] : 0, lat.t.length ? lat.t[lat.t.length - 1] + lat.bucket : 0);
-    var plugins = [markers(run.phases, run.actions)];
+    var plugins = [markers(run.phases, run.actions, run.windows)];
     draw("chart-depth", timeOpts("messages", [
       line("visible", COLORS[0], 0, "", {fill: "rgba(37, 99, 235, 0.10)"}),
       line("in flight", COLORS[1], 0),
