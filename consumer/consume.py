@@ -63,6 +63,7 @@ except ImportError:  # imported as sqslab.consumer.consume
 EXIT_CRASH = 137  # what a SIGKILLed container reports; the crash knob mimics it (sqslab.contracts)
 EXIT_CONFIG = 2
 POISON_MARKER = "poison"  # sqslab.contracts.POISON_MARKER
+ID_ATTRIBUTE = "sqslab-id"  # sqslab.contracts.ID_ATTRIBUTE: sqslab's id of a message
 
 #: Every SQSLAB_* variable this program reads; another one is reported as a warning.
 KNOWN_VARIABLES = (
@@ -292,7 +293,7 @@ class Consumer:
                 if plan:
                     sqsfaults.install(client, plan, events.emit)
         self.sqs = sqs  # deletes: botocore retries them
-        self._pending_deletes: list[tuple[str | None, str | None]] = []  # DELETE_MODE=batch
+        self._pending_deletes: list[tuple[str | None, dict[str, Any]]] = []  # DELETE_MODE=batch
         self.sqs_poll = sqs_poll  # receives: no botocore retries, the loop backs off itself
         self.processed = 0
         self.stop_reason: str | None = None
@@ -364,6 +365,7 @@ class Consumer:
                 MaxNumberOfMessages=self.cfg["max_messages"],
                 WaitTimeSeconds=self.cfg["wait_time_seconds"],
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
+                MessageAttributeNames=[ID_ATTRIBUTE],
             )
         finally:
             self._idle = False
@@ -419,8 +421,8 @@ class Consumer:
         assert payload is not None and facts["id"] is not None
 
         if cfg["idempotency"] and self._seen_recently(facts["id"]):
-            self._delete(receipt, facts["message_id"])
             self.events.emit("duplicate_skipped", **facts)
+            self._delete(receipt, facts)
             return True
 
         if payload.get(cfg["poison_marker"]) is True:
@@ -450,7 +452,7 @@ class Consumer:
             self._remember(facts["id"])
         self.processed += 1
         self.events.emit("processed", **facts, work_ms=round(work_ms, 3))
-        self._delete(receipt, facts["message_id"])
+        self._delete(receipt, facts)
         return True
 
     def _leave(self, message: dict[str, Any], reason: str = "stopping") -> None:
@@ -474,16 +476,21 @@ class Consumer:
         # Not deleted: SQS delivers it again after the visibility timeout (or dead-letters it).
         self.events.emit("failed", **facts, reason=reason)
 
-    def _delete(self, receipt: str | None, message_id: str | None) -> None:
+    def _delete(self, receipt: str | None, facts: dict[str, Any]) -> None:
         if self.cfg["delete_mode"] == "batch":
             # Deleted with the rest of the batch once it is done: fewer calls, but a crash
             # before then brings the batch's processed messages back (duplicates).
-            self._pending_deletes.append((receipt, message_id))
+            self._pending_deletes.append((receipt, facts))
             return
         try:
             self.sqs.delete_message(QueueUrl=self.cfg["queue_url"], ReceiptHandle=receipt)
         except Exception as exc:  # noqa: BLE001 - the message simply comes back
-            self._log(f"delete of {message_id} failed, SQS will deliver it again: {_describe(exc)}", force=True)
+            self._delete_failed(facts, _describe(exc))
+
+    def _delete_failed(self, facts: dict[str, Any], reason: str) -> None:
+        """A processed message's delete did not take: SQS will deliver it again."""
+        self.events.emit("delete_failed", **{k: v for k, v in facts.items() if k not in ("payload", "problem")}, reason=reason)
+        self._log(f"delete of {facts.get('message_id')} failed, SQS will deliver it again: {reason}", force=True)
 
     def _flush_deletes(self) -> None:
         pending, self._pending_deletes = self._pending_deletes, []
@@ -493,10 +500,11 @@ class Consumer:
         try:
             response = self.sqs.delete_message_batch(QueueUrl=self.cfg["queue_url"], Entries=entries)
         except Exception as exc:  # noqa: BLE001 - the messages simply come back
-            self._log(f"batch delete of {len(pending)} message(s) failed, SQS will deliver them again: {_describe(exc)}", force=True)
+            for _, facts in pending:
+                self._delete_failed(facts, _describe(exc))
             return
         for failure in response.get("Failed", []):
-            self._log(f"delete of {pending[int(failure['Id'])][1]} failed, SQS will deliver it again: {failure.get('Code')}", force=True)
+            self._delete_failed(pending[int(failure["Id"])][1], str(failure.get("Code")))
 
     # ----- idempotency store (this task's memory only)
 
@@ -538,9 +546,12 @@ def _facts(message: dict[str, Any], poison_marker: str) -> dict[str, Any]:
         receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)) or None
     except (TypeError, ValueError):
         receive_count = None
+    ident = message.get("MessageAttributes", {}).get(ID_ATTRIBUTE, {}).get("StringValue")
+    if not isinstance(ident, str):
+        ident = payload.get("id") if payload is not None and isinstance(payload.get("id"), str) else None
     facts: dict[str, Any] = {
         "message_id": message.get("MessageId"),
-        "id": payload.get("id") if payload is not None and isinstance(payload.get("id"), str) else None,
+        "id": ident,
         "seq": payload.get("seq") if payload is not None and problem is None else None,
         "receive_count": receive_count,
         "payload": payload,

@@ -21,7 +21,9 @@ def _knob_schema() -> dict[str, Any]:
     """set_consumer's parameters: the consumer knobs the settings table marks live."""
     from sqslab.settings import live_knobs, schema_property
 
-    knobs = {s.name: schema_property(s) for s in live_knobs()}
+    knobs: dict[str, Any] = {s.name: schema_property(s) for s in live_knobs()}
+    knobs["env"] = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}, "minProperties": 1,
+                    "description": "consumer.program: environment variables the new revision's tasks get (added to program.env)."}
     return {"type": "object", "properties": knobs, "additionalProperties": False, "minProperties": 1,
             "$defs": unit_defs("duration", "duration_range", "fraction")}
 
@@ -39,7 +41,12 @@ def scale(ctx: Any, params: dict[str, Any]) -> str:
 
 
 def set_consumer(ctx: Any, params: dict[str, Any]) -> str:
-    """Roll the consumer tasks to new knobs, as a new task definition revision would."""
+    """Roll the consumer tasks to new knobs (the built-in consumer) or environment (`env`, a
+    consumer program), as a new task definition revision would."""
+    if "env" in params:
+        env = {str(k): ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in params["env"].items()}
+        ctx.target.set_consumer(ctx.update_knobs({}), env=env)
+        return "consumers rolled to " + ", ".join(f"{k}={v}" for k, v in env.items())
     ctx.target.set_consumer(ctx.update_knobs(params))
     return "consumers rolled to " + ", ".join(f"{k}={v}" for k, v in params.items())
 

@@ -548,8 +548,10 @@ def report(run_dirs: tuple[Path, ...], as_html: bool, as_json: bool, as_markdown
 @click.option("--seed", type=int, default=None, help="Seed of the behaviour's and the faults' draws.")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append an event (JSON line) for every fault and departure from exactness to this file.")
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append the SQS journal (every send, receive, delete... with its caller's access key id) to this file.")
 def emulator(port: int, behavior: str, sqs_settings: tuple[str, ...], faults: tuple[str, ...], seed: int | None,
-             events_path: Path | None) -> None:
+             events_path: Path | None, journal_path: Path | None) -> None:
     """Run the embedded SQS emulator in the foreground, for ad hoc use with any SQS client.
 
     Prints the endpoint and ready-to-paste environment (dummy credentials); Ctrl-C stops it.
@@ -558,7 +560,7 @@ def emulator(port: int, behavior: str, sqs_settings: tuple[str, ...], faults: tu
 
     lab = _emulator_lab(behavior, sqs_settings, faults, seed)
     try:
-        serve(port=port, lab=lab, events_path=events_path)
+        serve(port=port, lab=lab, events_path=events_path, journal_path=journal_path)
     except EmulatorError as exc:
         raise InfraError(str(exc)) from None
 

@@ -36,3 +36,8 @@ ENV_POISON_MARKER = "SQSLAB_POISON_MARKER"
 ENV_LOG_LEVEL = "SQSLAB_LOG_LEVEL"
 #: Fault rules (JSON, sqslab.consumer.sqsfaults) the consumer applies to its own SQS calls (the aws target).
 ENV_SQS_FAULTS = "SQSLAB_SQS_FAULTS"
+#: The message attribute that carries sqslab's id of a message, so its body is the user's own.
+ID_ATTRIBUTE = "sqslab-id"
+#: Access key ids the local target gives the SQS clients it runs: the emulator's journal
+#: attributes each call to its caller by the key in the request's signature.
+ACCESS_KEY_PREFIX = "sqslab-"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqslab import journal
 from sqslab.ordering import duplicate_figures, ordering
 from sqslab.sqs_facts import EVENTS as SQS_EVENTS
 from sqslab.sqs_facts import SqsTally
@@ -97,7 +98,7 @@ class LedgerStore:
         self.db.execute("PRAGMA journal_mode = OFF")  # derived data: events.jsonl is the record
         self.db.execute("PRAGMA synchronous = OFF")
         self.db.execute("PRAGMA cache_size = -4000")  # 4 MB of pages at most: memory flat whatever the run's size
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(_SCHEMA + journal.SCHEMA)
         self._pending: dict[str, list[tuple[Any, ...]]] = {}
         self._send_failed = 0
         self.sqs = SqsTally()
@@ -112,6 +113,9 @@ class LedgerStore:
 
     def _take(self, event: dict[str, Any]) -> None:
         kind, mid = event.get("event"), event.get("id")
+        receive = journal.receive_rows(event)
+        if receive is not None:
+            self._row(*receive)
         if kind == "sent" and isinstance(mid, str):
             if event.get("duplicate_send"):
                 self._row("dup_sends", (mid,))
@@ -203,6 +207,8 @@ _STATEMENTS = {
 def _statement(name: str) -> str:
     if name in _STATEMENTS:
         return _STATEMENTS[name]
+    if name in journal.STATEMENTS:
+        return journal.STATEMENTS[name]
     if name.startswith("task:"):
         column = name.split(":", 1)[1]
         return f"INSERT INTO task (task, {column}) VALUES (?, 1) ON CONFLICT (task) DO UPDATE SET {column} = {column} + 1"
@@ -229,6 +235,8 @@ class Ledger:
     anomalies: list[str]
     ordering: dict[str, Any] = field(default_factory=dict)  # FIFO: violations and blocked groups
     sqs: dict[str, Any] = field(default_factory=dict)  # faults, SQS's behaviour, SDK retries (sqslab.sqs_facts)
+    source: str = "consumer events"  # where the processing facts came from: consumer events, or the SQS journal
+    journal: dict[str, Any] = field(default_factory=dict)  # the SQS journal's fates, per task, self-check (sqslab.journal)
 
     def fates(self) -> dict[str, str]:
         """Every sent id's fate (a whole-run dict: for tests and small runs)."""
@@ -251,14 +259,28 @@ class Ledger:
             "anomalies": self.anomalies,
             **({"ordering": self.ordering} if self.ordering else {}),
             **({"sqs": self.sqs} if self.sqs else {}),
+            "source": self.source,
+            **({"journal": self.journal} if self.journal else {}),
         }
 
 
-def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | None = None) -> Ledger:
+def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | None = None,
+                 sqs_journal: Iterable[dict[str, Any]] | None = None) -> Ledger:
     """Every sent id's fate, and the run's message figures, from the events and the audit;
-    the store is SQLite at `path` (in memory when None)."""
+    the store is SQLite at `path` (in memory when None). With the emulator's journal, its
+    fates and per-task counts too; the processing facts come from it when no consumer
+    told its side, else the two are compared (sqslab.journal)."""
     store = LedgerStore(path)
     store.add(events)
+    source, told = "consumer events", True
+    lines = -1
+    if sqs_journal is not None:
+        lines = journal.fold(store.db, sqs_journal)
+        journal.prepare(store)
+        told = journal.has_consumer_events(store)
+        if not told:
+            journal.facts_from_journal(store)
+            source = "SQS journal"
     store.set_audit(audit)
     counts = dict.fromkeys(FATES, 0)
     counts.update(dict(store.query("SELECT fate, count(*) FROM fates GROUP BY fate")))
@@ -268,8 +290,11 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
     group_figures, section = ordering(store, audit)
     figures.update(group_figures)
     figures.update(store.sqs.figures())
+    journal_section = journal.section(store, compare=told, lines=lines) if lines >= 0 else {}
+    if journal_section.get("check"):
+        figures["self_check.disagreements"] = journal_section["check"]["disagreement_count"]
     return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store), section,
-                  store.sqs.section())
+                  store.sqs.section(), source, journal_section)
 
 
 def _figures(store: LedgerStore, counts: dict[str, int], audit: Audit, histogram: dict[int, int]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqslab.contracts import ID_ATTRIBUTE
 from sqslab.timeline import Phase
 
 __all__ = ["PhaseResult", "Producer", "due_offsets", "produce_cli"]
@@ -384,15 +385,17 @@ class Producer:
             if failed and self.on_failed is not None:
                 self.on_failed(failed)
 
-    def _entry(self, index: int, item: _Item) -> dict[str, str]:
-        entry = {"Id": str(index), "MessageBody": item.body}
+    def _entry(self, index: int, item: _Item) -> dict[str, Any]:
+        # sqslab's id travels as an attribute too: a body may be entirely the user's.
+        entry: dict[str, Any] = {"Id": str(index), "MessageBody": item.body,
+                                 "MessageAttributes": {ID_ATTRIBUTE: {"DataType": "String", "StringValue": item.record["id"]}}}
         if self.fifo:
             entry["MessageGroupId"] = item.group or "g-0"
             if not self.content_based_deduplication:
                 entry["MessageDeduplicationId"] = item.record["id"]  # a retry of the same message has the same
         return entry
 
-    def _send_with_retry(self, entries: list[dict[str, str]], stop: threading.Event) -> dict[str, Any]:
+    def _send_with_retry(self, entries: list[dict[str, Any]], stop: threading.Event) -> dict[str, Any]:
         delay = 0.05
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:

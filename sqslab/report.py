@@ -435,6 +435,32 @@ def sqs_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def journal_lines(summary: dict[str, Any]) -> list[str]:
+    """Which consumer ran, where the fates come from, and the lab's self-check, in a few lines."""
+    consumer = summary.get("consumer") or {}
+    ledger = summary.get("ledger") or {}
+    journal = ledger.get("journal") or {}
+    lines = []
+    if consumer.get("kind") == "program":
+        image = f" (image {consumer['image']})" if consumer.get("image") else ""
+        lines.append(f"consumer: your program `{consumer.get('command')}`{image}")
+    if ledger.get("source") == "SQS journal":
+        lines.append("fates from the SQS journal (the program prints no sqslab events): deleted by two receives = "
+                     "processed more than once")
+    if journal:
+        tasks = ", ".join(f"{task} {c.get('received', 0)}/{c.get('deleted', 0)}" for task, c in journal.get("per_task", {}).items())
+        lines.append(f"SQS journal: {journal.get('lines', 0)} operations; receives/deletes per task: {tasks or 'none'}")
+    check = journal.get("check")
+    if check:
+        if check.get("agree"):
+            explained = "; ".join(f"{reason} ×{n}" for reason, n in (check.get("explained") or {}).items())
+            lines.append("self-check: consumer events and SQS journal agree" + (f" (explained: {explained})" if explained else ""))
+        else:
+            lines.append(f"SELF-CHECK FAILED: {check.get('disagreement_count')} disagreement(s): "
+                         + "; ".join(check.get("disagreements", [])[:5]))
+    return lines
+
+
 def run_view(run: Run, max_points: int = MAX_POINTS, samples: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the charts of one run draw, as JSON-able data."""
     samples = run.metrics() if samples is None else samples

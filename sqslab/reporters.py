@@ -37,6 +37,7 @@ from sqslab.report import (
     depth_overlay,
     headline,
     is_compare,
+    journal_lines,
     key_figures,
     peak_backlog,
     run_view,
@@ -89,6 +90,7 @@ def render_text(run: Any, options: dict[str, Any]) -> str:
         lines.append("figures: " + ", ".join(shown))
     lines += _ordering_lines(summary)
     lines += [f"sqs: {line}" for line in sqs_lines(summary)]
+    lines += journal_lines(summary)
     return "\n".join(lines) + "\n"
 
 
@@ -284,6 +286,9 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
     sqs = sqs_lines(summary)
     if sqs:
         lines += ["#### What SQS did", ""] + [f"- {_md(line)}" for line in sqs] + [""]
+    journal = journal_lines(summary)
+    if journal:
+        lines += ["#### The consumer, as SQS saw it", ""] + [f"- {_md(line)}" for line in journal] + [""]
     problems = (summary.get("ledger") or {}).get("problems") or []
     if problems:
         counts = (summary.get("ledger") or {}).get("counts") or {}

@@ -9,6 +9,7 @@ the expectations parsed.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +121,58 @@ class SqsConfig:
 
 
 @dataclass(frozen=True)
+class Program:
+    """The user's own consumer program (`consumer.program`): what each task runs."""
+
+    command: tuple[str, ...]
+    cwd: str  # absolute
+    env: dict[str, str] = field(default_factory=dict)
+    ready_log: str | None = None  # a line of its output containing this: started
+    ready_delay: float | None = None  # or: started this long after its process
+    ready_timeout: float = 60.0
+    stop_grace: float = 10.0
+    image: str | None = None  # the aws target's container image
+
+    @property
+    def text(self) -> str:
+        """The command as a person would type it."""
+        return shlex.join(self.command)
+
+    @property
+    def readiness(self) -> str:
+        """When a task counts as started, in words."""
+        if self.ready_log is not None:
+            return f"a line of its output containing {self.ready_log!r}"
+        if self.ready_delay is not None:
+            return f"{self.ready_delay:g}s after it starts"
+        return "its first ReceiveMessage call"
+
+
+def resolve_program(raw: dict[str, Any] | None, scenario_path: str) -> Program | None:
+    """`consumer.program` (assumed valid), its cwd made absolute against the scenario's folder."""
+    if not raw:
+        return None
+    command = raw["command"]
+    argv = tuple(shlex.split(command) if isinstance(command, str) else command)
+    base = Path(scenario_path).resolve().parent if scenario_path and not scenario_path.startswith("<") else Path.cwd()
+    ready = raw.get("ready") or {}
+    return Program(
+        command=argv,
+        cwd=str((base / raw.get("cwd", ".")).resolve()),
+        env={str(k): _env_text(v) for k, v in (raw.get("env") or {}).items()},
+        ready_log=ready.get("log"),
+        ready_delay=parse_duration(ready["delay"]) if "delay" in ready else None,
+        ready_timeout=parse_duration(ready["timeout"]) if "timeout" in ready else 60.0,
+        stop_grace=parse_duration(raw.get("stop_grace", "10s")),
+        image=raw.get("image"),
+    )
+
+
+def _env_text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+@dataclass(frozen=True)
 class ActionSpec:
     """One scheduled action: its trigger, what it does and with which parameters."""
 
@@ -160,6 +213,7 @@ class Scenario:
     settle_timeout: float
     expect: tuple[Condition, ...]
     sqs: SqsConfig = field(default_factory=SqsConfig)
+    program: Program | None = None  # the user's consumer program; None: the built-in consumer
     data: dict[str, Any] = field(repr=False, default_factory=dict)
     path: str = ""
 
@@ -344,7 +398,9 @@ def resolve_action(raw: dict[str, Any], index: int) -> ActionSpec:
 
 def resolve(data: dict[str, Any], path: str = "") -> Scenario:
     """A Scenario from valid scenario data: units parsed, defaults filled, phases timed."""
-    knobs = resolve_knobs(data.get("consumer") or {})
+    consumer = dict(data.get("consumer") or {})
+    program = resolve_program(consumer.pop("program", None), path)
+    knobs = resolve_knobs(consumer)
     infra = resolve_infra(data.get("infra") or {})
     phases, start = [], 0.0
     for i, raw in enumerate(data.get("load") or []):
@@ -366,6 +422,7 @@ def resolve(data: dict[str, Any], path: str = "") -> Scenario:
         settle_timeout=settle["timeout"],
         expect=tuple(parse_condition(text, FIGURES) for text in data.get("expect") or []),
         sqs=resolve_sqs(data.get("sqs") or {}),
+        program=program,
         data=data,
         path=path,
     )
@@ -384,6 +441,7 @@ def resolved_dict(scenario: Scenario) -> dict[str, Any]:
         "actions": [{**asdict(a), "when": a.when.text if a.when else None} for a in scenario.actions],
         "settle": {"until": scenario.settle_until, "timeout": scenario.settle_timeout},
         "sqs": asdict(scenario.sqs),
+        "program": asdict(scenario.program) if scenario.program else None,
         "expect": [c.text for c in scenario.expect],
     }
 

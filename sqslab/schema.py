@@ -96,6 +96,30 @@ _DEFS: dict[str, Any] = {
         "description": "An API fault: calls to `api` fail with `error` and/or take `latency`, at `rate`.",
         "properties": FAULT_PROPERTIES,
     },
+    "program": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["command"],
+        "description": "Your own consumer program, run as each consumer task instead of the built-in consumer.",
+        "properties": {
+            "command": {"oneOf": [{"type": "string", "minLength": 1},
+                                  {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+                        "description": "The program: a list (argv), or a string split like a shell would."},
+            "cwd": {"type": "string", "description": "Its working directory, relative to the scenario file (default: the scenario's)."},
+            "env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
+                    "description": "Its own environment variables (besides the SDK settings and SQSLAB_* sqslab gives)."},
+            "ready": {"type": "object", "additionalProperties": False,
+                      "description": "When a task counts as started: a line in its output, or a delay "
+                                     "(default: its first receive, as the SQS journal shows).",
+                      "oneOf": [{"required": ["log"]}, {"required": ["delay"]}],
+                      "properties": {"log": {"type": "string", "minLength": 1, "description": "Text a line of its output contains."},
+                                     "timeout": {"$ref": "#/$defs/duration", "description": "How long to wait for it (default 60s)."},
+                                     "delay": {"$ref": "#/$defs/duration", "description": "Started this long after its process."}}},
+            "stop_grace": {"$ref": "#/$defs/duration", "default": "10s",
+                           "description": "How long a stopped task has after SIGTERM before SIGKILL."},
+            "image": {"type": "string", "minLength": 1, "description": "The aws target: the container image of the program."},
+        },
+    },
     "action": {
         "type": "object",
         "description": "One action: exactly one trigger (at, after, when), `do` naming the action, and the action's own parameters.",
@@ -128,6 +152,8 @@ def _base_schema() -> dict[str, Any]:
             properties["actions"] = {"type": "array", "description": "Things done to the system during the run.",
                                      "items": {"$ref": "#/$defs/action"}}
         properties[key] = value
+        if key == "consumer":
+            value["properties"]["program"] = {"$ref": "#/$defs/program"}
         if key == "sqs":
             value["properties"]["faults"] = {"type": "array", "items": {"$ref": "#/$defs/fault"},
                                              "description": "API faults for the whole run (the `sqs_fault` action adds one for a while)."}

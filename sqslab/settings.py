@@ -397,6 +397,10 @@ def reference() -> str:
     parts = ["### Top level\n\n", reference_markdown("", top_level())]
     for section in ("infra", "consumer", "sqs", "settle", "limits"):
         parts += [f"\n### `{section}`\n\n", reference_markdown(section)]
+        if section == "consumer":
+            parts.append("\n`program` (`command`, `cwd`, `env`, `ready`, `stop_grace`, `image`) runs your own consumer "
+                         "program instead of the built-in one, and none of the knobs above applies to it: see "
+                         "[Test your own consumer](#test-your-own-consumer).\n")
     return "".join(parts)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqslab.backends import Endpoints, TargetError
+from sqslab.contracts import ID_ATTRIBUTE
 from sqslab.ledger import Audit
 from sqslab.recorder import Recorder
 from sqslab.sampler import Sampler
@@ -89,7 +90,8 @@ def read_ids(client: Any, queue_url: str, limit: int = AUDIT_LIMIT, confirm_wait
     try:
         while empty < 2 and len(ids) < limit:
             wait = confirm_wait if empty else 0
-            response = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=wait)
+            response = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=wait,
+                                              MessageAttributeNames=[ID_ATTRIBUTE])
             messages = response.get("Messages", [])
             if not messages:
                 empty += 1
@@ -106,7 +108,11 @@ def read_ids(client: Any, queue_url: str, limit: int = AUDIT_LIMIT, confirm_wait
 
 
 def message_id_of(message: dict[str, Any]) -> str:
-    """sqslab's id of a received message (its payload's `id`), or `?MessageId` for a body not ours."""
+    """sqslab's id of a received message (its `sqslab-id` attribute, else its JSON payload's
+    `id`), or `?MessageId` for a message not ours."""
+    attribute = message.get("MessageAttributes", {}).get(ID_ATTRIBUTE, {}).get("StringValue")
+    if isinstance(attribute, str):
+        return attribute
     try:
         ident = json.loads(message["Body"])["id"]
     except (ValueError, KeyError, TypeError):

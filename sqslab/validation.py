@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqslab.consumer.sqsfaults import SQS_APIS
@@ -437,8 +439,49 @@ def fault_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def program_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """`consumer.program`: no built-in knob beside it, a command a shell could split, a
+    working directory that exists; `set_consumer` changes knobs of the built-in consumer
+    and `env` of a program, not the other way round."""
+    consumer = mapping(data, "consumer")
+    program = consumer.get("program")
+    problems = []
+    setters = [(i, a) for i, a in enumerate(items(data, "actions")) if isinstance(a, dict) and a.get("do") == "set_consumer"]
+    if not isinstance(program, dict):
+        for i, action in setters:
+            if "env" in action:
+                problems.append(doc.problem(("actions", i, "env"), "env sets a consumer program's environment; this scenario runs "
+                                            "the built-in consumer (set its knobs instead, or give consumer.program)"))
+        return problems
+    for key in consumer:
+        if key != "program":
+            problems.append(doc.problem(("consumer", key), (
+                f"{key} is a knob of the built-in consumer and does nothing to consumer.program; with a program only "
+                "`program` applies in `consumer` (its command, cwd, env, ready, stop_grace, image): give your program's "
+                "own settings in program.env")))
+    command = program.get("command")
+    if isinstance(command, str):
+        try:
+            shlex.split(command)
+        except ValueError as exc:
+            problems.append(doc.problem(("consumer", "program", "command"), f"cannot split this command like a shell: {exc}"))
+    cwd = program.get("cwd")
+    if isinstance(cwd, str):
+        base = Path(doc.file).resolve().parent if doc.file and not doc.file.startswith("<") else Path.cwd()
+        if not (base / cwd).is_dir():
+            problems.append(doc.problem(("consumer", "program", "cwd"),
+                                        f"no directory {base / cwd} (cwd is relative to the scenario file)"))
+    for i, action in setters:
+        for key in action:
+            if key not in ACTION_KEYS and key != "env":
+                problems.append(doc.problem(("actions", i, key), (
+                    f"{key} is a knob of the built-in consumer; with consumer.program, set_consumer takes `env` "
+                    "(the program's new environment variables)")))
+    return problems
+
+
 MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems, load_problems,
-                                     fifo_problems, fault_problems)
+                                     fifo_problems, fault_problems, program_problems)
 
 
 # ---------------------------------------------------------------- shared with resolution

@@ -176,6 +176,7 @@ def assert_event_shapes(events: list[dict[str, Any]]) -> None:
         "processed": {"message_id", "id", "receive_count", "work_ms"},
         "failed": {"message_id", "id", "receive_count", "reason"},
         "duplicate_skipped": {"message_id", "id", "receive_count"},
+        "delete_failed": {"message_id", "id", "receive_count", "reason"},
         "crashed": {"message_id", "id"},
         "poll_error": {"reason"},
         "stopped": {"reason", "processed"},

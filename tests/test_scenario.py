@@ -94,7 +94,7 @@ CASES = [
     ("wait with neither for nor until", "version: 1\nname: x\nactions: [{at: 1s, do: wait}]\n",
      ["3:11: actions[0]: give exactly one of for, until"]),
     ("set_consumer with nothing to set", "version: 1\nname: x\nactions: [{at: 1s, do: set_consumer}]\n",
-     ["3:11: actions[0]: give at least one of: work_time, error_rate, crash_rate, slow_rate, slow_time, idempotency, idempotency_window, release_on_stop, delete, on_failure, batch_size, wait_time"]),
+     ["3:11: actions[0]: give at least one of: work_time, error_rate, crash_rate, slow_rate, slow_time, idempotency, idempotency_window, release_on_stop, delete, on_failure, batch_size, wait_time, env"]),
     ("when with unknown metric", "version: 1\nname: x\nactions: [{when: 'queue.visibl > 5', do: scale, to: 2}]\n",
      ["3:18: actions[0].when: unknown metric 'queue.visibl'; did you mean 'queue.visible'?"]),
     ("expect with unknown metric", "version: 1\nname: x\nexpect: ['dlq.mesages > 0']\n",
@@ -351,3 +351,50 @@ def test_sqs_section_resolves_against_its_profile(host):
     assert aws.lab(7) == {"behavior": {"behavior": "aws", **aws.settings}, "faults": list(aws.faults), "seed": 7}
     faults_only = load_scenario_text("version: 1\nname: x\nsqs: {faults: [{api: '*', latency: 5ms}]}\n", host).sqs
     assert not faults_only.exact and faults_only.settings == PROFILES["exact"]
+
+
+def test_a_consumer_program_resolves_against_the_scenario_folder(write, host, tmp_path):
+    (tmp_path / "worker").mkdir()
+    scenario = load_scenario(write("""
+        version: 1
+        name: own
+        consumer:
+          program:
+            command: "node index.js --queue 'my queue'"
+            cwd: worker
+            env: {THREADS: 4, DEBUG: true}
+            ready: {log: listening, timeout: 45s}
+            stop_grace: 3s
+        actions:
+          - {at: 1s, do: set_consumer, env: {THREADS: 8}}
+    """), host)
+    program = scenario.program
+    assert program.command == ("node", "index.js", "--queue", "my queue")
+    assert program.cwd == str(tmp_path / "worker") and program.env == {"THREADS": "4", "DEBUG": "true"}
+    assert (program.ready_log, program.ready_timeout, program.stop_grace) == ("listening", 45, 3)
+    assert "listening" in program.readiness
+    assert load_scenario(write("version: 1\nname: x\n", "plain.yaml"), host).program is None
+
+
+def test_a_consumer_program_refuses_the_built_in_knobs_and_a_missing_folder(write, host):
+    path = write("""
+        version: 1
+        name: own
+        consumer:
+          program: {command: [python3, w.py], cwd: nowhere}
+          error_rate: 0.1
+        actions:
+          - {at: 1s, do: set_consumer, work_time: 1s}
+    """)
+    problems = [str(p).split(": ", 1)[1] for p in check_file(path, host)]
+    assert problems[0].startswith("consumer.program.cwd: no directory")
+    assert problems[1].startswith("consumer.error_rate: error_rate is a knob of the built-in consumer and does nothing to "
+                                  "consumer.program; with a program only `program` applies in `consumer`")
+    assert problems[2].startswith("actions[0].work_time: work_time is a knob of the built-in consumer; with consumer.program, "
+                                  "set_consumer takes `env`")
+    assert len(problems) == 3
+
+
+def test_set_consumer_env_needs_a_program(write, host):
+    problems = check_file(write("version: 1\nname: x\nactions: [{at: 1s, do: set_consumer, env: {A: 1}}]\n"), host)
+    assert [p.path for p in problems] == ["actions[0].env"] and "built-in consumer" in problems[0].message

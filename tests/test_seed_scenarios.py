@@ -4,6 +4,7 @@ message. These are the README's experiments, run as a user would (about 30-45 s 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -18,8 +19,21 @@ OVERRIDES = {"backlog_drain": ["--set", "infra.consumers=3"]}
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+NODE_WORKER = ROOT / "consumer" / "examples" / "node-worker"
+
+
+def _needs(path):
+    """Skip a scenario whose consumer program cannot run here, saying why."""
+    if path.stem == "own_consumer_node":
+        if shutil.which("node") is None:
+            pytest.skip("node is not installed: own_consumer_node runs a Node worker (.ci/run installs Debian's nodejs)")
+        if not (NODE_WORKER / "node_modules" / "sqs-consumer").is_dir():
+            pytest.skip(f"the Node worker's packages are not installed: run `npm ci` in {NODE_WORKER} (.ci/run does)")
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_seed_scenario_passes_and_loses_nothing(path, tmp_path):
+    _needs(path)
     out = tmp_path / "run"
     completed = subprocess.run([sys.executable, "-m", "sqslab", "run", "-q", str(path), "--out", str(out),
                                 *OVERRIDES.get(path.stem, [])], capture_output=True, text=True, timeout=300)
@@ -29,6 +43,14 @@ def test_seed_scenario_passes_and_loses_nothing(path, tmp_path):
     assert all(e["passed"] for e in summary["expectations"])
     counts = summary["ledger"]["counts"]
     assert sum(counts.values()) == summary["figures"]["sent"] > 0
+    # The lab checks itself: SQS's journal and the consumers' events tell the same story.
+    journal = summary["ledger"]["journal"]
+    assert sum(journal["counts"].values()) == summary["figures"]["sent"]
+    if summary["ledger"]["source"] == "consumer events":
+        assert journal["check"]["agree"], journal["check"]["disagreements"]
+    else:  # a program that prints nothing: the journal is the only story, and it is the ledger
+        assert journal["counts"] == counts and "check" not in journal
+    assert journal["per_task"] and all(t.get("received", 0) >= t.get("deleted", 0) for t in journal["per_task"].values())
     if summary["ledger"].get("ordering"):  # a FIFO scenario: the report explains the order
         report = subprocess.run([sys.executable, "-m", "sqslab", "report", str(out), "--html", "-o", str(tmp_path / "r.html")],
                                 capture_output=True, text=True, timeout=120)

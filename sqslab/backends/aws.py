@@ -87,6 +87,7 @@ class AwsTarget:
         """The Terraform variables a run would apply (no AWS call)."""
         from sqslab.image import git_revision
 
+        _refuse_program(scenario)
         _, tfvars = stack_tfvars(scenario, self._image_tag or git_revision() or "GIT-REVISION")
         sections = [("terraform.tfvars", tfvars)]
         notes = plan_notes(scenario)
@@ -101,6 +102,7 @@ class AwsTarget:
         from sqslab import terraform
         from sqslab.image import git_revision
 
+        _refuse_program(scenario)
         self._run_dir = Path(run_dir)
         self.state_dir = (self._state_dir_option or self._run_dir / "terraform").resolve()
         tag = self._image_tag or git_revision()
@@ -340,3 +342,11 @@ def register_targets(register: Callable[..., None]) -> None:
     """Register the AWS target."""
     register("aws", AwsTarget, options=OPTIONS,
              description="real SQS + DLQ and ECS Fargate consumers from the project's Terraform stack (your AWS account; costs money)")
+
+
+def _refuse_program(scenario: Any) -> None:
+    """A consumer program does not run on ECS yet: say so before anything is applied,
+    rather than run the built-in consumer in its place."""
+    if getattr(scenario, "program", None) is not None:
+        raise TargetError("consumer.program runs on the local target only for now (its image on ECS, program.image, "
+                          "is not wired into the stack yet): run this scenario without --target aws")

@@ -17,17 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.backends import Endpoints, Log, TargetError, TargetOption, TaskCounts
+from sqslab.backends.program import EVENTS as PROGRAM_EVENTS
+from sqslab.backends.program import Readiness, program_env
 from sqslab.backends.supervisor import Supervisor, python_command
-from sqslab.contracts import ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID
+from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID
 from sqslab.credentials import emulator_env
 from sqslab.emulator import client as emulator_client
 from sqslab.emulator.middleware import OBSERVER_HEADER
 from sqslab.hookspecs import hookimpl
+from sqslab.journal import JOURNAL_FILE
 from sqslab.rundir import JsonTail
 from sqslab.settings import queue_attributes
 
 #: The emulator's events in the run directory (sqslab.emulator.lab), read into events.jsonl.
 SQS_EVENTS = "sqs-events.jsonl"
+
 
 OPTIONS = (
     TargetOption("endpoint_url",
@@ -56,12 +60,17 @@ class LocalTarget:
         self._terraform: Any = None
         self._sqs_events: JsonTail | None = None
         self._lab_exact = True
+        self._program: Any = None  # the scenario's consumer.program, if any
+        self._program_env: dict[str, str] = {}  # what set_consumer added to its environment
+        self._readiness: Readiness | None = None
 
     def plan(self, scenario: Any) -> list[tuple[str, str]]:
         """Where the queues would be made: nothing beyond the timeline to show."""
         where = self._endpoint_url or "the embedded emulator on 127.0.0.1"
         how = "the project's Terraform stack" if self._provision_with == "terraform" else "boto3"
-        return [("local target", f"queues on {where}, made with {how}; {scenario.infra.consumers} consumer process(es) at the start\n")]
+        what = f"`{scenario.program.text}` in {scenario.program.cwd}" if scenario.program else "the built-in consumer"
+        return [("local target", (f"queues on {where}, made with {how}; {scenario.infra.consumers} consumer process(es) "
+                                 f"at the start, each running {what}\n"))]
 
     # ------------------------------------------------------------ provisioning
 
@@ -83,7 +92,8 @@ class LocalTarget:
                 self._sqs_events = JsonTail(run_dir / SQS_EVENTS)
                 self._lab_exact = scenario.sqs.exact
                 lab = None if scenario.sqs.exact else scenario.sqs.lab(scenario.seed)
-                self._emulator = Emulator(log_path=run_dir / "emulator.log", lab=lab, events_path=run_dir / SQS_EVENTS).start()
+                self._emulator = Emulator(log_path=run_dir / "emulator.log", lab=lab, events_path=run_dir / SQS_EVENTS,
+                                          journal_path=run_dir / JOURNAL_FILE).start()
             except EmulatorError as exc:
                 raise TargetError(f"the embedded SQS emulator did not start: {exc}") from exc
             endpoint = self._emulator.endpoint_url
@@ -96,8 +106,18 @@ class LocalTarget:
             queue_url, dlq_url = create_queues(emulator_client(endpoint, region=region), scenario, run_dir.name)
         self._endpoints = Endpoints(queue_url, dlq_url, endpoint, region)
         self._task_env = task_environment(scenario.knobs, scenario.seed)
-        self._supervisor = Supervisor(run_dir / "tasks", python_command(consumer_program()), self._environment,
-                                      scenario.infra.restart_delay, self._emit)
+        self._program = program = scenario.program
+        if program is None:
+            self._supervisor = Supervisor(run_dir / "tasks", python_command(consumer_program()), self._environment,
+                                          scenario.infra.restart_delay, self._emit)
+        else:
+            if self._emulator is None:
+                raise TargetError("consumer.program needs the embedded emulator, whose journal accounts for a program's "
+                                  "messages: run without --endpoint-url")
+            readiness = self._readiness = Readiness(program, run_dir / JOURNAL_FILE)
+            self._supervisor = Supervisor(run_dir / "tasks", lambda task_id: list(program.command), self._environment,
+                                          scenario.infra.restart_delay, self._emit, cwd=Path(program.cwd),
+                                          stop_timeout=program.stop_grace, events=PROGRAM_EVENTS, on_start=readiness.watch)
         return self._endpoints
 
     def _provision_terraform(self, scenario: Any, run_dir: Path, endpoint: str) -> tuple[str, str | None]:
@@ -122,13 +142,16 @@ class LocalTarget:
         """A boto3 SQS client for the run's endpoint, with dummy credentials; an observer's
         calls carry the header that exempts them from the emulator's faults."""
         assert self._endpoints is not None, "provision first"
-        client = emulator_client(self._endpoints.endpoint_url, region=self._endpoints.region, max_pool_connections=32)
+        client = emulator_client(self._endpoints.endpoint_url, region=self._endpoints.region, max_pool_connections=32,
+                                 access_key=ACCESS_KEY_PREFIX + "producer")
         if observer:
             client.meta.events.register("before-sign.sqs", _mark_observer)
         return client
 
     def _environment(self, task_id: str) -> dict[str, str]:
         assert self._endpoints is not None
+        if self._program is not None:
+            return program_env(self._endpoints, self._program, task_id, self._program_env)
         return consumer_env(self._endpoints, self._task_env, task_id)
 
     # ------------------------------------------------------------ the service
@@ -151,9 +174,11 @@ class LocalTarget:
         """Set the desired count; surplus tasks get SIGTERM (newest first), missing ones start."""
         self._service().scale(to)
 
-    def set_consumer(self, knobs: Any) -> None:
-        """Roll to a new revision: start new tasks with these knobs, then stop the old ones."""
+    def set_consumer(self, knobs: Any, env: dict[str, str] | None = None) -> None:
+        """Roll to a new revision: start new tasks with these knobs (a program: with `env`
+        added to its environment), then stop the old ones."""
         self._task_env = {**self._task_env, **knobs.to_env()}
+        self._program_env = {**self._program_env, **(env or {})}
         self._service().roll()
 
     def tasks(self) -> TaskCounts:
@@ -164,6 +189,8 @@ class LocalTarget:
         """Consumer events written since the last call, each tagged `source: consumer`, and
         the emulator's (what SQS did beyond exactness, faults), tagged `source: sqs`."""
         events = self._supervisor.events() if self._supervisor else []
+        if self._readiness is not None:
+            events += self._readiness.poll()
         if self._sqs_events is not None:
             sqs = self._sqs_events.read()
             for event in sqs:
@@ -184,9 +211,10 @@ class LocalTarget:
             raise TargetError(str(exc)) from exc
 
     def stop_consumers(self, grace: float = 10.0) -> None:
-        """Stop every task: SIGTERM, then SIGKILL after `grace` seconds; wait for all."""
+        """Stop every task: SIGTERM, then SIGKILL after `grace` seconds (a program's own
+        stop_grace); wait for all."""
         if self._supervisor is not None:
-            self._supervisor.stop_all(grace)
+            self._supervisor.stop_all(self._program.stop_grace if self._program is not None else grace)
 
     def failure(self) -> str | None:
         """The embedded emulator died under the run: what it exited with, its log's tail."""
@@ -268,6 +296,7 @@ def consumer_env(endpoints: Endpoints, task_env: dict[str, str], task_id: str) -
     env = {k: v for k, v in emulator_env(region=endpoints.region).items() if not k.startswith("SQSLAB_")}
     env.update(task_env)
     env.update({ENV_QUEUE_URL: endpoints.queue_url, ENV_TASK_ID: task_id, "PYTHONUNBUFFERED": "1"})
+    env["AWS_ACCESS_KEY_ID"] = ACCESS_KEY_PREFIX + task_id  # the journal's caller: this task
     if endpoints.dlq_url:
         env[ENV_DLQ_URL] = endpoints.dlq_url
     if endpoints.endpoint_url:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.backends import Log, TaskCounts
-from sqslab.contracts import EXIT_CRASH
 from sqslab.processes import die_with_parent, send_signal
 from sqslab.rundir import JsonTail
 
@@ -56,8 +55,16 @@ class Supervisor:
     """
 
     def __init__(self, tasks_dir: Path, command: Callable[[str], list[str]], environment: Callable[[str], dict[str, str]],
-                 restart_delay: float, log: Log) -> None:
+                 restart_delay: float, log: Log, cwd: Path | None = None, stop_timeout: float = STOP_TIMEOUT,
+                 events: frozenset[str] | None = None, on_start: Callable[[str, float, Path, Path], None] | None = None) -> None:
+        """`cwd`: the tasks' working directory (default: tasks_dir); `stop_timeout`: SIGTERM
+        to SIGKILL for a stopped task; `events`: the event names read from a task's output
+        (None: every JSON line); `on_start(task_id, started, out, err)` on each start."""
         self._tasks_dir = tasks_dir
+        self._cwd = cwd or tasks_dir
+        self._stop_timeout = stop_timeout
+        self._event_names = events
+        self._on_start = on_start
         self._command, self._environment = command, environment
         self._restart_delay = restart_delay
         self._emit = log
@@ -186,16 +193,19 @@ class Supervisor:
         with out_path.open("wb") as out, err_path.open("wb") as err:
             process = subprocess.Popen(
                 self._command(task_id), env=self._environment(task_id), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                cwd=self._tasks_dir, start_new_session=True, preexec_fn=die_with_parent(),
+                cwd=self._cwd, start_new_session=True, preexec_fn=die_with_parent(),
             )
-        self._tasks.append(_Task(task_id, self._revision, process, time.monotonic(), out_path))
+        started = time.monotonic()
+        self._tasks.append(_Task(task_id, self._revision, process, started, out_path))
         self._emit({"event": "task_started", "task": task_id, "revision": self._revision, "pid": process.pid})
+        if self._on_start is not None:
+            self._on_start(task_id, started, out_path, err_path)
 
-    def _stop_task(self, task: _Task, timeout: float = STOP_TIMEOUT) -> None:
+    def _stop_task(self, task: _Task, timeout: float | None = None) -> None:
         if task.exited:
             return
         task.stopping = True
-        task.stop_deadline = time.monotonic() + timeout
+        task.stop_deadline = time.monotonic() + (self._stop_timeout if timeout is None else timeout)
         send_signal(task.process, signal.SIGTERM)
         self._emit({"event": "task_stopping", "task": task.id})
 
@@ -210,8 +220,8 @@ class Supervisor:
             reason = "killed"
         elif task.stopping:
             reason = "stopped"
-        elif code == EXIT_CRASH:
-            reason = "crashed"
+        elif code != 0:
+            reason = "crashed"  # the built-in consumer's crash knob exits EXIT_CRASH; a program, anything but 0
         else:
             reason = "exited"
         self._emit({"event": "task_exited", "task": task.id, "exit_code": code, "reason": reason})
@@ -222,6 +232,8 @@ class Supervisor:
         if task.tail is None:
             task.tail = JsonTail(task.out_path)
         events = task.tail.read(final)
+        if self._event_names is not None:
+            events = [e for e in events if e.get("event") in self._event_names]
         for event in events:
             event["source"] = "consumer"
             event.setdefault("task", task.id)

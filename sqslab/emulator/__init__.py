@@ -42,9 +42,11 @@ _SESSIONS: dict[str, Any] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-def client(endpoint_url: str | None, service: str = "sqs", region: str | None = None, max_pool_connections: int = 10) -> Any:
+def client(endpoint_url: str | None, service: str = "sqs", region: str | None = None, max_pool_connections: int = 10,
+           access_key: str | None = None) -> Any:
     """A boto3 client for an emulator (or any SQS-compatible endpoint) with the dummy
     credentials, never the user's; boto3 is imported here, when first needed.
+    `access_key` names the caller in the emulator's journal (a dummy key of its own).
 
     Clients come from one session per region, so the service model is loaded once
     (about 0.1 s) however many clients a run makes.
@@ -57,7 +59,8 @@ def client(endpoint_url: str | None, service: str = "sqs", region: str | None = 
         session = _SESSIONS.get(region)
         if session is None:
             session = _SESSIONS[region] = emulator_session(region)
-        return session.client(service, endpoint_url=endpoint_url, config=config)
+        keys = {"aws_access_key_id": access_key, "aws_secret_access_key": DUMMY_ENV["AWS_SECRET_ACCESS_KEY"]} if access_key else {}
+        return session.client(service, endpoint_url=endpoint_url, config=config, **keys)
 
 
 def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -80,6 +83,7 @@ class Emulator:
         log_path: Path | None = None,
         lab: dict[str, Any] | None = None,
         events_path: Path | None = None,
+        journal_path: Path | None = None,
     ) -> None:
         self.port = port
         self.host = host
@@ -87,6 +91,7 @@ class Emulator:
         self.log_path = Path(log_path) if log_path is not None else None
         self.lab = lab  # {"behavior": {...}, "faults": [...], "seed": N}: see sqslab.emulator.lab
         self.events_path = Path(events_path) if events_path is not None else None
+        self.journal_path = Path(journal_path) if journal_path is not None else None  # the SQS journal (journal.py)
         self.endpoint_url: str = ""
         self.start_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -125,6 +130,8 @@ class Emulator:
             cmd += ["--lab", json.dumps(self.lab)]
         if self.events_path is not None:
             cmd += ["--events", str(self.events_path)]
+        if self.journal_path is not None:
+            cmd += ["--journal", str(self.journal_path)]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it until stop()
@@ -321,10 +328,11 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def serve(port: int = 0, host: str = "127.0.0.1", lab: dict[str, Any] | None = None, events_path: Path | None = None) -> None:
+def serve(port: int = 0, host: str = "127.0.0.1", lab: dict[str, Any] | None = None, events_path: Path | None = None,
+          journal_path: Path | None = None) -> None:
     """Run the emulator in the foreground until Ctrl-C, printing the endpoint and env;
-    `lab` and `events_path` as for Emulator."""
-    emu = Emulator(port=port, host=host, lab=lab, events_path=events_path).start()
+    `lab`, `events_path` and `journal_path` as for Emulator."""
+    emu = Emulator(port=port, host=host, lab=lab, events_path=events_path, journal_path=journal_path).start()
     try:
         url = emu.endpoint_url
         print(f"SQS emulator (patched moto) listening on {url}  (pid {emu.pid}, started in {emu.start_seconds:.2f} s)")
@@ -336,6 +344,8 @@ def serve(port: int = 0, host: str = "127.0.0.1", lab: dict[str, Any] | None = N
                 print(f"fault: {describe_fault(rule)}")
             if events_path:
                 print(f"events: {events_path}")
+        if journal_path:
+            print(f"SQS journal: {journal_path}")
         print()
         print("# paste into a shell:")
         print(f"export AWS_ENDPOINT_URL={url}")

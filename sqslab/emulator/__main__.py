@@ -1,4 +1,4 @@
-"""Child entry point: ``python -m sqslab.emulator [--host H] [--port N] [--stock] [--lab JSON] [--events PATH]``.
+"""Child entry point: ``python -m sqslab.emulator [--host H] [--port N] [--stock] [--lab JSON] [--events PATH] [--journal PATH]``.
 
 Binds the port itself, prints one ``SQSLAB_EMULATOR_READY {"port": N}`` line on stdout
 and serves until SIGTERM or SIGINT. Run by ``Emulator``; not meant for people (use
@@ -23,12 +23,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     parser.add_argument("--lab", default=None, help='JSON: {"behavior": {...}, "faults": [...], "seed": N} (sqslab.emulator.lab)')
     parser.add_argument("--events", default=None, help="append the lab's events (JSON lines) to this file")
+    parser.add_argument("--journal", default=None, help="append the SQS journal (JSON lines) to this file")
     args = parser.parse_args(argv)
     try:
         lab_config = json.loads(args.lab) if args.lab else None
     except ValueError as exc:
         parser.error(f"--lab is not JSON: {exc}")
-    run(args.host, args.port, patched=not args.stock, parent_pid=args.parent_pid, lab_config=lab_config, events_path=args.events)
+    run(args.host, args.port, patched=not args.stock, parent_pid=args.parent_pid, lab_config=lab_config, events_path=args.events,
+        journal_path=args.journal)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sqslab.consumer.sqsfaults import FaultPlan
+from sqslab.emulator.journal import Journal
 
 #: The behaviour settings and their values under each `behavior` profile. `aws` makes
 #: each documented departure of SQS from exactness happen often enough to be seen in a
@@ -36,6 +37,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 #: How far a reordering receive looks past the oldest ready message (times its batch size).
 REORDER_WINDOW = 2
+#: The most (caller, API) pairs whose first call the journal notes.
+MAX_CALLERS = 100_000
 #: The least time between two points of a queue's count history, for `count_lag` (seconds).
 COUNT_HISTORY_STEP = 0.1
 
@@ -91,7 +94,7 @@ class Lab:
     """The emulator's behaviour, fault plan, seeded draws and event sink."""
 
     def __init__(self, behavior: Behavior | None = None, faults: list[dict[str, Any]] | None = None, seed: Any = None,
-                 events_path: str | None = None) -> None:
+                 events_path: str | None = None, journal_path: str | None = None) -> None:
         self.behavior = behavior or Behavior()
         self.faults = FaultPlan(faults, seed=seed)
         self.seed = seed
@@ -99,6 +102,10 @@ class Lab:
         self._rng_lock = threading.Lock()
         self._fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if events_path else None
         self._history: dict[str, deque[tuple[float, dict[str, int]]]] = {}
+        self.journal = Journal(journal_path)
+        self._callers: set[tuple[str, str]] = set()
+        #: Who makes the SQS call this thread serves (set by the middleware per request).
+        self.calls = threading.local()
 
     # ----- draws
 
@@ -157,11 +164,30 @@ class Lab:
                 return seen
         return counts
 
+    def caller(self) -> str:
+        """Who makes the call this thread serves: a task id, `producer`, `observer`..."""
+        return getattr(self.calls, "by", None) or "?"
+
+    def first_call(self, by: str, api: str) -> None:
+        """Journal the first call of each API by each caller (`first_call`: when a task
+        began to poll, say). At most MAX_CALLERS pairs are remembered."""
+        key = (by, api)
+        if self.journal.fd is None or key in self._callers or len(self._callers) >= MAX_CALLERS:
+            return
+        self._callers.add(key)
+        self.record("first_call", api=api)
+
+    def record(self, op: str, **fields: Any) -> None:
+        """One line of the SQS journal, attributed to the caller of this thread's call."""
+        if self.journal.fd is not None:
+            self.journal.write(op, self.caller(), fields)
+
     def close(self) -> None:
-        """Close the event file."""
+        """Close the event file and the journal."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self.journal.close()
 
 
 _current = Lab()

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqslab.consumer.sqsfaults import ERRORS, TIMEOUT, error_response
+from sqslab.contracts import ACCESS_KEY_PREFIX
 from sqslab.emulator import redrive
 from sqslab.emulator.lab import Behavior, current
 
@@ -49,10 +50,16 @@ def wrap(sqs_app: App) -> App:
         if api in redrive.APIS and protocol == "json":
             answer = _redrive_app
         lab = current()
-        decision = lab.faults.decide(api) if api and lab.faults and _OBSERVER_KEY not in environ else None
+        observer = _OBSERVER_KEY in environ
+        lab.calls.by = by = "observer" if observer else caller(environ)
+        if api and not observer:
+            lab.first_call(by, api)
+        decision = lab.faults.decide(api) if api and lab.faults and not observer else None
         if decision is None or api is None:
             return answer(environ, start_response)
         lab.emit(**decision.event(api))
+        if decision.error in ERRORS:
+            lab.record("fault", api=api, error=decision.error)
         if decision.latency:
             time.sleep(decision.latency)
         if decision.error in ERRORS:
@@ -62,6 +69,18 @@ def wrap(sqs_app: App) -> App:
         return answer(environ, start_response)
 
     return application
+
+
+def caller(environ: dict[str, Any]) -> str:
+    """Who signed a request: the access key id in its SigV4 Authorization header (the
+    local target gives every task and sqslab's own clients one each), without the
+    `sqslab-` prefix; `?` for an unsigned request."""
+    auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+    start = auth.find("Credential=")
+    if start < 0:
+        return "?"
+    key = auth[start + 11:].split("/", 1)[0].strip()
+    return key[len(ACCESS_KEY_PREFIX):] if key.startswith(ACCESS_KEY_PREFIX) else key or "?"
 
 
 def _redrive_app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:

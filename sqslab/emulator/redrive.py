@@ -191,6 +191,7 @@ def cancel(request: dict[str, Any]) -> dict[str, Any]:
 def _run(task: MoveTask, backend: Any, source: Any) -> None:
     """Move the task's messages at its rate until done, cancelled or failed."""
     rate = task.rate or DEFAULT_RATE
+    current_lab().calls.by = "sqs:redrive"  # the journal's caller for the moves' sends
     budget, last = 1.0, time.monotonic()
     while not task.cancel.is_set() and task.moved < task.to_move:
         now = time.monotonic()
@@ -235,10 +236,11 @@ def _move_one(task: MoveTask, backend: Any, source: Any) -> bool:
         if destination is None:
             return _fail(task, "AWS.SimpleQueueService.NonExistentQueue")
         fifo = bool(destination.fifo_queue)
-        backend.send_message(destination.name, msg.body, message_attributes=msg.message_attributes or None,
-                             deduplication_id=(msg.deduplication_id or msg.id) if fifo else None,
-                             group_id=msg.group_id if fifo else None)
+        moved = backend.send_message(destination.name, msg.body, message_attributes=msg.message_attributes or None,
+                                     deduplication_id=(msg.deduplication_id or msg.id) if fifo else None,
+                                     group_id=msg.group_id if fifo else None)
         _drop(source, msg, remember_handles=True)
+        current_lab().record("redrive", q=source.name, mid=msg.id, to=destination.name, new=moved.id)
         task.moved += 1
         return True
 

@@ -20,13 +20,14 @@ SWITCH_INTERVAL_ENV = "SQSLAB_EMULATOR_SWITCH_INTERVAL"
 
 
 def run(host: str, port: int, patched: bool = True, parent_pid: int | None = None, lab_config: dict[str, Any] | None = None,
-        events_path: str | None = None) -> None:
+        events_path: str | None = None, journal_path: str | None = None) -> None:
     """Bind host:port (0 = any free port), report the port on stdout and serve until signalled.
 
     With ``parent_pid``, exit as soon as that process is gone, so a killed runner never
     leaves an emulator behind. ``lab_config`` ({"behavior": {...}, "faults": [...],
     "seed": ...}) sets how SQS departs from exactness (lab.py); its events go to
-    ``events_path`` (JSON lines).
+    ``events_path`` (JSON lines); every SQS operation on a message to ``journal_path``
+    (journal.py).
     """
     t0 = time.monotonic()
     switch = os.environ.get(SWITCH_INTERVAL_ENV)
@@ -37,7 +38,7 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     sock = _bind(host, port)
     port = sock.getsockname()[1]
     if patched:
-        _patch(lab_config or {}, events_path)
+        _patch(lab_config or {}, events_path, journal_path)
 
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -104,14 +105,14 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _patch(lab_config: dict[str, Any], events_path: str | None) -> None:
+def _patch(lab_config: dict[str, Any], events_path: str | None, journal_path: str | None = None) -> None:
     """Put the lab in force and patch moto; on a bad configuration or a moto the patches
     do not fit, one line on stderr (Emulator.start() quotes it) and exit 2."""
     from sqslab.emulator import lab, patches
 
     try:
         behavior = lab.Behavior.resolve(**lab_config.get("behavior", {}))
-        lab.configure(lab.Lab(behavior, lab_config.get("faults"), lab_config.get("seed"), events_path))
+        lab.configure(lab.Lab(behavior, lab_config.get("faults"), lab_config.get("seed"), events_path, journal_path))
         patches.apply()
     except (ValueError, TypeError, OSError, patches.PatchError) as exc:
         what = "bad lab configuration: " if not isinstance(exc, patches.PatchError) else ""

@@ -20,13 +20,16 @@ import functools
 import hashlib
 import heapq
 import inspect
+import json
 import string
 import time
 import types
 from collections.abc import Callable
 from typing import Any
 
+from sqslab.contracts import ID_ATTRIBUTE
 from sqslab.emulator.guard import _replace_all
+from sqslab.emulator.journal import journal_handle
 from sqslab.emulator.lab import REORDER_WINDOW
 from sqslab.emulator.lab import current as current_lab
 from sqslab.emulator.state import (
@@ -120,7 +123,26 @@ def send_message(
         message.message_attributes = message_attributes
     message.mark_sent(delay_seconds=delay_seconds)
     queue.add_message(message)
+    lab = current_lab()
+    if lab.journal.fd is not None:
+        taken = message._sqslab_owner is queue
+        lab.record("send", q=queue.name, mid=message.id, id=sqslab_id(message_body, message_attributes),
+                   **({"group": group_id} if group_id is not None else {}), **({} if taken else {"dropped": "deduplicated"}))
     return message
+
+
+def sqslab_id(body: str, attributes: dict[str, Any] | None) -> str | None:
+    """sqslab's id of a message: its `sqslab-id` attribute, else its JSON body's `id`."""
+    attribute = (attributes or {}).get(ID_ATTRIBUTE)
+    if isinstance(attribute, dict) and isinstance(attribute.get("StringValue"), str):
+        return str(attribute["StringValue"])
+    if body.startswith("{"):
+        try:
+            ident = json.loads(body).get("id")
+        except (ValueError, AttributeError):
+            return None
+        return ident if isinstance(ident, str) else None
+    return None
 
 
 def receive_message(
@@ -188,6 +210,7 @@ def _take(queue: Any, count: int, visibility_timeout: int, attribute_names: list
             lab.behavior_event("reorder", "ReceiveMessage", queue=queue.name, passed_over=passed)
     result: list[Any] = []
     back_to_ready: list[Any] = []
+    journal = lab.journal.fd is not None
     for entry in candidates:
         msg = entry[3]
         msg.mark_received(visibility_timeout=visibility_timeout)
@@ -199,7 +222,11 @@ def _take(queue: Any, count: int, visibility_timeout: int, attribute_names: list
         if behavior.receive_loss and lab.chance(behavior.receive_loss):
             lab.behavior_event("receive_loss", "ReceiveMessage", queue=queue.name, message_id=msg.id,
                                receive_count=msg.approximate_receive_count)
+            if journal:
+                lab.record("receive", q=queue.name, mid=msg.id, rc=msg.approximate_receive_count, vt=visibility_timeout, lost=True)
             continue
+        if journal:
+            lab.record("receive", q=queue.name, mid=msg.id, rc=msg.approximate_receive_count, vt=visibility_timeout)
         clone = _shallow_copy(msg)
         models._filter_message_attributes(clone, attribute_names)
         result.append(clone)
@@ -243,6 +270,8 @@ def _candidates(queue: Any, want: int, sample: float, now: float) -> tuple[list[
                 msg.deduplication_id = msg.id
                 msg.sent_timestamp = int(now)
             _adopt(dlq, msg, now)
+            if lab.journal.fd is not None:
+                lab.record("dead_letter", q=queue.name, mid=msg.id, rc=msg.approximate_receive_count, to=dlq.name)
             continue
         if sample < 1.0 and not lab.chance(sample):
             skipped.append(entry)
@@ -274,20 +303,25 @@ def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, v
     message's latest succeeds and does nothing."""
     queue = self.get_queue(queue_name)
     msg = queue._handles.get(receipt_handle)
+    lab = current_lab()
+    journal = journal_handle(lab, "visibility", queue.name, receipt_handle, vt=int(visibility_timeout))
     if msg is None or msg._sqslab_owner is not queue:
+        journal("invalid")
         raise models.ReceiptHandleIsInvalid
     _promote(queue, now_ms())  # a visibility timeout that ended makes the message ready first
-    lab = current_lab()
     if msg._sqslab_state != INFLIGHT:
         lab.behavior_event("not_inflight", "ChangeMessageVisibility", queue=queue.name, message_id=msg.id,
                            refused=lab.behavior.not_inflight == "error")
         if lab.behavior.not_inflight == "error":
+            journal("not_inflight")
             raise exceptions.SQSException("MessageNotInflight", "The message referred to isn't in flight.")
     if receipt_handle != msg.receipt_handle:
         ignored = lab.behavior.stale_receipt == "ignore"
         lab.behavior_event("stale_receipt", "ChangeMessageVisibility", queue=queue.name, message_id=msg.id, acted=not ignored)
         if ignored:
+            journal("stale_ignored")
             return
+    journal("changed" if receipt_handle == msg.receipt_handle else "stale_changed")
     now = now_ms()
     visible_at = now + int(visibility_timeout) * 1000
     if visible_at - msg.sent_timestamp > 43200 * 1000:
@@ -329,8 +363,10 @@ def change_message_visibility_batch(self: Any, queue_name: str, entries: list[di
 def purge_queue(self: Any, queue_name: str) -> None:
     """SQSBackend.purge_queue: drop every message; long-polls keep waiting on the queue."""
     queue = self.get_queue(queue_name)
+    lab = current_lab()
     for msg in list(queue._messages.values()):
         _drop(queue, msg, remember_handles=False)
+        lab.record("purged", q=queue.name, mid=msg.id)
     _init_state_keep_cond(queue)
 
 

@@ -18,7 +18,7 @@ import types
 from typing import Any
 
 from sqslab.emulator.guard import _replace_all
-from sqslab.emulator.sqs_models import generate_receipt_handle
+from sqslab.emulator.journal import receipt_handle
 from sqslab.emulator.state import now_ms
 
 #: moto's own Message.__init__, which the replacement runs first (bound by install()).
@@ -58,7 +58,7 @@ def mark_received(self: Any, visibility_timeout: int | None = None) -> None:
         self.visible_at = now + int(visibility_timeout) * 1000
     if self.receipt_handle is not None:
         self._old_receipt_handles.append(self.receipt_handle)
-    self.receipt_handle = generate_receipt_handle()
+    self.receipt_handle = receipt_handle(self.id, self.approximate_receive_count)
 
 
 def change_visibility(self: Any, visibility_timeout: int) -> None:

@@ -17,6 +17,7 @@ import types
 from typing import Any
 
 from sqslab.emulator.guard import _replace_all
+from sqslab.emulator.journal import journal_handle
 from sqslab.emulator.lab import current as current_lab
 from sqslab.emulator.state import (
     DEDUPLICATION_WINDOW_MS,
@@ -103,24 +104,30 @@ def delete_message(self: Any, receipt_handle: str) -> None:
     standard queue, with probability `duplicates` the delete succeeds but one copy of
     the message survives it and is delivered again when its visibility timeout ends."""
     with LOCK:
+        lab = current_lab()
+        journal = journal_handle(lab, "delete", self.name, receipt_handle)
         if receipt_handle in self.deleted_messages:
+            journal("again")
             return  # deleting twice succeeds, as on SQS
         msg = self._handles.get(receipt_handle)
         if msg is None or msg._sqslab_owner is not self:
+            journal("invalid")
             raise models.ReceiptHandleIsInvalid()
-        lab = current_lab()
         if receipt_handle != msg.receipt_handle:
             ignored = lab.behavior.stale_receipt == "ignore"
             lab.behavior_event("stale_receipt", "DeleteMessage", queue=self.name, message_id=msg.id, acted=not ignored)
             if ignored:
+                journal("stale_ignored")
                 return
         if not self.fifo_queue and lab.chance(lab.behavior.duplicates):
             lab.behavior_event("duplicate", "DeleteMessage", queue=self.name, message_id=msg.id,
                                receive_count=msg.approximate_receive_count)
+            journal("copy_kept")
             self._handles.pop(receipt_handle, None)
             self.deleted_messages.add(receipt_handle)
             self._deleted_order.append(receipt_handle)
             return
+        journal("deleted" if receipt_handle == msg.receipt_handle else "stale_deleted")
         _drop(self, msg, remember_handles=True)
 
 

@@ -27,6 +27,8 @@ import time
 from collections import Counter, deque
 from typing import Any
 
+from sqslab.emulator.lab import current as current_lab
+
 #: The one lock around the SQS backend. Re-entrant: backend methods call each other.
 LOCK = threading.RLock()
 
@@ -181,6 +183,7 @@ def _promote(queue: Any, now: float) -> None:
         msg = heapq.heappop(aging)[3]
         if msg._sqslab_owner is queue:
             _drop(queue, msg, remember_handles=False)
+            current_lab().record("expired", q=queue.name, mid=msg.id)
     if woke:
         queue._cond.notify_all()
 

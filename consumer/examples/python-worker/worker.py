@@ -1,0 +1,59 @@
+"""A plain SQS worker, as a team might write one: boto3, long polling, one message at a
+time, delete after the work. It knows nothing of sqslab: it reads its queue from
+QUEUE_URL (or SQSLAB_QUEUE_URL, which sqslab sets), its endpoint, region and credentials
+the way every AWS SDK does, and logs in plain text.
+
+Run it in a scenario with `consumer.program` (scenarios/own_consumer_python.yaml).
+"""
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+import boto3
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s", stream=sys.stderr)
+log = logging.getLogger()
+
+QUEUE_URL = os.environ.get("QUEUE_URL") or os.environ["SQSLAB_QUEUE_URL"]
+WORK_SECONDS = float(os.environ.get("WORK_SECONDS", "0.05"))
+
+stopping = False
+
+
+def on_sigterm(signum: int, frame: object) -> None:
+    global stopping
+    stopping = True  # finish the message in hand, then leave
+    log.info("SIGTERM: stopping after the current message")
+
+
+def handle(body: str) -> None:
+    """The business logic: here, parse the order and pretend to charge it."""
+    try:
+        order = json.loads(body)
+    except ValueError:
+        order = {"raw": body[:40]}
+    time.sleep(WORK_SECONDS)
+    log.debug("handled %s", order.get("orderId") or order.get("id"))
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, on_sigterm)
+    sqs = boto3.client("sqs")  # endpoint, region, credentials: from the environment
+    log.info("worker ready, polling %s", QUEUE_URL)
+    handled = 0
+    while not stopping:
+        response = sqs.receive_message(QueueUrl=QUEUE_URL, MaxNumberOfMessages=5, WaitTimeSeconds=2)
+        for message in response.get("Messages", []):
+            handle(message["Body"])
+            sqs.delete_message(QueueUrl=QUEUE_URL, ReceiptHandle=message["ReceiptHandle"])
+            handled += 1
+    log.info("stopped after %d messages", handled)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The user's own consumer program as a local task: its environment, and when it is ready.
+
+A program knows nothing of sqslab. It gets what any AWS SDK reads (the endpoint, the
+region, credentials of its own: the access key id names its task in the emulator's
+journal) and `SQSLAB_QUEUE_URL`, `SQSLAB_DLQ_URL`, `SQSLAB_TASK_ID`, plus its scenario's
+`program.env` (docs/contracts.md, "A consumer program's environment"). A task counts as
+started when a line of its output contains `ready.log`, `ready.delay` after its process
+started, or by default at its first ReceiveMessage call as the journal shows; the runner
+waits for that before t0, as for the built-in consumer's `started` event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqslab.backends import Endpoints
+from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID
+from sqslab.credentials import emulator_env
+from sqslab.rundir import JsonTail
+
+#: The consumer events sqslab reads from a program's output (docs/contracts.md); any other
+#: JSON line a program prints is its own log.
+EVENTS = frozenset({"started", "received", "processed", "failed", "duplicate_skipped", "delete_failed", "crashed",
+                    "abandoned", "released", "poll_error", "retried", "api_error", "stopped"})
+#: The most bytes of a task's output read per look for the ready line.
+READ_CHUNK = 1 << 20
+
+
+def program_env(endpoints: Endpoints, program: Any, task_id: str, extra: dict[str, str]) -> dict[str, str]:
+    """A program task's environment: no real AWS identity, the SDK settings for the run's
+    endpoint and region, the queues, its task id, and the scenario's variables."""
+    env = {k: v for k, v in emulator_env(region=endpoints.region).items() if not k.startswith("SQSLAB_")}
+    env["AWS_ACCESS_KEY_ID"] = ACCESS_KEY_PREFIX + task_id  # the journal's caller: this task
+    if endpoints.endpoint_url:
+        env["AWS_ENDPOINT_URL"] = env["AWS_ENDPOINT_URL_SQS"] = endpoints.endpoint_url
+    env.update({ENV_QUEUE_URL: endpoints.queue_url, ENV_TASK_ID: task_id})
+    if endpoints.dlq_url:
+        env[ENV_DLQ_URL] = endpoints.dlq_url
+    env.update(program.env)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class _Watch:
+    started: float  # monotonic
+    files: tuple[Path, Path]
+    offsets: list[int] = field(default_factory=lambda: [0, 0])
+    carry: list[bytes] = field(default_factory=lambda: [b"", b""])
+
+
+class Readiness:
+    """Tells when each program task is ready: a `started` event per task, once."""
+
+    def __init__(self, program: Any, journal: Path) -> None:
+        self._log = program.ready_log.encode() if program.ready_log else None
+        self._delay = program.ready_delay
+        self._journal = JsonTail(journal) if self._log is None and self._delay is None else None
+        self._waiting: dict[str, _Watch] = {}
+        self._ready: set[str] = set()
+        self._polling: set[str] = set()  # tasks the journal shows polling (default criterion)
+
+    @property
+    def how(self) -> str:
+        """The criterion, for the event."""
+        return "log" if self._log is not None else "delay" if self._delay is not None else "first receive call"
+
+    def watch(self, task_id: str, started: float, out: Path, err: Path) -> None:
+        """A task started: watch it until it is ready."""
+        if task_id not in self._ready and task_id not in self._waiting:
+            self._waiting[task_id] = _Watch(started, (out, err))
+
+    def poll(self) -> list[dict[str, Any]]:
+        """`started` events of the tasks that became ready since the last call."""
+        if not self._waiting:
+            return []
+        if self._journal is not None:
+            for line in self._journal.read():
+                if line.get("op") == "first_call" and line.get("api") == "ReceiveMessage":
+                    self._polling.add(str(line.get("by")))
+        now = time.monotonic()
+        events = []
+        for task_id, watch in list(self._waiting.items()):
+            if self._is_ready(task_id, watch, now):
+                del self._waiting[task_id]
+                self._ready.add(task_id)
+                events.append({"ts": time.time(), "event": "started", "task": task_id, "source": "consumer", "ready": self.how})
+        return events
+
+    def _is_ready(self, task_id: str, watch: _Watch, now: float) -> bool:
+        if self._delay is not None:
+            return now - watch.started >= self._delay
+        if self._log is None:
+            return task_id in self._polling
+        for i, path in enumerate(watch.files):
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(watch.offsets[i])
+                    chunk = handle.read(READ_CHUNK)
+            except OSError:
+                continue
+            watch.offsets[i] += len(chunk)
+            text = watch.carry[i] + chunk
+            if self._log in text:
+                return True
+            watch.carry[i] = text[-len(self._log):]
+        return False

@@ -1,0 +1,88 @@
+"""The SQS journal: the emulator's record of every operation it serves on a message.
+
+One JSON line per send, receive, delete, visibility change, DLQ move and redrive, and
+one per call an injected fault failed, each with who made it (``by``: the caller the
+middleware read from the request's signature) and what it did (docs/contracts.md, "The
+SQS journal"). sqslab.journal reads it back into fates and compares it with the
+consumers' own events.
+
+Receipt handles name their message and receive (``receipt_handle``), as SQS's own
+opaque handles encode theirs, so a delete or visibility change with any handle, even a
+stale one, is journalled with the receive it came from.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class Journal:
+    """The emulator's record of every SQS operation it serves that concerns a message
+    (docs/contracts.md, "The SQS journal"): one JSON line per send, receive, delete,
+    visibility change, DLQ move, redrive, expiry, and per call an injected fault
+    failed, with who made it. Written as it happens, one write per line, so a killed
+    emulator leaves every line it served."""
+
+    def __init__(self, path: str | None) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
+        self._lock = threading.Lock()
+
+    def write(self, op: str, by: str, fields: dict[str, Any]) -> None:
+        """Append one operation."""
+        line = json.dumps({"ts": round(time.time(), 6), "op": op, "by": by, **fields}, separators=(",", ":")) + "\n"
+        with self._lock:
+            if self.fd is None:
+                return
+            try:
+                os.write(self.fd, line.encode())
+            except OSError:
+                pass  # a full disk: the runner notices its own writes failing and names it
+
+    def close(self) -> None:
+        """Close the file; later writes are dropped."""
+        with self._lock:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+
+
+def receipt_handle(message_id: str, receive_count: int) -> str:
+    """The receipt handle of a message's receive_count-th receive: opaque to clients, as
+    SQS's are, but it names its message and receive (``handle_facts``), so the journal
+    can say which receive a delete or visibility change used, even a stale one."""
+    raw = f"{message_id}|{receive_count}|".encode() + os.urandom(48)
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def handle_facts(handle: str) -> tuple[str, int] | None:
+    """(message id, receive number) of a handle made by receipt_handle, else None."""
+    try:
+        raw = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4))
+        message_id, count, _ = raw.split(b"|", 2)
+        return message_id.decode("ascii"), int(count)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def journal_handle(lab: Any, op: str, queue: str, handle: str, **fields: Any) -> Callable[[str], None]:
+    """What records an operation on a receipt handle in the journal, once its effect is
+    known: the message and the receive the handle names (handle_facts)."""
+    if lab.journal.fd is None:
+        return _no_record
+    facts = handle_facts(handle)
+    where = {"mid": facts[0], "rc": facts[1]} if facts else {}
+
+    def record(effect: str) -> None:
+        lab.record(op, q=queue, **where, effect=effect, **fields)
+
+    return record
+
+
+def _no_record(effect: str) -> None:
+    pass
