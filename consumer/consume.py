@@ -547,6 +547,8 @@ def _facts(message: dict[str, Any], poison_marker: str) -> dict[str, Any]:
     except (TypeError, ValueError):
         receive_count = None
     ident = message.get("MessageAttributes", {}).get(ID_ATTRIBUTE, {}).get("StringValue")
+    if isinstance(ident, str) and problem in ("not_json", "not_object", "missing_id"):
+        payload, problem = {}, None  # a body of the user's own (a load phase's `body`): no work figure, no poison mark
     if not isinstance(ident, str):
         ident = payload.get("id") if payload is not None and isinstance(payload.get("id"), str) else None
     facts: dict[str, Any] = {

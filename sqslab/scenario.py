@@ -148,13 +148,18 @@ class Program:
         return "its first ReceiveMessage call"
 
 
+def scenario_folder(scenario_path: str) -> Path:
+    """The folder a scenario's relative paths start from (the working directory for text)."""
+    return Path(scenario_path).resolve().parent if scenario_path and not scenario_path.startswith("<") else Path.cwd()
+
+
 def resolve_program(raw: dict[str, Any] | None, scenario_path: str) -> Program | None:
     """`consumer.program` (assumed valid), its cwd made absolute against the scenario's folder."""
     if not raw:
         return None
     command = raw["command"]
     argv = tuple(shlex.split(command) if isinstance(command, str) else command)
-    base = Path(scenario_path).resolve().parent if scenario_path and not scenario_path.startswith("<") else Path.cwd()
+    base = scenario_folder(scenario_path)
     ready = raw.get("ready") or {}
     return Program(
         command=argv,
@@ -350,9 +355,11 @@ def resolve_fault(raw: dict[str, Any], label: str, start: float | None = None, e
                        "latency": list(latency) if latency else None, "start": start, "end": end, "label": label})
 
 
-def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: float, fifo: bool = False) -> Phase:
+def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: float, fifo: bool = False,
+                  base: Path | None = None) -> Phase:
     """One load phase from the scenario (assumed valid), starting at `start`; on a FIFO
-    queue every message has a group (one group unless the phase says how many)."""
+    queue every message has a group (one group unless the phase says how many); a
+    `body_file` is read from `base` (the scenario's folder)."""
     kind = next(k for k in PHASE_KINDS if k in raw)
     groups, hot = raw.get("groups", 1 if fifo else None), None
     if isinstance(groups, dict):
@@ -366,6 +373,7 @@ def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: fl
         "groups": groups,
         "hot": hot,
         "duplicate_sends": parse_fraction(raw.get("duplicate_sends", 0)),
+        "body": raw.get("body") if "body_file" not in raw else ((base or Path.cwd()) / raw["body_file"]).read_text(encoding="utf-8"),
     }
     if kind == "rate":
         return Phase(**common, duration=parse_duration(raw["duration"]), rate=parse_rate(raw["rate"]))
@@ -404,7 +412,7 @@ def resolve(data: dict[str, Any], path: str = "") -> Scenario:
     infra = resolve_infra(data.get("infra") or {})
     phases, start = [], 0.0
     for i, raw in enumerate(data.get("load") or []):
-        phase = resolve_phase(raw, i, start, knobs.poison_rate, infra.fifo)
+        phase = resolve_phase(raw, i, start, knobs.poison_rate, infra.fifo, base=scenario_folder(path))
         phases.append(phase)
         start += phase.duration or 0.0
     top = resolve_section("", data)

@@ -71,6 +71,10 @@ _DEFS: dict[str, Any] = {
             "pause": {"$ref": "#/$defs/duration", "description": "Send nothing for this long."},
             "duration": {"$ref": "#/$defs/duration", "description": "Length of a rate, ramp or count phase."},
             "payload_size": {"$ref": "#/$defs/size", "description": "Message body size (default 256 bytes, at most 256KiB)."},
+            "body": {"type": "string", "minLength": 1,
+                     "description": "The body your consumer expects, as a jinja2 template: "
+                                    "'{\"orderId\": \"{{ id }}\", \"amount\": {{ rand_int(1, 500) }}}' (README, message bodies)."},
+            "body_file": {"type": "string", "minLength": 1, "description": "A file holding the body template, relative to the scenario."},
             "groups": {
                 "description": "FIFO message groups: N (ids spread evenly over N groups) or {count: N, hot: 0.8} (one hot "
                                "group takes that share, the rest spread evenly). Default on a FIFO queue: 1 (strict order).",

@@ -31,6 +31,7 @@ class Phase:
     groups: int | None = None  # FIFO message groups (None: a standard queue)
     hot: float | None = None  # the share of messages the first group takes
     duplicate_sends: float = 0.0  # share of messages sent twice (a producer's retry)
+    body: str | None = None  # a jinja2 body template (sqslab.bodies); None: sqslab's JSON payload
 
     def planned_messages(self) -> int:
         """How many messages this phase sends if it runs to plan."""

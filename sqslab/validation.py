@@ -13,6 +13,7 @@ other exception is a bug in sqslab that surfaces as an internal error.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import shlex
@@ -467,7 +468,7 @@ def program_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
             problems.append(doc.problem(("consumer", "program", "command"), f"cannot split this command like a shell: {exc}"))
     cwd = program.get("cwd")
     if isinstance(cwd, str):
-        base = Path(doc.file).resolve().parent if doc.file and not doc.file.startswith("<") else Path.cwd()
+        base = folder_of(doc)
         if not (base / cwd).is_dir():
             problems.append(doc.problem(("consumer", "program", "cwd"),
                                         f"no directory {base / cwd} (cwd is relative to the scenario file)"))
@@ -480,8 +481,65 @@ def program_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def folder_of(doc: Document) -> Path:
+    """The folder a scenario's relative paths start from."""
+    return Path(doc.file).resolve().parent if doc.file and not doc.file.startswith("<") else Path.cwd()
+
+
+def body_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """Each phase's body template: one of body and body_file, a readable file, a template
+    that parses, names only what sqslab.bodies offers, and renders; poison marks travel in
+    sqslab's own body, so no poison_rate with a template."""
+    from sqslab import bodies
+
+    problems = []
+    poison = mapping(data, "consumer").get("poison_rate")
+    for i, phase in enumerate(items(data, "load")):
+        if not isinstance(phase, dict) or not ({"body", "body_file"} & phase.keys()):
+            continue
+        if "body" in phase and "body_file" in phase:
+            problems.append(doc.problem(("load", i, "body_file"), "give body or body_file, not both"))
+            continue
+        if is_number(poison) and poison:
+            problems.append(doc.problem(("consumer", "poison_rate"), (
+                f"load[{i}] sends your own body (`body`), which has no room for sqslab's poison mark; "
+                "set poison_rate to 0 or send sqslab's body in the poisoned phases")))
+        if "payload_size" in phase:
+            problems.append(doc.problem(("load", i, "payload_size"), "payload_size sizes sqslab's own body; a body template sets its own"))
+        key = "body" if "body" in phase else "body_file"
+        text = phase[key]
+        if not isinstance(text, str):
+            continue
+        if key == "body_file":
+            path = folder_of(doc) / text
+            try:
+                if path.stat().st_size > bodies.MAX_BODY * 4:
+                    problems.append(doc.problem(("load", i, key), f"{path} is over {bodies.MAX_BODY * 4} bytes: not a message body"))
+                    continue
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(doc.problem(("load", i, key), f"cannot read the body template {path}: {exc}"))
+                continue
+        for line, message in bodies.check(text):
+            problem = doc.problem(("load", i, key), message if key == "body" else f"{phase[key]}:{line}: {message}")
+            if key == "body":
+                problem = dataclasses.replace(problem, line=problem.line + line - 1 + _block_offset(doc, problem))
+            problems.append(problem)
+    return problems
+
+
+def _block_offset(doc: Document, problem: Problem) -> int:
+    """1 when the value at the problem's position is a block scalar (`|`, `>`): its text
+    starts on the next line."""
+    try:
+        line = Path(doc.file).read_text(encoding="utf-8").splitlines()[problem.line - 1]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return 0
+    return 1 if line[problem.col - 1:problem.col].strip() in ("|", ">") else 0
+
+
 MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems, load_problems,
-                                     fifo_problems, fault_problems, program_problems)
+                                     fifo_problems, fault_problems, program_problems, body_problems)
 
 
 # ---------------------------------------------------------------- shared with resolution

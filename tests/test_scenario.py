@@ -398,3 +398,36 @@ def test_a_consumer_program_refuses_the_built_in_knobs_and_a_missing_folder(writ
 def test_set_consumer_env_needs_a_program(write, host):
     problems = check_file(write("version: 1\nname: x\nactions: [{at: 1s, do: set_consumer, env: {A: 1}}]\n"), host)
     assert [p.path for p in problems] == ["actions[0].env"] and "built-in consumer" in problems[0].message
+
+
+def test_body_templates_are_checked_with_their_line_in_the_file(write, host):
+    path = write("""
+        version: 1
+        name: bodies
+        load:
+          - rate: 1/s
+            duration: 2s
+            body: |
+              {"orderId": "{{ id }}",
+               "amount": {{ rand_in(1, 500) }}}
+          - {rate: 1/s, duration: 2s, body: '{"x": {{ rand_int(1 }}'}
+          - {rate: 1/s, duration: 2s, body: '{{ rand_int("a", 2) }}'}
+          - {rate: 1/s, duration: 2s, body_file: missing.j2}
+          - {rate: 1/s, duration: 2s, body: '{{ id }}', body_file: x.j2}
+    """)
+    problems = [str(p).split(":", 1)[1] for p in check_file(path, host)]
+    assert problems[0].startswith("8:") and "load[0].body: unknown name 'rand_in' in the body template; did you mean 'rand_int'?" in problems[0]
+    assert problems[1].startswith("9:") and "load[1].body: template syntax:" in problems[1]
+    assert problems[2].startswith("10:") and "fails to render: ValueError" in problems[2]
+    assert problems[3].startswith("11:") and "load[3].body_file: cannot read the body template" in problems[3]
+    assert "load[4].body_file: give body or body_file, not both" in problems[4]
+    assert len(problems) == 5
+
+
+def test_a_body_file_is_read_relative_to_the_scenario_and_poison_needs_sqslab_s_body(write, host, tmp_path):
+    (tmp_path / "order.j2").write_text('{"orderId": "{{ id }}"}\n')
+    scenario = load_scenario(write("version: 1\nname: f\nload: [{burst: 2, body_file: order.j2}]\n"), host)
+    assert scenario.phases[0].body == '{"orderId": "{{ id }}"}\n'
+    problems = check_file(write("version: 1\nname: p\nconsumer: {poison_rate: 0.1}\nload: [{burst: 2, body: '{{ id }}'}]\n",
+                                "p.yaml"), host)
+    assert [p.path for p in problems] == ["consumer.poison_rate"] and "poison" in problems[0].message
