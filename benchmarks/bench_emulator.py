@@ -1,9 +1,10 @@
 """Stock moto 5.2.1 against sqslab's patched emulator, same workloads, one run.
 
-    python benchmarks/bench_emulator.py [--quick] [--json PATH] [--fifo | --behavior]
+    python benchmarks/bench_emulator.py [--quick] [--json PATH] [--fifo | --behavior | --journal]
 
 (--fifo: FIFO queues against a standard queue; --behavior: `sqs.behavior: aws` against
-exact, both sqslab only.)
+exact; --journal: the SQS journal written (as every local run does) against none; all
+sqslab only.)
 
 Four workloads, each against a fresh emulator child per implementation:
 
@@ -38,6 +39,7 @@ import json
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -324,14 +326,16 @@ def run_fifo(sizes: Sizes) -> list[Result]:
     return results
 
 
-def bench_behavior_drain(behavior: str, sizes: Sizes) -> Result:
+def bench_behavior_drain(behavior: str, sizes: Sizes, journal: bool = False, label: str | None = None) -> Result:
     """CONSUMERS consumer processes emptying a backlog of sizes.drain messages from an
     emulator with `sqs.behavior` set (no faults). Timed until 99 % of the messages were
     deleted, as the consumers count them: under aws the queue's counts lag (count_lag),
     and what receive_loss and duplicates keep back returns only after the visibility
     timeout, which is SQS's behaviour, not a cost of the emulator."""
     lab = None if behavior == "exact" else {"behavior": {"behavior": behavior}, "faults": [], "seed": 1}
-    with Emulator(lab=lab) as emu:
+    folder = tempfile.TemporaryDirectory()
+    journal_path = Path(folder.name) / "sqs_journal.jsonl" if journal else None
+    with folder, Emulator(lab=lab, journal_path=journal_path) as emu:
         sqs = _client(emu.endpoint_url)
         url = sqs.create_queue(QueueName=f"bench-behavior-{behavior}")["QueueUrl"]
         n = _send(sqs, url, 0, sizes.drain, time.monotonic() + sizes.fill_cap_s)
@@ -348,31 +352,33 @@ def bench_behavior_drain(behavior: str, sizes: Sizes) -> Result:
         seconds = time.monotonic() - t0
         done = deletes.value
         received, deleted = _collect(stop, out, procs)
-    return Result(f"drain {n // 1000}k, behavior {behavior}", "sqslab", done, seconds, seconds >= sizes.cap_s,
+    return Result(f"drain {n // 1000}k, {label or behavior}", "sqslab", done, seconds, seconds >= sizes.cap_s,
                   duplicates=len(received) - len(set(received)), lost=n - len(deleted),
                   note=f"{len(deleted):,} of {n:,} deleted when stopped")
 
 
-def run_behavior(sizes: Sizes, rounds: int = 5) -> list[Result]:
-    """exact and aws in turn, `rounds` times each (on shared cores one run alone says
-    little); the table gives each round and the medians' ratio."""
+def run_pair(sizes: Sizes, baseline: dict[str, Any], other: dict[str, Any], rounds: int = 5) -> tuple[list[Result], float, float]:
+    """Two drain set-ups (bench_behavior_drain's arguments, `label` naming each) in turn,
+    `rounds` times each (on shared cores one run alone says little); prints a table of
+    each round and the medians' ratio; returns the results and the two medians."""
     results: list[Result] = []
     for _ in range(rounds):
-        for behavior in ("exact", "aws"):
-            result = bench_behavior_drain(behavior, sizes)
+        for setup in (baseline, other):
+            result = bench_behavior_drain(sizes=sizes, **setup)
             print(f"  {result.name:34} {result.rate:8.1f} msg/s{'*' if result.capped else ''}  dup {result.duplicates} "
                   f"({result.note})", file=sys.stderr, flush=True)
             results.append(result)
-    exact = sorted(r.rate for r in results if r.name.endswith("exact"))
-    aws = sorted(r.rate for r in results if r.name.endswith("aws"))
-    median_exact, median_aws = exact[len(exact) // 2], aws[len(aws) // 2]
-    lines = ["| round | exact msg/s | aws msg/s | aws / exact |", "| ---: | ---: | ---: | ---: |"]
+    first = sorted(r.rate for r in results[0::2])
+    second = sorted(r.rate for r in results[1::2])
+    median_first, median_second = first[len(first) // 2], second[len(second) // 2]
+    a, b = baseline["label"], other["label"]
+    lines = [f"| round | {a} msg/s | {b} msg/s | {b} / {a} |", "| ---: | ---: | ---: | ---: |"]
     for i in range(rounds):
-        e, a = results[2 * i], results[2 * i + 1]
-        lines.append(f"| {i + 1} | {e.rate:,.1f} | {a.rate:,.1f} | {a.rate / e.rate:.2f}x |")
-    lines.append(f"| median | {median_exact:,.1f} | {median_aws:,.1f} | {median_aws / median_exact:.2f}x |")
+        x, y = results[2 * i], results[2 * i + 1]
+        lines.append(f"| {i + 1} | {x.rate:,.1f} | {y.rate:,.1f} | {y.rate / x.rate:.2f}x |")
+    lines.append(f"| median | {median_first:,.1f} | {median_second:,.1f} | {median_second / median_first:.2f}x |")
     print("\n".join(lines))
-    return results
+    return results, median_first, median_second
 
 
 def _start(patched: bool, switch_interval: str | None = None) -> Emulator:
@@ -445,20 +451,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="FIFO drain with 1, 10 and 100 groups against a standard queue's, sqslab only")
     parser.add_argument("--behavior", action="store_true",
                         help="drain with sqs.behavior aws (no faults) against exact, 5 rounds each, sqslab only")
+    parser.add_argument("--journal", action="store_true",
+                        help="drain with the SQS journal written against without, 5 rounds each, sqslab only")
     args = parser.parse_args(argv)
     if args.quick:
         sizes = Sizes(backlog=1000, send=300, e2e=2000, drain=2000, cap_s=20, fill_cap_s=20, deletes=300)
     else:
         sizes = Sizes(backlog=2000, send=1000, e2e=10_000, drain=10_000, cap_s=90, fill_cap_s=60, deletes=600)
     print(f"sizes: {asdict(sizes)}", file=sys.stderr)
-    if args.behavior:
-        behaviors = run_behavior(sizes)
+    if args.behavior or args.journal:
+        if args.behavior:
+            pair = ({"behavior": "exact", "label": "exact"}, {"behavior": "aws", "label": "aws"})
+        else:
+            pair = ({"behavior": "exact", "label": "no journal"}, {"behavior": "exact", "journal": True, "label": "journal"})
+        results, baseline, other = run_pair(sizes, *pair)
         if args.json:
-            args.json.write_text(json.dumps([asdict(r) | {"rate": r.rate} for r in behaviors], indent=2))
-        exact = sorted(r.rate for r in behaviors if r.name.endswith("exact"))
-        aws = sorted(r.rate for r in behaviors if r.name.endswith("aws"))
-        if aws[len(aws) // 2] < 0.9 * exact[len(exact) // 2]:
-            print("goal missed: behavior aws costs more than 10 % of exact's throughput", file=sys.stderr)
+            args.json.write_text(json.dumps([asdict(r) | {"rate": r.rate} for r in results], indent=2))
+        if other < 0.9 * baseline:
+            print(f"goal missed: {pair[1]['label']} costs more than 10 % of {pair[0]['label']}'s throughput", file=sys.stderr)
             return 1
         return 0
     if args.fifo:

@@ -285,7 +285,12 @@ def plan(scenario_path: str, target: str, overrides: tuple[str, ...], as_json: b
     rows = make_plan(scenario)
     total = sum(r.messages for r in rows)
     load_end = max((r.end or 0.0 for r in rows if r.kind == "phase"), default=0.0)
-    sections = _target_choice(host, target).factory(log=lambda event: None, **options).plan(scenario)
+    from sqslab.backends import TargetError
+
+    try:
+        sections = _target_choice(host, target).factory(log=lambda event: None, **options).plan(scenario)
+    except TargetError as exc:  # the scenario cannot run on this target: say why, as for a bad scenario
+        raise UsageProblem(f"{scenario_path}: {exc}") from None
     if as_json:
         payload = {
             "scenario": scenario.name, "target": target, "total_messages": total,

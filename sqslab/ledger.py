@@ -264,12 +264,20 @@ class Ledger:
         }
 
 
+#: Figures a consumer program that prints no events cannot give where there is no journal (AWS).
+UNTOLD = ("receives", "redeliveries", "failures", "crashes", "duplicate_skipped", "duplicates", "processed_once",
+          "receive_count.max", "latency.p50", "latency.p95", "latency.p99", "latency.max")
+
+
 def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | None = None,
-                 sqs_journal: Iterable[dict[str, Any]] | None = None) -> Ledger:
+                 sqs_journal: Iterable[dict[str, Any]] | None = None, program: bool = False) -> Ledger:
     """Every sent id's fate, and the run's message figures, from the events and the audit;
     the store is SQLite at `path` (in memory when None). With the emulator's journal, its
     fates and per-task counts too; the processing facts come from it when no consumer
-    told its side, else the two are compared (sqslab.journal)."""
+    told its side, else the two are compared (sqslab.journal). A consumer `program` that
+    told nothing, with no journal (AWS): a sent id neither in the DLQ nor in the queue at
+    the end was processed, at least once; the figures only a consumer or the journal can
+    tell (UNTOLD) are unavailable."""
     store = LedgerStore(path)
     store.add(events)
     source, told = "consumer events", True
@@ -282,6 +290,10 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
             journal.facts_from_journal(store)
             source = "SQS journal"
     store.set_audit(audit)
+    untold = program and sqs_journal is None and not journal.has_consumer_events(store)
+    if untold:
+        source = "queue audit"
+        store.db.execute("UPDATE message SET processed = 1 WHERE id NOT IN (SELECT id FROM dlq) AND id NOT IN (SELECT id FROM queued)")
     counts = dict.fromkeys(FATES, 0)
     counts.update(dict(store.query("SELECT fate, count(*) FROM fates GROUP BY fate")))
     histogram = {int(k): v for k, v in store.query("SELECT max_rc, count(*) FROM fates GROUP BY max_rc")}
@@ -290,6 +302,8 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
     group_figures, section = ordering(store, audit)
     figures.update(group_figures)
     figures.update(store.sqs.figures())
+    if untold:
+        figures.update(dict.fromkeys(UNTOLD))
     journal_section = journal.section(store, compare=told, lines=lines) if lines >= 0 else {}
     if journal_section.get("check"):
         figures["self_check.disagreements"] = journal_section["check"]["disagreement_count"]

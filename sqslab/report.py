@@ -444,6 +444,9 @@ def journal_lines(summary: dict[str, Any]) -> list[str]:
     if consumer.get("kind") == "program":
         image = f" (image {consumer['image']})" if consumer.get("image") else ""
         lines.append(f"consumer: your program `{consumer.get('command')}`{image}")
+    if ledger.get("source") == "queue audit":
+        lines.append("fates from the queues at the end (no SQS journal on AWS, and the program prints no sqslab events): "
+                     "processed = gone from the queue, at least once; receives, duplicates and latencies are unavailable")
     if ledger.get("source") == "SQS journal":
         lines.append("fates from the SQS journal (the program prints no sqslab events): deleted by two receives = "
                      "processed more than once")

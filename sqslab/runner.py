@@ -293,7 +293,8 @@ class Runner:
         audit.t0 = self.recorder.t0_wall
         journal_path = self.run_dir / SQS_JOURNAL
         ledger = build_ledger(read_jsonl(self.run_dir / "events.jsonl"), audit, path=self.run_dir / "ledger.sqlite",
-                              sqs_journal=read_jsonl(journal_path) if journal_path.exists() else None)
+                              sqs_journal=read_jsonl(journal_path) if journal_path.exists() else None,
+                              program=scenario.program is not None)
         ledger.store.close()
         check = ledger.journal.get("check")
         if check and not check["agree"]:

@@ -111,20 +111,24 @@ def hcl_value(value: Any) -> str:
 
 def stack_variables(scenario: Any, image_tag: str, name: str | None = None) -> dict[str, Any]:
     """The Terraform variables of the stack for a scenario: the infra settings that have a
-    Terraform variable (sqslab.settings), the consumer's environment, the image tag."""
+    Terraform variable (sqslab.settings), the consumer's environment, the image (tag, or
+    a consumer program's own image)."""
     from dataclasses import asdict
 
     from sqslab.contracts import ECR_REPOSITORY
     from sqslab.scenario import task_environment
     from sqslab.settings import tfvar_values
 
+    program = getattr(scenario, "program", None)
     return {
         "name": name or scenario.stack_name,
         **tfvar_values(asdict(scenario.infra)),
         "image_tag": image_tag,
         "log_retention_days": LOG_RETENTION_DAYS,
         "ecr_repository_name": ECR_REPOSITORY,
-        "consumer_env": task_environment(scenario.knobs, scenario.seed),
+        # Your own program: its image and its environment; else the built-in consumer's knobs.
+        "consumer_image": program.image if program is not None else "",
+        "consumer_env": dict(program.env) if program is not None else task_environment(scenario.knobs, scenario.seed),
     }
 
 

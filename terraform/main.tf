@@ -45,6 +45,16 @@ module "iam" {
   queue_arns         = compact([module.queue.queue_arn, module.queue.dlq_arn])
   log_group_arn      = aws_cloudwatch_log_group.consumer.arn
   ecr_repository_arn = module.ecr.repository_arn
+  # A program image in an ECR repository of this account: pull from it too (nothing more).
+  extra_repository_arns = local.program_ecr == null ? [] : [
+    "arn:aws:ecr:${local.program_ecr[1]}:${local.program_ecr[0]}:repository/${local.program_ecr[2]}"
+  ]
+}
+
+locals {
+  # consumer.program.image, else the built-in consumer at image_tag.
+  consumer_image = var.consumer_image != "" ? var.consumer_image : "${module.ecr.repository_url}:${var.image_tag}"
+  program_ecr    = can(regex("^(\\d{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com/([^:@]+)", var.consumer_image)) ? regex("^(\\d{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com/([^:@]+)", var.consumer_image) : null
 }
 
 module "service" {
@@ -54,7 +64,7 @@ module "service" {
   region             = var.region
   vpc_id             = module.network.vpc_id
   subnet_ids         = module.network.public_subnet_ids
-  image              = "${module.ecr.repository_url}:${var.image_tag}"
+  image              = local.consumer_image
   task_cpu           = var.task_cpu
   task_memory        = var.task_memory
   desired_count      = var.desired_count

@@ -176,6 +176,17 @@ variable "image_tag" {
   }
 }
 
+variable "consumer_image" {
+  description = "Your own consumer program's image (scenario consumer.program.image); empty: the built-in consumer from the ECR repository at image_tag."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.consumer_image == "" || can(regex("^[^\\s]{1,255}$", var.consumer_image))
+    error_message = "consumer_image must be an image reference without spaces (at most 255 characters)."
+  }
+}
+
 variable "consumer_env" {
   description = "Consumer knobs passed as container environment (docs/contracts.md). SQSLAB_QUEUE_URL and AWS_REGION are set by Terraform."
   type        = map(string)

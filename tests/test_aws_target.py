@@ -581,8 +581,9 @@ class FakeEcsAgent(threading.Thread):
     SIGTERM the ones StopTask or a scale-in stopped, roll to a new revision, and ship each
     task's stdout to CloudWatch Logs like the awslogs driver."""
 
-    def __init__(self, endpoint: str, outputs: dict[str, Any], endpoints: Any, seed: int | None) -> None:
+    def __init__(self, endpoint: str, outputs: dict[str, Any], endpoints: Any, seed: int | None, program: Any = None) -> None:
         super().__init__(name="fake-ecs-agent", daemon=True)
+        self.program = program  # consumer.program: its image "runs" its command
         import boto3
 
         kw = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -635,8 +636,15 @@ class FakeEcsAgent(threading.Thread):
         task_id = arn.rsplit("/", 1)[1]
         container = self.ecs.describe_task_definition(taskDefinition=taskdef)["taskDefinition"]["containerDefinitions"][0]
         knobs = {e["name"]: e["value"] for e in container["environment"]}
-        proc = subprocess.Popen([sys.executable, str(consumer_program())], env=consumer_env(self.endpoints, knobs, task_id),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        if self.program is not None and container["image"] == self.program.image:
+            from sqslab.backends.program import program_env
+
+            command, cwd = list(self.program.command), self.program.cwd
+            env = {**program_env(self.endpoints, self.program, task_id, {}), **knobs}
+        else:
+            command, cwd, env = [sys.executable, str(consumer_program())], None, consumer_env(self.endpoints, knobs, task_id)
+        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                text=True)
         self.procs[arn], self.revision[arn] = proc, taskdef
         stream = f"consumer/consumer/{task_id}"
         self.logs.create_log_stream(logGroupName=self.group, logStreamName=stream)
@@ -695,10 +703,13 @@ class SimulatedStackTarget(AwsTarget):
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.0.0/25")["Subnet"]["SubnetId"]
         group = ec2.create_security_group(GroupName=f"{name}-consumer", Description="tasks", VpcId=vpc)["GroupId"]
         network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group], "assignPublicIp": "ENABLED"}}
-        env = {**task_environment(scenario.knobs, scenario.seed), "SQSLAB_QUEUE_URL": queue_url, "AWS_REGION": REGION}
+        program = self._program = scenario.program
+        own = dict(program.env) if program is not None else task_environment(scenario.knobs, scenario.seed)
+        env = {**own, "SQSLAB_QUEUE_URL": queue_url, "AWS_REGION": REGION}
+        image = program.image if program is not None else "sqs-demo/consumer:sim"
         taskdef = ecs.register_task_definition(
             family=f"{name}-consumer", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
-            containerDefinitions=[{"name": "consumer", "image": "sqs-demo/consumer:sim", "essential": True, "memory": 512,
+            containerDefinitions=[{"name": "consumer", "image": image, "essential": True, "memory": 512,
                                    "environment": [{"name": k, "value": v} for k, v in sorted(env.items())]}],
         )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
         # Created at 0 tasks: moto reports runningCount = desiredCount after an UpdateService only.
@@ -708,7 +719,7 @@ class SimulatedStackTarget(AwsTarget):
         outputs = {"queue_url": queue_url, "dlq_url": dlq_url, "cluster_name": name, "service_name": f"{name}-consumer",
                    "log_group_name": f"/ecs/{name}/consumer", "region": REGION}
         endpoints = self.use_stack(outputs)
-        agent = FakeEcsAgent(self.endpoint, outputs, endpoints, scenario.seed)
+        agent = FakeEcsAgent(self.endpoint, outputs, endpoints, scenario.seed, program=program)
         agent.start()
         self.agents.append(agent)
         return endpoints
@@ -767,3 +778,64 @@ def test_a_run_on_the_aws_target_with_ecs_simulated(endpoint: str, host: Any, tm
     assert any(e.get("event") == "task_exited" and e.get("reason") == "killed" for e in events)
     assert sum(1 for e in events if e.get("source") == "consumer" and e.get("event") == "started") >= 5
     assert any(e.get("event") == "task_definition_registered" for e in events)
+
+
+def test_your_own_consumer_on_the_aws_target_with_ecs_simulated(endpoint: str, host: Any, tmp_path: Path) -> None:
+    """consumer.program on the aws target: its image is the task definition's, its env the
+    container's (set_consumer rolls a new one), a task counts as started when ECS runs it,
+    and with no journal on AWS and no events from the program the fates come from the
+    queues at the end, the figures only a consumer or the journal could give unavailable."""
+    from sqslab.hookspecs import hookimpl
+    from sqslab.plugins import load_plugins
+    from sqslab.runner import RunOptions, run_scenario
+    from sqslab.scenario import load_scenario
+
+    worker = Path(__file__).resolve().parents[1] / "consumer" / "examples" / "python-worker"
+    path = tmp_path / "own.yaml"
+    path.write_text(f"""
+version: 1
+name: aws-own
+seed: 6
+infra: {{queue: {{visibility_timeout: 2s}}, consumers: 2}}
+consumer:
+  program:
+    command: [{sys.executable}, worker.py]
+    cwd: {worker}
+    env: {{WORK_SECONDS: "0.02"}}
+    image: 123456789012.dkr.ecr.us-west-1.amazonaws.com/my-worker:1.4
+load: [{{rate: 20/s, duration: 3s, body: '{{"orderId": "{{{{ id }}}}"}}'}}]
+actions:
+  - {{at: 1s, do: kill_consumer}}
+  - {{at: 2s, do: set_consumer, env: {{WORK_SECONDS: "0.01"}}}}
+settle: {{until: drained, timeout: 40s}}
+expect: ["lost == 0", "still_queued == 0", "duplicates == 0"]
+""")
+    scenario = load_scenario(path, host)
+    SimulatedStackTarget.endpoint = endpoint
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_targets(register: Any) -> None:
+            register("aws", SimulatedStackTarget, description="the AWS target, ECS simulated")
+
+    sim_host = load_plugins(entry_points=False, builtins=("sqslab.actions", "sqslab.reporters"), extra=(Plugin,))
+    try:
+        result = run_scenario(scenario, sim_host, RunOptions(target="aws", target_options={"keep": False, "image_tag": "sim"},
+                                                             out=tmp_path / "run", handle_signals=False))
+    finally:
+        for agent in SimulatedStackTarget.agents:
+            agent.close()
+        SimulatedStackTarget.agents.clear()
+    summary = result.summary
+    assert summary["ledger"]["source"] == "queue audit"
+    figures = summary["figures"]
+    assert figures["lost"] == 0 and figures["processed"] == figures["sent"] == 60
+    assert figures["receives"] is None and figures["duplicates"] is None  # unavailable, never a made-up 0
+    expectations = {e["text"]: e for e in summary["expectations"]}
+    assert expectations["lost == 0"]["passed"] and not expectations["duplicates == 0"]["passed"]
+    assert "n/a" in expectations["duplicates == 0"]["measured"]
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert sum(1 for e in events if e.get("event") == "started" and e.get("ready") == "ECS reports it running") == 2
+    assert any(e.get("event") == "task_definition_registered" for e in events)
+    assert any(e.get("event") == "task_exited" and e.get("reason") == "killed" for e in events)

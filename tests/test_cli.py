@@ -249,3 +249,17 @@ def test_emulator_options_make_the_lab_and_refuse_what_is_wrong(cli):
                           (["--fault", "DeleteMessage:slow"], "error 'slow' is not one of")):
         result = cli("emulator", *args)
         assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)
+
+
+def test_plan_on_aws_says_what_a_consumer_program_needs_and_gets(cli):
+    from tests.conftest import ROOT
+
+    scenario = ROOT / "scenarios" / "own_consumer_python.yaml"
+    missing = cli("plan", "--target", "aws", scenario)
+    assert missing.exit_code == 2 and "consumer.program needs program.image on the aws target" in missing.output
+    image = "123456789012.dkr.ecr.us-west-1.amazonaws.com/my-worker:1.4"
+    result = cli("plan", "--target", "aws", scenario, "--set", f"consumer.program.image={image}")
+    assert result.exit_code == 0, result.output
+    assert f'consumer_image                = "{image}"' in result.output and '"WORK_SECONDS" = "0.15"' in result.output
+    assert "SQSLAB_ERROR_RATE" not in result.output  # the built-in consumer's knobs are not the program's
+    assert "a task counts as started when ECS reports it running" in result.output

@@ -165,3 +165,12 @@ def test_without_consumer_events_the_journal_is_the_ledger():
     assert ledger.fates() == {"A": "processed_once", "B": "processed_once"}
     assert ledger.figures["receives"] == 3 and ledger.figures["redeliveries"] == 1
     assert ledger.figures["latency.max"] == pytest.approx(8.1)
+
+
+def test_a_silent_program_with_no_journal_gets_fates_from_the_queues_and_no_made_up_figures():
+    events, _ = _story()
+    only_sent = [e for e in events if e["source"] == "producer"]
+    ledger = build_ledger(only_sent, Audit(at=100.0, dlq_ids={"B"}), program=True)
+    assert ledger.source == "queue audit" and ledger.fates() == {"A": "processed_once", "B": "dead_lettered"}
+    assert ledger.figures["lost"] == 0 and ledger.figures["processed"] == 1
+    assert ledger.figures["receives"] is None and ledger.figures["duplicates"] is None and ledger.figures["latency.p50"] is None

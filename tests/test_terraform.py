@@ -68,6 +68,7 @@ def context(**over: Any) -> dict[str, Any]:
         "image_tag": "v1.2.3",
         "log_retention_days": 7,
         "ecr_repository_name": "sqs-demo/consumer",
+        "consumer_image": "",
         "consumer_env": {"SQSLAB_ERROR_RATE": "0.1", "SQSLAB_SEED": "42", "SQSLAB_POISON_MARKER": "poison"},
     }
     ctx.update(over)
@@ -94,6 +95,7 @@ task_memory                   = 512
 image_tag                     = "v1.2.3"
 log_retention_days            = 7
 ecr_repository_name           = "sqs-demo/consumer"
+consumer_image                = ""
 consumer_env = {
   "SQSLAB_ERROR_RATE"    = "0.1"
   "SQSLAB_POISON_MARKER" = "poison"
@@ -605,3 +607,18 @@ def test_state_of_one_target_is_not_touched_from_another(tmp_path: Path) -> None
             tf.destroy()
         with pytest.raises(TerraformError, match="use the same endpoint_url"):
             tf.apply(render_tfvars(context()))
+
+
+@pytest.mark.terraform
+@needs_mirror
+@pytest.mark.parametrize("image, pulls", [
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/my-worker:1.4", ["123456789012", "eu-west-1", "team/my-worker"]),
+    ("docker.io/library/python:3.12-slim", None),
+])
+def test_a_consumer_program_image_is_the_task_image_and_its_ecr_repository_is_pulled_from(initialised: Terraform, image: str,
+                                                                                          pulls: list[str] | None) -> None:
+    """consumer.program.image becomes the task definition's image; an ECR image of the
+    account adds its repository (and only it) to what the execution role may pull."""
+    proc = _console(initialised, render_tfvars(context(consumer_image=image)), "jsonencode([local.consumer_image, local.program_ecr])")
+    assert proc.returncode == 0 and "Error" not in proc.stderr, _plain(proc.stderr)
+    assert json.loads(json.loads(proc.stdout.strip())) == [image, pulls]

@@ -14,6 +14,7 @@ service is scaled to 0 and `sqslab destroy RUN_DIR` removes it later).
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -37,6 +38,7 @@ from sqslab.backends.aws_stack import (
     stack_has_resources,
     stack_tfvars,
 )
+from sqslab.backends.program import EVENTS as PROGRAM_EVENTS
 from sqslab.hookspecs import hookimpl
 
 __all__ = ["KILL_REASON", "AwsTarget", "destroy_run", "find_kept_run", "stack_has_resources"]
@@ -68,6 +70,8 @@ class AwsTarget:
         self._emit = log or (lambda event: None)
         self.keep = keep
         self._image_tag = image_tag
+        self._program: Any = None  # the scenario's consumer.program, if any
+        self._started_events: list[dict[str, Any]] = []
         self._endpoint_url = endpoint_url
         self._state_dir_option = Path(state_dir) if state_dir is not None else None
         self._lock = threading.RLock()
@@ -87,12 +91,14 @@ class AwsTarget:
         """The Terraform variables a run would apply (no AWS call)."""
         from sqslab.image import git_revision
 
-        _refuse_program(scenario)
+        check_program(scenario)
         _, tfvars = stack_tfvars(scenario, self._image_tag or git_revision() or "GIT-REVISION")
         sections = [("terraform.tfvars", tfvars)]
         notes = plan_notes(scenario)
         if notes:
             sections.append(("sqs", "".join(f"- {n}\n" for n in notes)))
+        if scenario.program is not None:
+            sections.append(("consumer", "".join(f"- {n}\n" for n in ecs_program_notes(scenario.program))))
         return sections
 
     # ------------------------------------------------------------ provisioning
@@ -102,17 +108,19 @@ class AwsTarget:
         from sqslab import terraform
         from sqslab.image import git_revision
 
-        _refuse_program(scenario)
+        check_program(scenario)
+        self._program = scenario.program
         self._run_dir = Path(run_dir)
         self.state_dir = (self._state_dir_option or self._run_dir / "terraform").resolve()
-        tag = self._image_tag or git_revision()
+        tag = self._image_tag or git_revision() or ("program" if self._program is not None else None)
         if not tag:
             raise TargetError("no consumer image tag: pass --image-tag TAG (the tag `sqslab image push` printed), "
                               "or run from a git checkout, whose revision is the default tag")
         variables, tfvars = stack_tfvars(scenario, tag)
         self._region = variables["region"]
         self._faults.start(scenario)
-        self._check_image(variables["ecr_repository_name"], tag)
+        if self._program is None:  # a program's image is yours to have pushed (docs/aws.md)
+            self._check_image(variables["ecr_repository_name"], tag)
         self._emit({"event": "stack", "name": variables["name"], "region": self._region, "image_tag": tag,
                     "state_dir": str(self.state_dir)})
         save_state(self.state_dir, name=variables["name"], image_tag=tag, region=self._region, endpoint_url=self._endpoint_url)
@@ -186,12 +194,17 @@ class AwsTarget:
         service = self._service()
         described = service.describe()
         current = service.container_env(described["taskDefinition"])
-        if any(current.get(key) != value for key, value in self._faults.task_env(knobs).items()):
+        if self._program is None and any(current.get(key) != value for key, value in self._faults.task_env(knobs).items()):
             self.set_consumer(knobs)
         if described["desiredCount"] != count:
             self.scale(count)
         with _interruptible() as interrupted:
             service.wait_running(count, self.start_timeout, self.poll_interval, interrupted)
+        if self._program is not None:
+            # A program says nothing of its start: running, as ECS reports it, is started.
+            now = time.time()
+            self._started_events = [{"ts": now, "event": "started", "task": f"ecs-{i + 1}", "source": "consumer",
+                                     "ready": "ECS reports it running"} for i in range(count)]
 
     def kill(self, count: int, rng: Any) -> list[str]:
         """StopTask on `count` running tasks chosen by the seeded rng; the service replaces them.
@@ -207,12 +220,13 @@ class AwsTarget:
         self._service().scale(to)
         self._emit({"event": "service_scaled", "desired": to})
 
-    def set_consumer(self, knobs: Any) -> None:
-        """Register a revision of the service's task definition with these knobs in the
-        container environment (the queue URL, region, seed and the rest kept), and roll
-        the service to it."""
+    def set_consumer(self, knobs: Any, env: dict[str, str] | None = None) -> None:
+        """Register a revision of the service's task definition with these knobs (a consumer
+        program: with `env` added) in the container environment (the queue URL, region,
+        seed and the rest kept), and roll the service to it."""
         self._knobs = knobs
-        new = self._service().roll(self._faults.task_env(knobs))
+        changes = dict(env or {}) if self._program is not None else self._faults.task_env(knobs)
+        new = self._service().roll(changes)
         self._registered.append(new["taskDefinitionArn"])
         if self.state_dir is not None:
             save_state(self.state_dir, task_definitions=self._registered)
@@ -244,7 +258,11 @@ class AwsTarget:
     def consumer_events(self) -> list[dict[str, Any]]:
         """Consumer events from the log group since the last read, each `source: consumer`,
         with CloudWatch's ingestion lag (seconds)."""
-        return self.logs.events() if self.logs is not None else []
+        events = self.logs.events() if self.logs is not None else []
+        if self._program is not None:
+            events = [e for e in events if e.get("event") in PROGRAM_EVENTS]  # the rest is the program's own log
+            events, self._started_events = self._started_events + events, []
+        return events
 
     def stop_consumers(self, grace: float = 10.0) -> None:
         """Desired count 0; wait (bounded) until no task runs (ECS sends SIGTERM, the
@@ -344,9 +362,28 @@ def register_targets(register: Callable[..., None]) -> None:
              description="real SQS + DLQ and ECS Fargate consumers from the project's Terraform stack (your AWS account; costs money)")
 
 
-def _refuse_program(scenario: Any) -> None:
-    """A consumer program does not run on ECS yet: say so before anything is applied,
-    rather than run the built-in consumer in its place."""
-    if getattr(scenario, "program", None) is not None:
-        raise TargetError("consumer.program runs on the local target only for now (its image on ECS, program.image, "
-                          "is not wired into the stack yet): run this scenario without --target aws")
+def check_program(scenario: Any) -> None:
+    """A consumer program on ECS needs its image, and environment names Terraform takes."""
+    program = getattr(scenario, "program", None)
+    if program is None:
+        return
+    if not program.image:
+        raise TargetError("consumer.program needs program.image on the aws target: the image ECS runs as each task "
+                          "(an ECR URI such as 123456789012.dkr.ecr.us-west-1.amazonaws.com/my-worker:1.4)")
+    bad = sorted(k for k in program.env if not re.fullmatch(r"[A-Z][A-Z0-9_]*", k) or k in RESERVED_ENV)
+    if bad:
+        raise TargetError(f"program.env on the aws target takes upper-case names other than {', '.join(RESERVED_ENV)}: "
+                          f"not {', '.join(bad)}")
+
+
+def ecs_program_notes(program: Any) -> list[str]:
+    """What `sqslab plan --target aws` says of a consumer program (docs/aws.md)."""
+    return [f"each task runs your image {program.image} with program.env as its environment (and SQSLAB_QUEUE_URL, AWS_REGION)",
+            "a task counts as started when ECS reports it running (ready.log and ready.delay apply on the local target)",
+            ("there is no SQS journal on AWS: fates come from the program's sqslab event lines in CloudWatch Logs if it "
+            "prints them, else from the queues at the end (receives, duplicates and latencies are then unavailable)")]
+
+
+#: What the stack sets in a task's environment itself (terraform/variables.tf, consumer_env).
+RESERVED_ENV = ("SQSLAB_QUEUE_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

@@ -43,7 +43,7 @@ data "aws_iam_policy_document" "execution" {
       "ecr:BatchGetImage",
       "ecr:GetDownloadUrlForLayer",
     ]
-    resources = [var.ecr_repository_arn]
+    resources = concat([var.ecr_repository_arn], var.extra_repository_arns)
   }
 
   statement {

@@ -17,3 +17,9 @@ variable "ecr_repository_arn" {
   description = "ARN of the repository the image is pulled from."
   type        = string
 }
+
+variable "extra_repository_arns" {
+  description = "ARNs of further ECR repositories the task may pull from (a consumer program's image)."
+  type        = list(string)
+  default     = []
+}
