@@ -23,7 +23,6 @@ from typing import Any, Iterator
 import pytest
 
 from sqslab.backends import TargetError, TaskCounts
-from sqslab.backends import aws as awsmod
 from sqslab.backends.aws import AwsTarget, destroy_run, find_kept_run, stack_has_resources
 from sqslab.backends.aws_logs import LogReader
 from sqslab.backends.aws_stack import stack_name
@@ -725,31 +724,13 @@ class SimulatedStackTarget(AwsTarget):
         return endpoints
 
 
-def test_a_run_on_the_aws_target_with_ecs_simulated(endpoint: str, host: Any, tmp_path: Path) -> None:
-    """The runner and the AWS target together: tasks started through UpdateService, events
-    read back from CloudWatch Logs, a kill by StopTask, a scale-up, a new revision, the stop,
-    and every message accounted for."""
-    import textwrap
-
+def run_on_simulated_aws(scenario: Any, endpoint: str, tmp_path: Path) -> tuple[Any, list[str]]:
+    """Run a scenario on the aws target with the stack made by boto3 and ECS simulated; the
+    result and what the fake ECS agents met."""
     from sqslab.hookspecs import hookimpl
     from sqslab.plugins import load_plugins
     from sqslab.runner import RunOptions, run_scenario
-    from sqslab.scenario import load_scenario_text
 
-    scenario = load_scenario_text(textwrap.dedent("""
-        version: 1
-        name: aws-sim
-        seed: 5
-        infra: {queue: {visibility_timeout: 2s}, dlq: {max_receive_count: 3}, consumers: 2}
-        consumer: {work_time: 10ms..30ms, error_rate: 0.2, wait_time: 1s}
-        load: [{name: steady, rate: 20/s, duration: 3s}]
-        actions:
-          - {at: 1s, do: kill_consumer, count: 1}
-          - {at: 1500ms, do: scale, to: 3}
-          - {at: 2s, do: set_consumer, error_rate: 0}
-        settle: {until: drained, timeout: 40s}
-        expect: ["lost == 0", "still_queued == 0"]
-    """), host)
     SimulatedStackTarget.endpoint = endpoint
 
     class Plugin:
@@ -767,6 +748,32 @@ def test_a_run_on_the_aws_target_with_ecs_simulated(endpoint: str, host: Any, tm
         for agent in SimulatedStackTarget.agents:
             agent.close()
         SimulatedStackTarget.agents.clear()
+    return result, agent_errors
+
+
+def test_a_run_on_the_aws_target_with_ecs_simulated(endpoint: str, host: Any, tmp_path: Path) -> None:
+    """The runner and the AWS target together: tasks started through UpdateService, events
+    read back from CloudWatch Logs, a kill by StopTask, a scale-up, a new revision, the stop,
+    and every message accounted for."""
+    import textwrap
+
+    from sqslab.scenario import load_scenario_text
+
+    scenario = load_scenario_text(textwrap.dedent("""
+        version: 1
+        name: aws-sim
+        seed: 5
+        infra: {queue: {visibility_timeout: 2s}, dlq: {max_receive_count: 3}, consumers: 2}
+        consumer: {work_time: 10ms..30ms, error_rate: 0.2, wait_time: 1s}
+        load: [{name: steady, rate: 20/s, duration: 3s}]
+        actions:
+          - {at: 1s, do: kill_consumer, count: 1}
+          - {at: 1500ms, do: scale, to: 3}
+          - {at: 2s, do: set_consumer, error_rate: 0}
+        settle: {until: drained, timeout: 40s}
+        expect: ["lost == 0", "still_queued == 0"]
+    """), host)
+    result, agent_errors = run_on_simulated_aws(scenario, endpoint, tmp_path)
     summary = result.summary
     assert agent_errors == []
     assert result.exit_code == 0, json.dumps({k: summary.get(k) for k in ("status", "errors", "expectations", "actions")}, indent=1, default=str)
@@ -785,9 +792,6 @@ def test_your_own_consumer_on_the_aws_target_with_ecs_simulated(endpoint: str, h
     container's (set_consumer rolls a new one), a task counts as started when ECS runs it,
     and with no journal on AWS and no events from the program the fates come from the
     queues at the end, the figures only a consumer or the journal could give unavailable."""
-    from sqslab.hookspecs import hookimpl
-    from sqslab.plugins import load_plugins
-    from sqslab.runner import RunOptions, run_scenario
     from sqslab.scenario import load_scenario
 
     worker = Path(__file__).resolve().parents[1] / "consumer" / "examples" / "python-worker"
@@ -811,22 +815,8 @@ settle: {{until: drained, timeout: 40s}}
 expect: ["lost == 0", "still_queued == 0", "duplicates == 0"]
 """)
     scenario = load_scenario(path, host)
-    SimulatedStackTarget.endpoint = endpoint
-
-    class Plugin:
-        @staticmethod
-        @hookimpl
-        def register_targets(register: Any) -> None:
-            register("aws", SimulatedStackTarget, description="the AWS target, ECS simulated")
-
-    sim_host = load_plugins(entry_points=False, builtins=("sqslab.actions", "sqslab.reporters"), extra=(Plugin,))
-    try:
-        result = run_scenario(scenario, sim_host, RunOptions(target="aws", target_options={"keep": False, "image_tag": "sim"},
-                                                             out=tmp_path / "run", handle_signals=False))
-    finally:
-        for agent in SimulatedStackTarget.agents:
-            agent.close()
-        SimulatedStackTarget.agents.clear()
+    result, agent_errors = run_on_simulated_aws(scenario, endpoint, tmp_path)
+    assert agent_errors == []
     summary = result.summary
     assert summary["ledger"]["source"] == "queue audit"
     figures = summary["figures"]
