@@ -215,6 +215,13 @@ class LocalTarget:
         stop_grace); wait for all."""
         if self._supervisor is not None:
             self._supervisor.stop_all(self._program.stop_grace if self._program is not None else grace)
+        if self._emulator is not None and self._emulator.running:
+            from sqslab.emulator import EmulatorError
+
+            try:
+                self._emulator.flush_journal()  # every consumer call is in the journal before the ledger reads it
+            except EmulatorError as exc:
+                self._emit({"event": "journal_flush_failed", "error": str(exc)})
 
     def failure(self) -> str | None:
         """The embedded emulator died under the run: what it exited with, its log's tail."""

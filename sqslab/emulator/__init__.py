@@ -236,6 +236,10 @@ class Emulator:
         """Put a fault rule in force now (sqsfaults.check_rule's format); the rule as taken."""
         return dict(self.control("faults", rule))
 
+    def flush_journal(self) -> None:
+        """Have the emulator write the SQS journal's buffered lines now."""
+        self.control("journal/flush", {})
+
     def lab_state(self) -> dict[str, Any]:
         """The behaviour settings and fault rules in force."""
         return dict(self.control("lab"))

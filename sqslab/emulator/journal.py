@@ -26,27 +26,59 @@ class Journal:
     """The emulator's record of every SQS operation it serves that concerns a message
     (docs/contracts.md, "The SQS journal"): one JSON line per send, receive, delete,
     visibility change, DLQ move, redrive, expiry, and per call an injected fault
-    failed, with who made it. Written as it happens, one write per line, so a killed
-    emulator leaves every line it served."""
+    failed, with who made it.
+
+    Lines are buffered and written every FLUSH_INTERVAL (or when BUFFER_BYTES are
+    waiting), by a thread of their own, so the serving threads do not pay a write per
+    operation; `flush()` (the control endpoint's `journal/flush`, called by the local
+    target once its consumers are stopped) and `close()` write what waits."""
+
+    FLUSH_INTERVAL = 0.05
+    BUFFER_BYTES = 256 * 1024
 
     def __init__(self, path: str | None) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._lines: list[str] = []
+        self._size = 0
+        self._stop = threading.Event()
+        if self.fd is not None:
+            threading.Thread(target=self._flusher, name="sqslab-journal", daemon=True).start()
 
     def write(self, op: str, by: str, fields: dict[str, Any]) -> None:
         """Append one operation."""
         line = json.dumps({"ts": round(time.time(), 6), "op": op, "by": by, **fields}, separators=(",", ":")) + "\n"
         with self._lock:
-            if self.fd is None:
+            self._lines.append(line)
+            self._size += len(line)
+            full = self._size >= self.BUFFER_BYTES
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every line that waits."""
+        with self._write_lock:
+            with self._lock:
+                lines, self._lines, self._size = self._lines, [], 0
+            if not lines or self.fd is None:
                 return
+            data = "".join(lines).encode()
             try:
-                os.write(self.fd, line.encode())
+                while data:
+                    data = data[os.write(self.fd, data):]
             except OSError:
                 pass  # a full disk: the runner notices its own writes failing and names it
 
+    def _flusher(self) -> None:
+        while not self._stop.wait(self.FLUSH_INTERVAL):
+            self.flush()
+
     def close(self) -> None:
-        """Close the file; later writes are dropped."""
-        with self._lock:
+        """Write what waits and close the file; later writes are dropped."""
+        self._stop.set()
+        self.flush()
+        with self._write_lock:
             if self.fd is not None:
                 os.close(self.fd)
                 self.fd = None

@@ -4,7 +4,8 @@ emulator's control endpoint.
 * ``/_sqslab/lab`` (GET): the behaviour and fault rules in force, as JSON;
   ``/_sqslab/faults`` (POST a rule, sqsfaults.check_rule's format): add a fault rule
   now (the timed `sqs_fault` action); ``/_sqslab/behavior`` (POST settings): change
-  behaviour settings. Loopback only, as the emulator itself.
+  behaviour settings; ``/_sqslab/journal/flush`` (POST): write the SQS journal's
+  buffered lines now. Loopback only, as the emulator itself.
 * Every SQS call is named (``X-Amz-Target`` for the JSON protocol, ``Action`` for the
   query protocol) and put to the lab's fault plan: a fired rule waits its latency,
   then answers with SQS's error response, or (``timeout``) lets the call take effect
@@ -154,6 +155,9 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
     try:
         if path == "lab" and method == "GET":
             return _json(start_response, 200, {"behavior": lab.behavior.as_dict(), "faults": lab.faults.rules(), "seed": lab.seed})
+        if path == "journal/flush" and method == "POST":
+            lab.journal.flush()
+            return _json(start_response, 200, {"flushed": True})
         if path == "faults" and method == "POST":
             rule = lab.faults.add(json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}"))
             lab.emit("sqs_fault_rule", rule=rule)
