@@ -1,4 +1,5 @@
-"""Message bodies your consumer expects: a load phase's `body:` template (or `body_file:`).
+"""Message bodies: sqslab's own JSON payload, or the body your consumer expects, a load
+phase's `body:` template (or `body_file:`).
 
 A template is jinja2, rendered once per message in a sandbox, with a small set of names,
 every random draw seeded by the scenario's `seed`:
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import json
 import random
 import uuid
 from typing import Any
@@ -69,6 +71,33 @@ class BodyTemplate:
 
         return str(self.template.render(id=ident, seq=seq, index=index, phase=phase, sent_at=sent_at, rand_int=rand_int,
                                         rand_float=rand_float, choice=choice, uuid=new_uuid, now=now))
+
+
+class PhaseBodies:
+    """Each phase's body template, compiled once, with its own seeded stream."""
+
+    def __init__(self, seed: Any = None) -> None:
+        self._seed = seed
+        self._templates: dict[str, BodyTemplate] = {}
+
+    def render(self, phase: Any, ident: str, seq: int, index: int, sent_at: float) -> str:
+        """The body of the phase's index-th message."""
+        template = self._templates.get(phase.name)
+        if template is None:
+            template = self._templates[phase.name] = BodyTemplate(phase.body or "", seed=self._seed, stream=phase.name)
+        return template.render(ident, seq, index, phase.name, sent_at)
+
+
+def sqslab_payload(phase: Any, ident: str, work: float, seq: int, sent_at: float, poison: bool) -> str:
+    """sqslab's own JSON body (docs/contracts.md), padded to the phase's payload size."""
+    body: dict[str, Any] = {"id": ident, "work": work, "seq": seq, "sent_at": sent_at, "phase": phase.name}
+    if poison:
+        body["poison"] = True
+    text = json.dumps(body, separators=(",", ":"))
+    pad = phase.payload_size - len(text.encode("utf-8")) - len(',"pad":""')
+    if pad > 0:
+        text = text[:-1] + ',"pad":"' + "x" * pad + '"}'
+    return text
 
 
 def check(text: str) -> list[tuple[int, str]]:

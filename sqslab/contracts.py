@@ -41,3 +41,22 @@ ID_ATTRIBUTE = "sqslab-id"
 #: Access key ids the local target gives the SQS clients it runs: the emulator's journal
 #: attributes each call to its caller by the key in the request's signature.
 ACCESS_KEY_PREFIX = "sqslab-"
+
+#: The low 48 bits of an id (a version-4 UUID's node field) carry the producer's sequence number.
+_SEQ_BITS = (1 << 48) - 1
+
+
+def message_id(seq: int) -> str:
+    """sqslab's id of the producer's seq-th message: a random version-4 UUID whose last 12 hex
+    digits are seq, so whatever sees only the id (the SQS journal) knows the message's place."""
+    import uuid
+
+    return str(uuid.UUID(int=(uuid.uuid4().int & ~_SEQ_BITS) | (seq & _SEQ_BITS)))
+
+
+def seq_of(ident: str) -> int | None:
+    """The producer's sequence number in an id made by message_id (None for another string)."""
+    try:
+        return int(ident[-12:], 16) if len(ident) == 36 else None
+    except ValueError:
+        return None

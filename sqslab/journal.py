@@ -175,6 +175,15 @@ FROM jmsg GROUP BY sid;
 """
 
 
+def disagreement(section: dict[str, Any]) -> str | None:
+    """The run's error when the self-check found the two stories differ, else None."""
+    check = section.get("check")
+    if not check or check["agree"]:
+        return None
+    return (f"the lab disagrees with itself: {check['disagreement_count']} fact(s) the consumers' events and the SQS journal "
+            "tell differently, a bug of sqslab (summary.json ledger.journal.check): " + "; ".join(check["disagreements"][:3]))
+
+
 def has_consumer_events(store: Any) -> bool:
     """Whether the consumers told of their receives (the built-in consumer, or a program
     that prints sqslab's event lines)."""
@@ -193,6 +202,12 @@ def facts_from_journal(store: Any) -> None:
     store.db.execute("BEGIN")
     store.db.execute("""UPDATE message SET processed = f.deleting, receives = f.receives, max_rc = coalesce(f.max_rc, 0),
                         last_receive = f.last_receive, first_processed = f.first_delete FROM jfates f WHERE f.sid = message.id""")
+    # Which tasks had each message, and what each task did: the problem list's and per_task's facts.
+    store.db.execute(f"""INSERT OR IGNORE INTO delivery SELECT s.sid, r.by FROM jrecv r JOIN jsend s ON s.mid = r.mid
+                         WHERE r.by {_CONSUMER} AND r.lost = 0 AND s.sid IS NOT NULL""")
+    store.db.execute(f"""INSERT INTO task (task, received, processed) SELECT r.by, count(*),
+                         (SELECT count(*) FROM (SELECT DISTINCT d.mid, d.rc FROM jdel d WHERE d.by = r.by AND d.effect IN {_ATTEMPTS}))
+                         FROM jrecv r WHERE r.by {_CONSUMER} AND r.lost = 0 GROUP BY r.by""")
     store.db.execute("COMMIT")
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqslab import journal
 from sqslab.ordering import duplicate_figures, ordering
+from sqslab.rundir import read_jsonl
 from sqslab.sqs_facts import EVENTS as SQS_EVENTS
 from sqslab.sqs_facts import SqsTally
 
@@ -309,6 +310,16 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
         figures["self_check.disagreements"] = journal_section["check"]["disagreement_count"]
     return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store), section,
                   store.sqs.section(), source, journal_section)
+
+
+def ledger_of_run(run_dir: Path, audit: Audit, program: bool = False) -> Ledger:
+    """The ledger of the run in run_dir (its events.jsonl, and the SQS journal when the run
+    has one), kept in RUN_DIR/ledger.sqlite; `program`: the consumer was the user's own."""
+    journal_path = run_dir / journal.JOURNAL_FILE
+    ledger = build_ledger(read_jsonl(run_dir / "events.jsonl"), audit, path=run_dir / "ledger.sqlite",
+                          sqs_journal=read_jsonl(journal_path) if journal_path.exists() else None, program=program)
+    ledger.store.close()
+    return ledger
 
 
 def _figures(store: LedgerStore, counts: dict[str, int], audit: Audit, histogram: dict[int, int]) -> dict[str, Any]:

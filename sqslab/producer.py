@@ -17,18 +17,17 @@ are called from sender threads, one call at a time.
 
 from __future__ import annotations
 
-import json
 import math
 import queue
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqslab.contracts import ID_ATTRIBUTE
+from sqslab.bodies import PhaseBodies, sqslab_payload
+from sqslab.contracts import ID_ATTRIBUTE, message_id
 from sqslab.timeline import Phase
 
 __all__ = ["PhaseResult", "Producer", "due_offsets", "produce_cli"]
@@ -201,8 +200,7 @@ class Producer:
         self.on_failed = on_failed
         self.senders = senders
         self.seq = 0
-        self._seed = seed
-        self._bodies: dict[str, Any] = {}  # phase name -> its compiled body template (sqslab.bodies)
+        self._bodies = PhaseBodies(seed)  # each phase's compiled body template (sqslab.bodies)
         self._callback_lock = threading.Lock()
 
     # ----- public
@@ -300,37 +298,18 @@ class Producer:
         poison = self.rng.random() < phase.poison_rate
         work = round(self.rng.random(), 6)
         self.seq += 1
-        ident = str(uuid.uuid4())
+        ident = message_id(self.seq)
         sent_at = round(time.time(), 6)
         group = self._group(phase, index)
         if phase.body is not None:  # the body the user's consumer expects; our id is in the attribute
             poison = False
-            text = self._template(phase).render(ident, self.seq, index, phase.name, sent_at)
+            text = self._bodies.render(phase, ident, self.seq, index, sent_at)
         else:
-            text = self._payload(phase, ident, work, sent_at, poison)
+            text = sqslab_payload(phase, ident, work, self.seq, sent_at, poison)
         record = {"id": ident, "seq": self.seq, "message_id": None, "sent_at": sent_at, "phase": phase.name, "poison": poison}
         if group is not None:
             record["group"] = group
         return _Item(record, text, due, group)
-
-    def _payload(self, phase: Phase, ident: str, work: float, sent_at: float, poison: bool) -> str:
-        """sqslab's own JSON body (docs/contracts.md), padded to the phase's payload size."""
-        body: dict[str, Any] = {"id": ident, "work": work, "seq": self.seq, "sent_at": sent_at, "phase": phase.name}
-        if poison:
-            body["poison"] = True
-        text = json.dumps(body, separators=(",", ":"))
-        pad = phase.payload_size - len(text.encode("utf-8")) - len(',"pad":""')
-        if pad > 0:
-            text = text[:-1] + ',"pad":"' + "x" * pad + '"}'
-        return text
-
-    def _template(self, phase: Phase) -> Any:
-        template = self._bodies.get(phase.name)
-        if template is None:
-            from sqslab.bodies import BodyTemplate
-
-            template = self._bodies[phase.name] = BodyTemplate(phase.body or "", seed=self._seed, stream=phase.name)
-        return template
 
     # ----- senders
 

@@ -117,7 +117,7 @@ class Recorder:
             for event in events:
                 event["t"] = self._t(event.get("ts") or 0) if isinstance(event.get("ts"), (int, float)) else None
                 kind = event.get("event")
-                if kind == "processed":
+                if kind == "processed" or kind == "sqs_delete":  # sqs_delete: a program's delete, from the SQS journal
                     self._counters["processed"] += 1
                     self._finish(event)
                 elif kind == "failed":

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqslab import journal
 from sqslab.backends import Endpoints, Target, TargetError
 from sqslab.consumer.sqsfaults import observe
 from sqslab.contracts import Exit
-from sqslab.journal import JOURNAL_FILE as SQS_JOURNAL
-from sqslab.ledger import build_ledger
+from sqslab.ledger import ledger_of_run
 from sqslab.recorder import Recorder
-from sqslab.rundir import claim, disk_message, new_run_dir, read_jsonl, write_json
+from sqslab.rundir import claim, disk_message, new_run_dir, write_json
 from sqslab.sampler import Sampler
 from sqslab.scenario import Scenario, dump_yaml, resolved_dict
 from sqslab.scheduler import ActionScheduler, Interrupted
@@ -193,23 +193,10 @@ class Runner:
         self.scheduler = ActionScheduler(self.scenario, self.host, self.recorder, target, self.client, self.endpoints,
                                          lambda: self.sampler.latest if self.sampler else {}, self.stop, self._phase_end)
         target.start_consumers(self.scenario.infra.consumers, self.scenario.knobs)
-        self._wait_for_consumers(self.sampler, self.scenario.infra.consumers)
-
-    def _wait_for_consumers(self, sampler: Sampler, count: int) -> None:
-        """Wait until the first tasks are polling, so t0 is the start of the load on a
-        running service (as a service already in place would be)."""
-        ready: set[str] = set()
+        # t0 is the start of the load on a running service, as a service already in place would be.
         program = self.scenario.program
-        timeout = program.ready_timeout if program is not None else START_TIMEOUT
-        deadline = time.monotonic() + timeout
-        while len(ready) < count:
-            self._check()
-            if time.monotonic() > deadline:
-                how = f" (ready: {program.readiness})" if program is not None else ""
-                raise TargetError(f"only {len(ready)} of {count} consumer tasks started within {timeout:g}s{how}; "
-                                  f"see the task logs in {self.run_dir / 'tasks'}")
-            ready.update(str(e.get("task")) for e in sampler.collect() if e.get("event") == "started")
-            time.sleep(0.05)
+        self.sampler.wait_started(self.scenario.infra.consumers, program.ready_timeout if program else START_TIMEOUT, self._check,
+                                  f" (ready: {program.readiness})" if program else "", self.run_dir / "tasks")
 
     # ------------------------------------------------------------ from t0
 
@@ -291,16 +278,10 @@ class Runner:
         audit = audit_queues(self.sqs, self.endpoints, self.sampler, self.recorder, scenario.infra.visibility_timeout, scenario.infra.delay,
                              exact=bool(getattr(self.target, "sqs_exact", False)))
         audit.t0 = self.recorder.t0_wall
-        journal_path = self.run_dir / SQS_JOURNAL
-        ledger = build_ledger(read_jsonl(self.run_dir / "events.jsonl"), audit, path=self.run_dir / "ledger.sqlite",
-                              sqs_journal=read_jsonl(journal_path) if journal_path.exists() else None,
-                              program=scenario.program is not None)
-        ledger.store.close()
-        check = ledger.journal.get("check")
-        if check and not check["agree"]:
-            self._error(f"the lab disagrees with itself: {check['disagreement_count']} fact(s) the consumers' events and the "
-                        f"SQS journal tell differently, a bug of sqslab (summary.json ledger.journal.check): "
-                        + "; ".join(check["disagreements"][:3]))
+        ledger = ledger_of_run(self.run_dir, audit, program=scenario.program is not None)
+        disagreement = journal.disagreement(ledger.journal)
+        if disagreement:
+            self._error(disagreement)
         figures = {**ledger.figures, "drain_time": self.sampler.drain.drain_time(), "duration": self.recorder.since_t0(),
                    "tasks.started": self.target.tasks().started, "tasks.max_running": self.sampler.max_running,
                    "actions.failed": self.scheduler.failed()}

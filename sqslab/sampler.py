@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from sqslab.backends import Endpoints, Target, queue_counts
+from sqslab.backends import Endpoints, Target, TargetError, queue_counts
 from sqslab.recorder import Recorder
 
 
@@ -98,6 +99,19 @@ class Sampler:
             events = self._target.consumer_events()
             self._recorder.take_consumer_events(events)
             return events
+
+    def wait_started(self, count: int, timeout: float, check: Callable[[], None], how: str, logs: Path) -> None:
+        """Wait until `count` consumer tasks said `started` (calling check on every look);
+        TargetError after timeout seconds, naming `how` a task gets ready and its logs."""
+        ready: set[str] = set()
+        deadline = time.monotonic() + timeout
+        while len(ready) < count:
+            check()
+            if time.monotonic() > deadline:
+                raise TargetError(f"only {len(ready)} of {count} consumer tasks started within {timeout:g}s{how}; "
+                                  f"see the task logs in {logs}")
+            ready.update(str(e.get("task")) for e in self.collect() if e.get("event") == "started")
+            time.sleep(0.05)
 
     def sample(self) -> dict[str, Any]:
         """Take one sample: queue depths, tasks, counts; hand it to on_sample."""

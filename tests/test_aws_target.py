@@ -476,6 +476,7 @@ def endpoint() -> Iterator[str]:
 
 @pytest.mark.terraform
 @needs_mirror
+@pytest.mark.xdist_group("terraform-apply")  # one at a time: each runs terraform and its provider flat out
 def test_provision_use_and_teardown_against_the_emulator(endpoint: str, scenario: Any, tmp_path: Path) -> None:
     import boto3
 

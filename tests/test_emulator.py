@@ -428,3 +428,29 @@ def test_fifo_group_waits_for_its_in_flight_message(sqs: Any) -> None:
     assert [m["Body"] for m in rest] == ["b1"]  # group a is blocked by a1 in flight
     sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["a2"]
+
+
+def test_an_sdk_retry_of_a_call_carried_out_gets_the_first_answer(emulator):
+    """An answer lost on the way (seen under load with the terraform provider) must not turn
+    the SDK's retry of a non-idempotent EC2 call into InvalidPermission.Duplicate."""
+    import boto3
+
+    ec2 = boto3.client("ec2", endpoint_url=emulator.endpoint_url, region_name="us-west-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/24")["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName="retry", Description="retry", VpcId=vpc)["GroupId"]
+    rule = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    attempt = {"n": 1}
+
+    def same_invocation(request, **_):
+        request.headers["amz-sdk-invocation-id"] = "11111111-2222-3333-4444-555555555555"
+        request.headers["amz-sdk-request"] = f"attempt={attempt['n']}; max=5"
+
+    ec2.meta.events.register("before-send.ec2.AuthorizeSecurityGroupEgress", same_invocation)
+    first = ec2.authorize_security_group_egress(GroupId=group, IpPermissions=rule)
+    attempt["n"] = 2  # the SDK's retry: same invocation id, a later attempt
+    again = ec2.authorize_security_group_egress(GroupId=group, IpPermissions=rule)
+    assert again["Return"] is True and again["SecurityGroupRules"] == first["SecurityGroupRules"]
+    attempt["n"] = 1  # a new call with the same id but first attempt is carried out (and refused)
+    with pytest.raises(Exception, match="InvalidPermission.Duplicate"):
+        ec2.authorize_security_group_egress(GroupId=group, IpPermissions=rule)

@@ -165,6 +165,7 @@ def test_without_consumer_events_the_journal_is_the_ledger():
     assert ledger.fates() == {"A": "processed_once", "B": "processed_once"}
     assert ledger.figures["receives"] == 3 and ledger.figures["redeliveries"] == 1
     assert ledger.figures["latency.max"] == pytest.approx(8.1)
+    assert ledger.per_task == {"task-1": {"received": 2, "processed": 1}, "task-2": {"received": 1, "processed": 1}}
 
 
 def test_a_silent_program_with_no_journal_gets_fates_from_the_queues_and_no_made_up_figures():

@@ -344,6 +344,7 @@ def test_sweep_validates_every_variant_first(tmp_path, cli):
 
 @pytest.mark.terraform
 @pytest.mark.slow
+@pytest.mark.xdist_group("terraform-apply")  # one at a time: each runs terraform and its provider flat out
 def test_provision_with_terraform_runs_on_the_stack_it_applied(tmp_path, cli):
     """`--provision terraform`: the project's stack applied to the emulator, then the
     experiment; a FIFO scenario, so the stack's FIFO variables are applied too."""

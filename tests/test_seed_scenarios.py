@@ -50,6 +50,9 @@ def test_seed_scenario_passes_and_loses_nothing(path, tmp_path):
         assert journal["check"]["agree"], journal["check"]["disagreements"]
     else:  # a program that prints nothing: the journal is the only story, and it is the ledger
         assert journal["counts"] == counts and "check" not in journal
+        assert summary["ledger"]["per_task"] and all(p["tasks"] for p in summary["ledger"]["problems"])
+        # its deletes, read from the journal as the run goes, are the live `processed` counter
+        assert summary["counters"]["processed"] >= summary["figures"]["sent"]
     assert journal["per_task"] and all(t.get("received", 0) >= t.get("deleted", 0) for t in journal["per_task"].values())
     if summary["ledger"].get("ordering"):  # a FIFO scenario: the report explains the order
         report = subprocess.run([sys.executable, "-m", "sqslab", "report", str(out), "--html", "-o", str(tmp_path / "r.html")],

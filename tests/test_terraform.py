@@ -451,6 +451,7 @@ def endpoint() -> Iterator[str]:
 
 @pytest.mark.terraform
 @needs_mirror
+@pytest.mark.xdist_group("terraform-apply")  # one at a time: each runs terraform and its provider flat out
 def test_apply_use_and_destroy_against_the_emulator(endpoint: str, tmp_path: Path) -> None:
     import boto3
 

@@ -30,6 +30,7 @@ from sqslab.backends.aws_service import KILL_REASON, EcsService
 from sqslab.backends.aws_stack import (
     TerraformProgress,
     aws_client,
+    check_image,
     destroy,
     destroy_run,
     failed_message,
@@ -39,6 +40,7 @@ from sqslab.backends.aws_stack import (
     stack_tfvars,
 )
 from sqslab.backends.program import EVENTS as PROGRAM_EVENTS
+from sqslab.backends.program import ecs_started
 from sqslab.hookspecs import hookimpl
 
 __all__ = ["KILL_REASON", "AwsTarget", "destroy_run", "find_kept_run", "stack_has_resources"]
@@ -120,7 +122,7 @@ class AwsTarget:
         self._region = variables["region"]
         self._faults.start(scenario)
         if self._program is None:  # a program's image is yours to have pushed (docs/aws.md)
-            self._check_image(variables["ecr_repository_name"], tag)
+            check_image(self._client("ecr"), variables["ecr_repository_name"], tag, self._region)
         self._emit({"event": "stack", "name": variables["name"], "region": self._region, "image_tag": tag,
                     "state_dir": str(self.state_dir)})
         save_state(self.state_dir, name=variables["name"], image_tag=tag, region=self._region, endpoint_url=self._endpoint_url)
@@ -154,23 +156,6 @@ class AwsTarget:
     def _client(self, service: str) -> Any:
         return aws_client(service, self._region, self._endpoint_url)
 
-    def _check_image(self, repository: str, tag: str) -> None:
-        """Refuse to apply for 3 minutes when the tasks could never pull their image."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        ecr = self._client("ecr")
-        push = f"`sqslab image push --region {self._region}`"
-        try:
-            ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-        except ecr.exceptions.RepositoryNotFoundException:
-            raise TargetError(f"there is no ECR repository {repository} in {self._region}: run {push} first (docs/aws.md)") from None
-        except ecr.exceptions.ImageNotFoundException:
-            raise TargetError(f"the consumer image {repository}:{tag} is not in ECR ({self._region}): run {push}, "
-                              "then pass the tag it prints as --image-tag") from None
-        except (ClientError, BotoCoreError) as exc:
-            raise TargetError(f"cannot check the consumer image in ECR ({self._region}): {exc}; "
-                              "are AWS credentials set (AWS_PROFILE, aws sso login)?") from exc
-
     def sqs_client(self, observer: bool = False) -> Any:
         """A boto3 SQS client for the stack's region, with your credential chain. Real SQS
         takes no injected faults: the scenario's are made client-side, in the clients of
@@ -201,10 +186,7 @@ class AwsTarget:
         with _interruptible() as interrupted:
             service.wait_running(count, self.start_timeout, self.poll_interval, interrupted)
         if self._program is not None:
-            # A program says nothing of its start: running, as ECS reports it, is started.
-            now = time.time()
-            self._started_events = [{"ts": now, "event": "started", "task": f"ecs-{i + 1}", "source": "consumer",
-                                     "ready": "ECS reports it running"} for i in range(count)]
+            self._started_events = ecs_started(count)
 
     def kill(self, count: int, rng: Any) -> list[str]:
         """StopTask on `count` running tasks chosen by the seeded rng; the service replaces them.

@@ -200,3 +200,19 @@ def read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+def check_image(ecr: Any, repository: str, tag: str, region: str) -> None:
+    """Refuse to apply for 3 minutes when the tasks could never pull their image."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    push = f"`sqslab image push --region {region}`"
+    try:
+        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+    except ecr.exceptions.RepositoryNotFoundException:
+        raise TargetError(f"there is no ECR repository {repository} in {region}: run {push} first (docs/aws.md)") from None
+    except ecr.exceptions.ImageNotFoundException:
+        raise TargetError(f"the consumer image {repository}:{tag} is not in ECR ({region}): run {push}, "
+                          "then pass the tag it prints as --image-tag") from None
+    except (ClientError, BotoCoreError) as exc:
+        raise TargetError(f"cannot check the consumer image in ECR ({region}): {exc}; "
+                          "are AWS credentials set (AWS_PROFILE, aws sso login)?") from exc

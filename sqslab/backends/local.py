@@ -18,7 +18,7 @@ from typing import Any
 
 from sqslab.backends import Endpoints, Log, TargetError, TargetOption, TaskCounts
 from sqslab.backends.program import EVENTS as PROGRAM_EVENTS
-from sqslab.backends.program import Readiness, program_env
+from sqslab.backends.program import ProgramWatch, program_env
 from sqslab.backends.supervisor import Supervisor, python_command
 from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID
 from sqslab.credentials import emulator_env
@@ -62,7 +62,7 @@ class LocalTarget:
         self._lab_exact = True
         self._program: Any = None  # the scenario's consumer.program, if any
         self._program_env: dict[str, str] = {}  # what set_consumer added to its environment
-        self._readiness: Readiness | None = None
+        self._watch: ProgramWatch | None = None
 
     def plan(self, scenario: Any) -> list[tuple[str, str]]:
         """Where the queues would be made: nothing beyond the timeline to show."""
@@ -103,7 +103,8 @@ class LocalTarget:
         if self._provision_with == "terraform":
             queue_url, dlq_url = self._provision_terraform(scenario, run_dir, endpoint)
         else:
-            queue_url, dlq_url = create_queues(emulator_client(endpoint, region=region), scenario, run_dir.name)
+            setup = emulator_client(endpoint, region=region, access_key=ACCESS_KEY_PREFIX + "setup")  # `setup` in the journal
+            queue_url, dlq_url = create_queues(setup, scenario, run_dir.name)
         self._endpoints = Endpoints(queue_url, dlq_url, endpoint, region)
         self._task_env = task_environment(scenario.knobs, scenario.seed)
         self._program = program = scenario.program
@@ -114,10 +115,10 @@ class LocalTarget:
             if self._emulator is None:
                 raise TargetError("consumer.program needs the embedded emulator, whose journal accounts for a program's "
                                   "messages: run without --endpoint-url")
-            readiness = self._readiness = Readiness(program, run_dir / JOURNAL_FILE)
+            watch = self._watch = ProgramWatch(program, run_dir / JOURNAL_FILE)
             self._supervisor = Supervisor(run_dir / "tasks", lambda task_id: list(program.command), self._environment,
                                           scenario.infra.restart_delay, self._emit, cwd=Path(program.cwd),
-                                          stop_timeout=program.stop_grace, events=PROGRAM_EVENTS, on_start=readiness.watch)
+                                          stop_timeout=program.stop_grace, events=PROGRAM_EVENTS, on_start=watch.watch)
         return self._endpoints
 
     def _provision_terraform(self, scenario: Any, run_dir: Path, endpoint: str) -> tuple[str, str | None]:
@@ -189,8 +190,9 @@ class LocalTarget:
         """Consumer events written since the last call, each tagged `source: consumer`, and
         the emulator's (what SQS did beyond exactness, faults), tagged `source: sqs`."""
         events = self._supervisor.events() if self._supervisor else []
-        if self._readiness is not None:
-            events += self._readiness.poll()
+        if self._watch is not None:
+            self._watch.tells = self._watch.tells or any(e.get("event") == "received" for e in events)
+            events += self._watch.poll()
         if self._sqs_events is not None:
             sqs = self._sqs_events.read()
             for event in sqs:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.backends import Endpoints
-from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID
+from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID, seq_of
 from sqslab.credentials import emulator_env
 from sqslab.rundir import JsonTail
 
@@ -44,6 +44,14 @@ def program_env(endpoints: Endpoints, program: Any, task_id: str, extra: dict[st
     return env
 
 
+def ecs_started(count: int) -> list[dict[str, Any]]:
+    """On ECS a program says nothing of its start: `started` events for the `count` tasks ECS
+    reports running."""
+    now = time.time()
+    return [{"ts": now, "event": "started", "task": f"ecs-{i + 1}", "source": "consumer", "ready": "ECS reports it running"}
+            for i in range(count)]
+
+
 @dataclass
 class _Watch:
     started: float  # monotonic
@@ -52,16 +60,20 @@ class _Watch:
     carry: list[bytes] = field(default_factory=lambda: [b"", b""])
 
 
-class Readiness:
-    """Tells when each program task is ready: a `started` event per task, once."""
+class ProgramWatch:
+    """What sqslab learns of a program's tasks as the run goes: when each is ready (a
+    `started` event per task, once), and, from the SQS journal, each delete a task makes
+    (`sqs_delete` events, source `sqs`: the live `processed` counter and the age of the
+    oldest unfinished message), until the program tells its own story in event lines."""
 
     def __init__(self, program: Any, journal: Path) -> None:
         self._log = program.ready_log.encode() if program.ready_log else None
         self._delay = program.ready_delay
-        self._journal = JsonTail(journal) if self._log is None and self._delay is None else None
+        self._journal = JsonTail(journal)
         self._waiting: dict[str, _Watch] = {}
         self._ready: set[str] = set()
         self._polling: set[str] = set()  # tasks the journal shows polling (default criterion)
+        self.tells = False  # the program prints sqslab's event lines: its deletes need no telling
 
     @property
     def how(self) -> str:
@@ -74,15 +86,20 @@ class Readiness:
             self._waiting[task_id] = _Watch(started, (out, err))
 
     def poll(self) -> list[dict[str, Any]]:
-        """`started` events of the tasks that became ready since the last call."""
-        if not self._waiting:
-            return []
-        if self._journal is not None:
-            for line in self._journal.read():
-                if line.get("op") == "first_call" and line.get("api") == "ReceiveMessage":
-                    self._polling.add(str(line.get("by")))
-        now = time.monotonic()
+        """`started` events of the tasks that became ready, and `sqs_delete` events of the
+        deletes tasks made, since the last call."""
         events = []
+        for line in self._journal.read():
+            op, by = line.get("op"), str(line.get("by"))
+            if op == "first_call" and line.get("api") == "ReceiveMessage":
+                self._polling.add(by)
+            elif op == "delete" and "id" in line and by.startswith("task-") and not self.tells:
+                ident = str(line["id"])
+                events.append({"ts": line.get("ts"), "event": "sqs_delete", "source": "sqs", "id": ident, "seq": seq_of(ident),
+                               "task": by, "message_id": line.get("mid")})
+        if not self._waiting:
+            return events
+        now = time.monotonic()
         for task_id, watch in list(self._waiting.items()):
             if self._is_ready(task_id, watch, now):
                 del self._waiting[task_id]

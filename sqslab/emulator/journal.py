@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqslab.contracts import ID_ATTRIBUTE
+
 
 class Journal:
     """The emulator's record of every SQS operation it serves that concerns a message
@@ -102,7 +104,7 @@ def handle_facts(handle: str) -> tuple[str, int] | None:
         return None
 
 
-def journal_handle(lab: Any, op: str, queue: str, handle: str, **fields: Any) -> Callable[[str], None]:
+def journal_handle(lab: Any, op: str, queue: str, handle: str, **fields: Any) -> Callable[..., None]:
     """What records an operation on a receipt handle in the journal, once its effect is
     known: the message and the receive the handle names (handle_facts)."""
     if lab.journal.fd is None:
@@ -110,11 +112,25 @@ def journal_handle(lab: Any, op: str, queue: str, handle: str, **fields: Any) ->
     facts = handle_facts(handle)
     where = {"mid": facts[0], "rc": facts[1]} if facts else {}
 
-    def record(effect: str) -> None:
-        lab.record(op, q=queue, **where, effect=effect, **fields)
+    def record(effect: str, **more: Any) -> None:
+        lab.record(op, q=queue, **where, effect=effect, **fields, **more)
 
     return record
 
 
-def _no_record(effect: str) -> None:
+def _no_record(effect: str, **more: Any) -> None:
     pass
+
+
+def sqslab_id(body: str, attributes: dict[str, Any] | None) -> str | None:
+    """sqslab's id of a message: its `sqslab-id` attribute, else its JSON body's `id`."""
+    attribute = (attributes or {}).get(ID_ATTRIBUTE)
+    if isinstance(attribute, dict) and isinstance(attribute.get("StringValue"), str):
+        return str(attribute["StringValue"])
+    if body.startswith("{"):
+        try:
+            ident = json.loads(body).get("id")
+        except (ValueError, AttributeError):
+            return None
+        return ident if isinstance(ident, str) else None
+    return None

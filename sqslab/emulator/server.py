@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -15,6 +16,8 @@ from typing import Any
 from sqslab.credentials import DUMMY_ENV
 
 READY_PREFIX = "SQSLAB_EMULATOR_READY "
+#: How many answers of non-SQS calls are kept to replay to an SDK's retry of the same call.
+REPLAYED_ANSWERS = 512
 #: Environment variable: the child's GIL switch interval in seconds (tests amplify races with it).
 SWITCH_INTERVAL_ENV = "SQSLAB_EMULATOR_SWITCH_INTERVAL"
 
@@ -133,11 +136,18 @@ def _application(dispatcher: Any, sqs_app: Any) -> Any:
     ECS... for the Terraform stack) runs one request at a time. moto's other backends are
     not thread safe: Terraform's parallel calls raced in EC2 (a default security group
     rule revoked while another request rebuilt it: InvalidPermission.NotFound, seen under
-    load)."""
+    load).
+
+    Those services also answer an SDK's retry of a call they carried out (same
+    `amz-sdk-invocation-id`, `amz-sdk-request: attempt=2` or later) with the first answer
+    instead of carrying it out again: under load the terraform provider sometimes lost an
+    answer (no response, a retry ~80 ms later), and its retry of AuthorizeSecurityGroupEgress
+    or RevokeSecurityGroupEgress then failed with InvalidPermission.Duplicate / NotFound."""
     from sqslab.emulator import middleware
 
     lock = threading.Lock()
     sqs = middleware.wrap(sqs_app)
+    answers: collections.OrderedDict[str, tuple[str, list[Any], bytes]] = collections.OrderedDict()
 
     def application(environ: dict[str, Any], start_response: Any) -> Any:
         if middleware.is_control(environ):
@@ -145,8 +155,25 @@ def _application(dispatcher: Any, sqs_app: Any) -> Any:
         backend_app = dispatcher.get_application(environ)
         if backend_app is sqs_app:
             return sqs(environ, start_response)
+        invocation = environ.get("HTTP_AMZ_SDK_INVOCATION_ID")
         with lock:
-            return list(backend_app(environ, start_response))
+            retry = not str(environ.get("HTTP_AMZ_SDK_REQUEST", "attempt=1;")).startswith("attempt=1;")
+            if invocation and retry and invocation in answers:
+                status, headers, body = answers[invocation]  # a retry of a call already carried out
+                start_response(status, headers)
+                return [body]
+            said: list[Any] = []
+
+            def keep(status: str, headers: list[Any], exc_info: Any = None) -> Any:
+                said[:] = [status, headers]
+                return start_response(status, headers, exc_info)
+
+            body = b"".join(backend_app(environ, keep))
+            if invocation and said:
+                answers[invocation] = (said[0], said[1], body)
+                while len(answers) > REPLAYED_ANSWERS:
+                    answers.popitem(last=False)
+            return [body]
 
     return application
 

@@ -20,16 +20,14 @@ import functools
 import hashlib
 import heapq
 import inspect
-import json
 import string
 import time
 import types
 from collections.abc import Callable
 from typing import Any
 
-from sqslab.contracts import ID_ATTRIBUTE
 from sqslab.emulator.guard import _replace_all
-from sqslab.emulator.journal import journal_handle
+from sqslab.emulator.journal import journal_handle, sqslab_id
 from sqslab.emulator.lab import REORDER_WINDOW
 from sqslab.emulator.lab import current as current_lab
 from sqslab.emulator.state import (
@@ -129,20 +127,6 @@ def send_message(
         lab.record("send", q=queue.name, mid=message.id, id=sqslab_id(message_body, message_attributes),
                    **({"group": group_id} if group_id is not None else {}), **({} if taken else {"dropped": "deduplicated"}))
     return message
-
-
-def sqslab_id(body: str, attributes: dict[str, Any] | None) -> str | None:
-    """sqslab's id of a message: its `sqslab-id` attribute, else its JSON body's `id`."""
-    attribute = (attributes or {}).get(ID_ATTRIBUTE)
-    if isinstance(attribute, dict) and isinstance(attribute.get("StringValue"), str):
-        return str(attribute["StringValue"])
-    if body.startswith("{"):
-        try:
-            ident = json.loads(body).get("id")
-        except (ValueError, AttributeError):
-            return None
-        return ident if isinstance(ident, str) else None
-    return None
 
 
 def receive_message(

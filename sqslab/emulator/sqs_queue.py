@@ -17,7 +17,7 @@ import types
 from typing import Any
 
 from sqslab.emulator.guard import _replace_all
-from sqslab.emulator.journal import journal_handle
+from sqslab.emulator.journal import journal_handle, sqslab_id
 from sqslab.emulator.lab import current as current_lab
 from sqslab.emulator.state import (
     DEDUPLICATION_WINDOW_MS,
@@ -127,7 +127,8 @@ def delete_message(self: Any, receipt_handle: str) -> None:
             self.deleted_messages.add(receipt_handle)
             self._deleted_order.append(receipt_handle)
             return
-        journal("deleted" if receipt_handle == msg.receipt_handle else "stale_deleted")
+        if lab.journal.fd is not None:
+            journal("deleted" if receipt_handle == msg.receipt_handle else "stale_deleted", id=sqslab_id(msg.body, msg.message_attributes))
         _drop(self, msg, remember_handles=True)
 
 
