@@ -293,7 +293,7 @@ class Consumer:
                 if plan:
                     sqsfaults.install(client, plan, events.emit)
         self.sqs = sqs  # deletes: botocore retries them
-        self._pending_deletes: list[tuple[str | None, dict[str, Any]]] = []  # DELETE_MODE=batch
+        self.deletes = Deletes(sqs, cfg["queue_url"], cfg["delete_mode"] == "batch", events, self._log)
         self.sqs_poll = sqs_poll  # receives: no botocore retries, the loop backs off itself
         self.processed = 0
         self.stop_reason: str | None = None
@@ -347,7 +347,7 @@ class Consumer:
                     continue
                 backoff = 0.0
                 self._batch(messages)
-                self._flush_deletes()
+                self.deletes.flush()
         except _Stop:
             pass
         self.events.emit("stopped", reason=self.stop_reason or "stop", processed=self.processed)
@@ -389,7 +389,7 @@ class Consumer:
         stopped_groups: set[str] = set()
         for i, message in enumerate(messages):
             if self.stopping():
-                self._flush_deletes()
+                self.deletes.flush()
                 # Stopping: the rest of this batch is not started. By default it is left
                 # to the visibility timeout, as a naive consumer does; with
                 # SQSLAB_RELEASE_ON_STOP it is made visible again at once.
@@ -422,7 +422,7 @@ class Consumer:
 
         if cfg["idempotency"] and self._seen_recently(facts["id"]):
             self.events.emit("duplicate_skipped", **facts)
-            self._delete(receipt, facts)
+            self.deletes.delete(receipt, facts)
             return True
 
         if payload.get(cfg["poison_marker"]) is True:
@@ -452,7 +452,7 @@ class Consumer:
             self._remember(facts["id"])
         self.processed += 1
         self.events.emit("processed", **facts, work_ms=round(work_ms, 3))
-        self._delete(receipt, facts)
+        self.deletes.delete(receipt, facts)
         return True
 
     def _leave(self, message: dict[str, Any], reason: str = "stopping") -> None:
@@ -475,36 +475,6 @@ class Consumer:
     def _fail(self, facts: dict[str, Any], reason: str) -> None:
         # Not deleted: SQS delivers it again after the visibility timeout (or dead-letters it).
         self.events.emit("failed", **facts, reason=reason)
-
-    def _delete(self, receipt: str | None, facts: dict[str, Any]) -> None:
-        if self.cfg["delete_mode"] == "batch":
-            # Deleted with the rest of the batch once it is done: fewer calls, but a crash
-            # before then brings the batch's processed messages back (duplicates).
-            self._pending_deletes.append((receipt, facts))
-            return
-        try:
-            self.sqs.delete_message(QueueUrl=self.cfg["queue_url"], ReceiptHandle=receipt)
-        except Exception as exc:  # noqa: BLE001 - the message simply comes back
-            self._delete_failed(facts, _describe(exc))
-
-    def _delete_failed(self, facts: dict[str, Any], reason: str) -> None:
-        """A processed message's delete did not take: SQS will deliver it again."""
-        self.events.emit("delete_failed", **{k: v for k, v in facts.items() if k not in ("payload", "problem")}, reason=reason)
-        self._log(f"delete of {facts.get('message_id')} failed, SQS will deliver it again: {reason}", force=True)
-
-    def _flush_deletes(self) -> None:
-        pending, self._pending_deletes = self._pending_deletes, []
-        if not pending:
-            return
-        entries = [{"Id": str(i), "ReceiptHandle": receipt} for i, (receipt, _) in enumerate(pending)]
-        try:
-            response = self.sqs.delete_message_batch(QueueUrl=self.cfg["queue_url"], Entries=entries)
-        except Exception as exc:  # noqa: BLE001 - the messages simply come back
-            for _, facts in pending:
-                self._delete_failed(facts, _describe(exc))
-            return
-        for failure in response.get("Failed", []):
-            self._delete_failed(pending[int(failure["Id"])][1], str(failure.get("Code")))
 
     # ----- idempotency store (this task's memory only)
 
@@ -530,6 +500,47 @@ class Consumer:
     def _log(self, text: str, force: bool = False) -> None:
         if self.debug or force:
             print(f"consume[{self.task}]: {text}", file=sys.stderr, flush=True)
+
+
+class Deletes:
+    """The deletes of done messages: each at once, or (SQSLAB_DELETE_MODE=batch) one
+    DeleteMessageBatch when the received batch is done. A delete that does not take is a
+    `delete_failed` event: SQS will deliver the message again."""
+
+    def __init__(self, sqs: Any, queue_url: str, batch: bool, events: EventLog, log: Any) -> None:
+        self.sqs, self.queue_url, self.batch = sqs, queue_url, batch
+        self.events, self._log = events, log
+        self._pending: list[tuple[str | None, dict[str, Any]]] = []
+
+    def delete(self, receipt: str | None, facts: dict[str, Any]) -> None:
+        """Delete a done message (in batch mode: once the batch is done, a crash before then
+        brings the batch's processed messages back, as duplicates)."""
+        if self.batch:
+            self._pending.append((receipt, facts))
+            return
+        try:
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
+        except Exception as exc:  # noqa: BLE001 - the message simply comes back
+            self._failed(facts, _describe(exc))
+
+    def flush(self) -> None:
+        """Delete what batch mode holds back."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        entries = [{"Id": str(i), "ReceiptHandle": receipt} for i, (receipt, _) in enumerate(pending)]
+        try:
+            response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except Exception as exc:  # noqa: BLE001 - the messages simply come back
+            for _, facts in pending:
+                self._failed(facts, _describe(exc))
+            return
+        for failure in response.get("Failed", []):
+            self._failed(pending[int(failure["Id"])][1], str(failure.get("Code")))
+
+    def _failed(self, facts: dict[str, Any], reason: str) -> None:
+        self.events.emit("delete_failed", **{k: v for k, v in facts.items() if k not in ("payload", "problem")}, reason=reason)
+        self._log(f"delete of {facts.get('message_id')} failed, SQS will deliver it again: {reason}", force=True)
 
 
 def _group(message: dict[str, Any]) -> str | None:
