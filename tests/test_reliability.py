@@ -266,9 +266,10 @@ def test_a_local_run_ignores_an_unusable_aws_profile(tmp_path, write):
 def test_an_early_interrupt_exits_130_without_a_traceback(tmp_path, sig):
     big = tmp_path / "big.yaml"
     big.write_text("version: 1\nname: x\nload:\n" + "".join(f"  - {{burst: {i + 1}}}\n" for i in range(9000)))
-    # `python -m sqslab`, but saying when the interpreter is up: a signal while Python itself
-    # starts (imports its site module) is the interpreter's to handle, not sqslab's first line.
-    launch = "import runpy, sys; sys.stdout.write('.'); sys.stdout.flush(); runpy.run_module('sqslab', run_name='__main__')"
+    # `python -m sqslab`, but saying when its main() is about to run: a signal while Python
+    # itself starts (imports its site module, then sqslab.__main__) comes before sqslab's
+    # first line, and on a loaded machine that takes longer than the delays below.
+    launch = "import sys, sqslab.__main__ as m; sys.stdout.write('.'); sys.stdout.flush(); m.main()"
     for delay in (0.1, 0.3):
         proc = subprocess.Popen([sys.executable, "-c", launch, "validate", str(big)], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
