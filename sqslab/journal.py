@@ -50,6 +50,7 @@ _CONSUMER = "LIKE 'task-%'"
 
 SCHEMA = """
 CREATE TABLE jsend (mid TEXT PRIMARY KEY, sid TEXT, q TEXT, by TEXT, dropped INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE INDEX jsend_sid ON jsend (sid);
 CREATE TABLE jrecv (mid TEXT NOT NULL, rc INTEGER NOT NULL, by TEXT, ts REAL, lost INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (mid, rc)) WITHOUT ROWID;
 CREATE TABLE jdel (mid TEXT, rc INTEGER, by TEXT, effect TEXT, ts REAL);
@@ -163,7 +164,7 @@ CREATE TEMP VIEW jmsg AS SELECT s.mid, s.sid,
   EXISTS (SELECT 1 FROM jgone g WHERE g.mid = s.mid) AS gone,
   EXISTS (SELECT 1 FROM jdlq q WHERE q.mid = s.mid) AS in_dlq
 FROM jsend s WHERE s.dropped = 0 AND s.sid IS NOT NULL;
-CREATE TEMP VIEW jfates AS SELECT sid, CASE
+CREATE TEMP TABLE jfates AS SELECT sid, CASE
     WHEN sum(deleting) > 1 THEN 'duplicate'
     WHEN sum(deleting) = 1 THEN 'processed_once'
     WHEN max(in_dlq AND NOT gone) THEN 'dead_lettered'
@@ -172,6 +173,7 @@ CREATE TEMP VIEW jfates AS SELECT sid, CASE
   sum(deleting) AS deleting, sum(receives) AS receives, max(max_rc) AS max_rc, max(last_receive) AS last_receive,
   min(first_delete) AS first_delete
 FROM jmsg GROUP BY sid;
+CREATE UNIQUE INDEX temp.jfates_sid ON jfates (sid);
 """
 
 
@@ -191,7 +193,8 @@ def has_consumer_events(store: Any) -> bool:
 
 
 def prepare(store: Any) -> None:
-    """Make the per-message views over the folded journal."""
+    """The per-message view over the folded journal, and each id's fate from it (a table,
+    made once: a view would be grouped again for every id it is joined with)."""
     store.db.executescript(_PER_MESSAGE)
 
 
