@@ -7,7 +7,9 @@ both sides to this module.
 
 from __future__ import annotations
 
+import json
 from enum import IntEnum
+from typing import Any
 
 
 class Exit(IntEnum):
@@ -60,3 +62,16 @@ def seq_of(ident: str) -> int | None:
         return int(ident[-12:], 16) if len(ident) == 36 else None
     except ValueError:
         return None
+
+
+def sqslab_id(body: str, attributes: dict[str, Any] | None) -> str | None:
+    """sqslab's id of a message: its `sqslab-id` attribute (as SQS answers it, or as moto
+    keeps it: {"StringValue": ...}), else its JSON body's `id`; None for a message not ours."""
+    attribute = (attributes or {}).get(ID_ATTRIBUTE)
+    if isinstance(attribute, dict) and isinstance(attribute.get("StringValue"), str):
+        return str(attribute["StringValue"])
+    try:
+        ident = json.loads(body).get("id")
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return ident if isinstance(ident, str) else None

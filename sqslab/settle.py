@@ -8,14 +8,13 @@ left as it was, but for the receive counts.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from sqslab.backends import Endpoints, TargetError
-from sqslab.contracts import ID_ATTRIBUTE
+from sqslab.contracts import ID_ATTRIBUTE, sqslab_id
 from sqslab.ledger import Audit
 from sqslab.recorder import Recorder
 from sqslab.sampler import Sampler
@@ -110,11 +109,4 @@ def read_ids(client: Any, queue_url: str, limit: int = AUDIT_LIMIT, confirm_wait
 def message_id_of(message: dict[str, Any]) -> str:
     """sqslab's id of a received message (its `sqslab-id` attribute, else its JSON payload's
     `id`), or `?MessageId` for a message not ours."""
-    attribute = message.get("MessageAttributes", {}).get(ID_ATTRIBUTE, {}).get("StringValue")
-    if isinstance(attribute, str):
-        return attribute
-    try:
-        ident = json.loads(message["Body"])["id"]
-    except (ValueError, KeyError, TypeError):
-        return f"?{message['MessageId']}"
-    return ident if isinstance(ident, str) else f"?{message['MessageId']}"
+    return sqslab_id(message.get("Body", ""), message.get("MessageAttributes")) or f"?{message['MessageId']}"

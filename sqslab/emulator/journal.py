@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqslab.contracts import ID_ATTRIBUTE
-
 
 class Journal:
     """The emulator's record of every SQS operation it serves that concerns a message
@@ -120,17 +118,3 @@ def journal_handle(lab: Any, op: str, queue: str, handle: str, **fields: Any) ->
 
 def _no_record(effect: str, **more: Any) -> None:
     pass
-
-
-def sqslab_id(body: str, attributes: dict[str, Any] | None) -> str | None:
-    """sqslab's id of a message: its `sqslab-id` attribute, else its JSON body's `id`."""
-    attribute = (attributes or {}).get(ID_ATTRIBUTE)
-    if isinstance(attribute, dict) and isinstance(attribute.get("StringValue"), str):
-        return str(attribute["StringValue"])
-    if body.startswith("{"):
-        try:
-            ident = json.loads(body).get("id")
-        except (ValueError, AttributeError):
-            return None
-        return ident if isinstance(ident, str) else None
-    return None

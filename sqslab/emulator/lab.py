@@ -143,6 +143,13 @@ class Lab:
         """A departure from exactness SQS made (a duplicate, a stale receipt...)."""
         self.emit("sqs_behavior", kind=kind, api=api, **fields)
 
+    def ignores_stale(self, api: str, queue: str, message_id: str) -> bool:
+        """A call with a receipt handle that is not the message's latest: the event, and
+        whether (stale_receipt `ignore`) the call succeeds without acting."""
+        ignored = self.behavior.stale_receipt == "ignore"
+        self.behavior_event("stale_receipt", api, queue=queue, message_id=message_id, acted=not ignored)
+        return ignored
+
     # ----- counts that lag
 
     def lagged_counts(self, queue_name: str, counts: dict[str, int]) -> dict[str, int]:

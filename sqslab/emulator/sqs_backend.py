@@ -26,8 +26,9 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from sqslab.contracts import sqslab_id
 from sqslab.emulator.guard import _replace_all
-from sqslab.emulator.journal import journal_handle, sqslab_id
+from sqslab.emulator.journal import journal_handle
 from sqslab.emulator.lab import REORDER_WINDOW
 from sqslab.emulator.lab import current as current_lab
 from sqslab.emulator.state import (
@@ -299,13 +300,9 @@ def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, v
         if lab.behavior.not_inflight == "error":
             journal("not_inflight")
             raise exceptions.SQSException("MessageNotInflight", "The message referred to isn't in flight.")
-    if receipt_handle != msg.receipt_handle:
-        ignored = lab.behavior.stale_receipt == "ignore"
-        lab.behavior_event("stale_receipt", "ChangeMessageVisibility", queue=queue.name, message_id=msg.id, acted=not ignored)
-        if ignored:
-            journal("stale_ignored")
-            return
-    journal("changed" if receipt_handle == msg.receipt_handle else "stale_changed")
+    if receipt_handle != msg.receipt_handle and lab.ignores_stale("ChangeMessageVisibility", queue.name, msg.id):
+        journal("stale_ignored")
+        return
     now = now_ms()
     visible_at = now + int(visibility_timeout) * 1000
     if visible_at - msg.sent_timestamp > 43200 * 1000:
@@ -313,6 +310,7 @@ def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, v
             f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
             "VisibilityTimeout for the message is beyond the limit [43200 seconds]"
         )
+    journal("changed" if receipt_handle == msg.receipt_handle else "stale_changed")  # once it is sure to take effect
     msg.visible_at = visible_at
     if int(visibility_timeout) > 0:
         _set_state(queue, msg, INFLIGHT, visible_at)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import types
 from typing import Any
 
+from sqslab.contracts import sqslab_id
 from sqslab.emulator.guard import _replace_all
-from sqslab.emulator.journal import journal_handle, sqslab_id
+from sqslab.emulator.journal import journal_handle
 from sqslab.emulator.lab import current as current_lab
 from sqslab.emulator.state import (
     DEDUPLICATION_WINDOW_MS,
@@ -113,12 +114,9 @@ def delete_message(self: Any, receipt_handle: str) -> None:
         if msg is None or msg._sqslab_owner is not self:
             journal("invalid")
             raise models.ReceiptHandleIsInvalid()
-        if receipt_handle != msg.receipt_handle:
-            ignored = lab.behavior.stale_receipt == "ignore"
-            lab.behavior_event("stale_receipt", "DeleteMessage", queue=self.name, message_id=msg.id, acted=not ignored)
-            if ignored:
-                journal("stale_ignored")
-                return
+        if receipt_handle != msg.receipt_handle and lab.ignores_stale("DeleteMessage", self.name, msg.id):
+            journal("stale_ignored")
+            return
         if not self.fifo_queue and lab.chance(lab.behavior.duplicates):
             lab.behavior_event("duplicate", "DeleteMessage", queue=self.name, message_id=msg.id,
                                receive_count=msg.approximate_receive_count)
