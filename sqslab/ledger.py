@@ -58,6 +58,7 @@ CREATE TABLE task (task TEXT PRIMARY KEY, received INTEGER NOT NULL DEFAULT 0, p
   failed INTEGER NOT NULL DEFAULT 0, duplicate_skipped INTEGER NOT NULL DEFAULT 0, crashed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE dlq (id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE queued (id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE held (id TEXT PRIMARY KEY, state TEXT NOT NULL, until REAL) WITHOUT ROWID;  -- in flight or delayed at the audit
 CREATE TABLE totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE sqs_dup (message_id TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;  -- copies SQS kept after a delete
 """
@@ -87,6 +88,9 @@ class Audit:
     queue_visible: int = 0
     queue_in_flight: int = 0
     t0: float | None = None  # epoch seconds of t0, for times in the ordering figures
+    exact: bool = False  # read from the emulator's exact state: every message either queue holds, in any state
+    held: dict[str, tuple[str, float | None]] = field(default_factory=dict)  # id -> (inflight|delayed, until epoch s)
+    notes: list[str] = field(default_factory=list)  # what the audit could not read
 
 
 class LedgerStore:
@@ -164,14 +168,19 @@ class LedgerStore:
         self.db.execute("BEGIN")
         self.db.executemany("INSERT OR IGNORE INTO dlq VALUES (?)", ((i,) for i in audit.dlq_ids))
         self.db.executemany("INSERT OR IGNORE INTO queued VALUES (?)", ((i,) for i in audit.queued_ids))
+        self.db.executemany("INSERT OR IGNORE INTO held VALUES (?, ?, ?)", ((i, s, u) for i, (s, u) in audit.held.items()))
+        # Read from the exact state, the queue's ids are all it holds, in flight or not; read
+        # through SQS, a message in flight cannot be seen, so its last receive or its send
+        # within the visibility timeout or the delay stands for it.
+        guess = "" if audit.exact else f"""
+                OR (m.last_receive IS NOT NULL AND m.last_receive + {float(audit.visibility_timeout)!r} > {float(audit.at)!r})
+                OR (m.sent_at IS NOT NULL AND m.sent_at + {float(audit.delay)!r} > {float(audit.at)!r})"""
         self.db.execute("INSERT OR REPLACE INTO totals VALUES ('send_failed', ?)", (self._send_failed,))
         self.db.execute(f"""CREATE VIEW fates AS SELECT m.*, CASE
               WHEN m.processed > 1 THEN 'duplicate'
               WHEN m.processed = 1 THEN 'processed_once'
               WHEN m.id IN (SELECT id FROM dlq) THEN 'dead_lettered'
-              WHEN m.id IN (SELECT id FROM queued)
-                OR (m.last_receive IS NOT NULL AND m.last_receive + {float(audit.visibility_timeout)!r} > {float(audit.at)!r})
-                OR (m.sent_at IS NOT NULL AND m.sent_at + {float(audit.delay)!r} > {float(audit.at)!r}) THEN 'still_queued'
+              WHEN m.id IN (SELECT id FROM queued){guess} THEN 'still_queued'
               ELSE 'lost' END AS fate,
             max(m.receives, m.max_rc) AS deliveries
             FROM message m WHERE m.sent = 1""")
@@ -308,7 +317,7 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
     journal_section = journal.section(store, compare=told, lines=lines) if lines >= 0 else {}
     if journal_section.get("check"):
         figures["self_check.disagreements"] = journal_section["check"]["disagreement_count"]
-    return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store), section,
+    return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store, audit.notes), section,
                   store.sqs.section(), source, journal_section)
 
 
@@ -390,6 +399,9 @@ def _problems(store: LedgerStore) -> list[dict[str, Any]]:
         tasks = [task for (task,) in store.query("SELECT task FROM delivery WHERE id = ? ORDER BY task", mid)]
         problem = {"id": mid, "fate": fate, "phase": phase, "receive_count": max_rc, "receives": deliveries,
                    "processed": processed, "failures": failures, "tasks": tasks}
+        if fate == "still_queued":
+            for state, until in store.query("SELECT state, until FROM held WHERE id = ?", mid):
+                problem["held"] = {"state": state, "until": until}  # "still queued (in flight until T)"
         if fate == "duplicate":
             # Who made the extra processing: SQS (a copy survived a delete), the producer (it
             # sent the id twice), else the consumer side (a visibility overrun, a crash, a lost delete).
@@ -398,8 +410,8 @@ def _problems(store: LedgerStore) -> list[dict[str, Any]]:
     return problems
 
 
-def _anomalies(store: LedgerStore) -> list[str]:
-    anomalies = []
+def _anomalies(store: LedgerStore, notes: list[str]) -> list[str]:
+    anomalies = list(notes)
     both = store.query("SELECT id FROM fates WHERE processed > 0 AND id IN (SELECT id FROM dlq) ORDER BY seq LIMIT ?",
                        ANOMALY_LIST_LIMIT + 1)
     anomalies += [f"{mid}: processed and also in the DLQ (its delete did not take)" for (mid,) in both[:ANOMALY_LIST_LIMIT]]

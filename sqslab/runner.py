@@ -275,8 +275,8 @@ class Runner:
         self.target.stop_consumers(grace=STOP_GRACE)
         self.sampler.collect()
         self._check()
-        audit = audit_queues(self.sqs, self.endpoints, self.sampler, self.recorder, scenario.infra.visibility_timeout, scenario.infra.delay,
-                             exact=bool(getattr(self.target, "sqs_exact", False)))
+        audit = audit_queues(self.target, self.sqs, self.endpoints, self.sampler, self.recorder, scenario.infra.visibility_timeout,
+                             scenario.infra.delay, fifo=scenario.infra.fifo)
         audit.t0 = self.recorder.t0_wall
         ledger = ledger_of_run(self.run_dir, audit, program=scenario.program is not None)
         disagreement = journal.disagreement(ledger.journal)

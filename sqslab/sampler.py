@@ -85,12 +85,18 @@ class Sampler:
                 break
 
     def depths(self) -> dict[str, Any]:
-        """Queue visible / in flight / delayed and DLQ depth now."""
-        visible, in_flight, delayed = queue_counts(self._sqs, self._endpoints.queue_url)
+        """Queue visible / in flight / delayed and DLQ depth now: the target's exact view
+        where it has one (the embedded emulator), else SQS's approximate counts."""
+        urls = [self._endpoints.queue_url] + ([self._endpoints.dlq_url] if self._endpoints.dlq_url else [])
+        states = self._target.queue_states(urls)
+        if states is not None:
+            counts = [(state.visible, state.in_flight, state.delayed) for state in states]
+        else:
+            counts = [queue_counts(self._sqs, url) for url in urls]
+        (visible, in_flight, delayed), dlq = counts[0], counts[1:]
         depths = {"queue.visible": visible, "queue.in_flight": in_flight, "queue.delayed": delayed, "dlq.messages": 0}
-        if self._endpoints.dlq_url:
-            dlq_visible, dlq_in_flight, _ = queue_counts(self._sqs, self._endpoints.dlq_url)
-            depths["dlq.messages"] = dlq_visible + dlq_in_flight
+        if dlq:
+            depths["dlq.messages"] = sum(dlq[0])
         return depths
 
     def collect(self) -> list[dict[str, Any]]:

@@ -885,7 +885,7 @@ def test_observe_tells_of_retries_with_a_botocore_before_request_context(emu: Em
 
     def as_before_botocore_1_44(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        del self.context  # what botocore 1.43 and older build: no context on the prepared request
+        self.__dict__.pop("context", None)  # what botocore 1.43 and older build: no context on the prepared request
 
     monkeypatch.setattr(AWSPreparedRequest, "__init__", as_before_botocore_1_44)
     events: list[tuple[str, dict[str, Any]]] = []

@@ -547,6 +547,11 @@ def _recording_target(calls: _Calls, fail_reads_after: float | None = None) -> t
 
             return Failing()
 
+        def queue_states(self, queue_urls: list[str], messages: bool = False) -> object:
+            if fail_reads_after is not None and _time.monotonic() - self._born > fail_reads_after:
+                raise ConnectionError("the endpoint went away")  # the lab's exact view fails too
+            return super().queue_states(queue_urls, messages)
+
         def teardown(self) -> None:
             super().teardown()
             calls.torn_down = True

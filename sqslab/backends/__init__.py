@@ -46,6 +46,36 @@ class TaskCounts:
 
 
 @dataclass(frozen=True)
+class HeldMessage:
+    """One message a queue holds, as the lab's exact view sees it."""
+
+    id: str  # sqslab's id, or `?MessageId` for a message not ours
+    state: str  # ready, inflight or delayed
+    until: float | None  # epoch seconds its visibility timeout or delay ends
+    receive_count: int = 0
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """A queue's exact state: its counts, and (when asked for) every message it holds."""
+
+    visible: int
+    in_flight: int
+    delayed: int
+    messages: tuple[HeldMessage, ...] | None = None
+    truncated: bool = False
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> QueueState:
+        """From the emulator's answer (sqslab.emulator.state.snapshot)."""
+        listed = data.get("messages")
+        messages = None if listed is None else tuple(
+            HeldMessage(str(m["id"]), str(m["state"]), m.get("until"), int(m.get("rc") or 0), m.get("group")) for m in listed)
+        return cls(int(data["visible"]), int(data["in_flight"]), int(data["delayed"]), messages, bool(data.get("truncated")))
+
+
+@dataclass(frozen=True)
 class TargetOption:
     """One option of a target, offered on the command line as `--NAME` (dashes for
     underscores) by every command that takes `--target`, and handed to the factory as
@@ -117,6 +147,13 @@ class Target(Protocol):
 
     def teardown(self) -> None:
         """Release everything the target made; idempotent, called on every exit path."""
+        ...
+
+    def queue_states(self, queue_urls: list[str], messages: bool = False) -> list[QueueState] | None:
+        """The lab's exact view of these queues, in order, read through the lab's own channel
+        (never through the behaviour profile, the faults or the FIFO group locks a consumer
+        meets); with `messages`, every message each holds. None where the target has no such
+        view (real SQS, your own endpoint): the runner then reads the queues through SQS."""
         ...
 
     def failure(self) -> str | None:

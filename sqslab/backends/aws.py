@@ -271,6 +271,10 @@ class AwsTarget:
         except (ClientError, BotoCoreError):
             pass
 
+    def queue_states(self, queue_urls: list[str], messages: bool = False) -> None:
+        """Real SQS has no exact view: the runner reads the queues through SQS."""
+        return None
+
     def failure(self) -> str | None:
         """Nothing of the AWS target's own dies unnoticed: AWS errors surface as they happen."""
         return None

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqslab.backends import Endpoints, Log, TargetError, TargetOption, TaskCounts
+from sqslab.backends import Endpoints, Log, QueueState, TargetError, TargetOption, TaskCounts
 from sqslab.backends.program import EVENTS as PROGRAM_EVENTS
 from sqslab.backends.program import ProgramWatch, program_env
 from sqslab.backends.supervisor import Supervisor, python_command
@@ -59,7 +59,6 @@ class LocalTarget:
         self._torn_down = False
         self._terraform: Any = None
         self._sqs_events: JsonTail | None = None
-        self._lab_exact = True
         self._program: Any = None  # the scenario's consumer.program, if any
         self._program_env: dict[str, str] = {}  # what set_consumer added to its environment
         self._watch: ProgramWatch | None = None
@@ -90,7 +89,6 @@ class LocalTarget:
         if endpoint is None:
             try:
                 self._sqs_events = JsonTail(run_dir / SQS_EVENTS)
-                self._lab_exact = scenario.sqs.exact
                 lab = None if scenario.sqs.exact else scenario.sqs.lab(scenario.seed)
                 self._emulator = Emulator(log_path=run_dir / "emulator.log", lab=lab, events_path=run_dir / SQS_EVENTS,
                                           journal_path=run_dir / JOURNAL_FILE).start()
@@ -133,11 +131,22 @@ class LocalTarget:
             raise TargetError(f"terraform apply on the emulator failed: {exc}") from exc
         return outputs["queue_url"], outputs.get("dlq_url") or None
 
-    @property
-    def sqs_exact(self) -> bool:
-        """Whether the run's SQS is the embedded emulator in exact mode: a short poll then
-        sees every visible message, so the final audit needs no long poll."""
-        return self._emulator is not None and self._lab_exact
+    def queue_states(self, queue_urls: list[str], messages: bool = False) -> list[QueueState] | None:
+        """The embedded emulator's exact state of these queues (its control endpoint); None
+        with --endpoint-url, where the queues are read through SQS."""
+        from sqslab.emulator import EmulatorError
+
+        if self._emulator is None:
+            return None
+        names = [url.rstrip("/").rsplit("/", 1)[-1] for url in queue_urls]
+        try:
+            states = self._emulator.queue_states(names, messages=messages)
+        except EmulatorError as exc:
+            raise TargetError(str(exc)) from exc
+        missing = [name for name in names if states.get(name) is None]
+        if missing:
+            raise TargetError(f"the emulator has no queue {', '.join(missing)}")
+        return [QueueState.of(states[name]) for name in names]
 
     def sqs_client(self, observer: bool = False) -> Any:
         """A boto3 SQS client for the run's endpoint, with dummy credentials; an observer's

@@ -240,6 +240,15 @@ class Emulator:
         """Have the emulator write the SQS journal's buffered lines now."""
         self.control("journal/flush", {})
 
+    def queue_states(self, names: list[str], messages: bool = False, limit: int | None = None) -> dict[str, Any]:
+        """Each named queue's exact state (counts; with `messages`, every live message's id,
+        state and deadline), read through the control endpoint: the lab's own channel,
+        which the behaviour profile and the faults never touch. None for a queue not there."""
+        request: dict[str, Any] = {"names": names, "messages": messages}
+        if limit is not None:
+            request["limit"] = limit
+        return dict(self.control("queues", request, timeout=60.0 if messages else 5.0))
+
     def lab_state(self) -> dict[str, Any]:
         """The behaviour settings and fault rules in force."""
         return dict(self.control("lab"))

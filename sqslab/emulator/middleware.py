@@ -5,7 +5,9 @@ emulator's control endpoint.
   ``/_sqslab/faults`` (POST a rule, sqsfaults.check_rule's format): add a fault rule
   now (the timed `sqs_fault` action); ``/_sqslab/behavior`` (POST settings): change
   behaviour settings; ``/_sqslab/journal/flush`` (POST): write the SQS journal's
-  buffered lines now. Loopback only, as the emulator itself.
+  buffered lines now; ``/_sqslab/queues`` (POST ``{"names": [...], "messages": bool,
+  "limit": N}``): each named queue's exact state (state.snapshot), the lab's own channel
+  for settling and the final audit. Loopback only, as the emulator itself.
 * Every SQS call is named (``X-Amz-Target`` for the JSON protocol, ``Action`` for the
   query protocol) and put to the lab's fault plan: a fired rule waits its latency,
   then answers with SQS's error response, or (``timeout``) lets the call take effect
@@ -158,6 +160,8 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
         if path == "journal/flush" and method == "POST":
             lab.journal.flush()
             return _json(start_response, 200, {"flushed": True})
+        if path == "queues" and method == "POST":
+            return _json(start_response, 200, _queue_states(json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}")))
         if path == "faults" and method == "POST":
             rule = lab.faults.add(json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}"))
             lab.emit("sqs_fault_rule", rule=rule)
@@ -174,6 +178,29 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
     except (ValueError, TypeError) as exc:
         return _json(start_response, 400, {"error": str(exc)})
     return _json(start_response, 404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{path}"})
+
+
+#: The most messages one `queues` control request lists per queue (the audit's own limit).
+MAX_LISTED = 1_000_000
+
+
+def _queue_states(request: Any) -> dict[str, Any]:
+    """The exact state of each queue named in the request, by name (null: no such queue)."""
+    from moto.sqs.models import sqs_backends
+
+    from sqslab.emulator.state import snapshot
+
+    if not isinstance(request, dict) or not isinstance(request.get("names"), list):
+        raise ValueError('POST {"names": [queue names], "messages": true|false, "limit": N}')
+    limit = request.get("limit", MAX_LISTED)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_LISTED:
+        raise ValueError(f"limit must be a whole number from 0 to {MAX_LISTED}")
+    queues = {}
+    for account in list(sqs_backends.values()):
+        for backend in list(account.values()):
+            queues.update(backend.queues)
+    return {str(name): snapshot(queues[name], bool(request.get("messages")), limit) if name in queues else None
+            for name in request["names"]}
 
 
 def _json(start_response: StartResponse, status: int, data: Any) -> list[bytes]:

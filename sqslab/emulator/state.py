@@ -192,3 +192,30 @@ def _next_deadline(queue: Any) -> float | None:
     """The earliest delay or visibility deadline in queue (ms; may be a dead entry's), or None."""
     tops = [h.items[0][0] for h in (queue._heaps[DELAYED], queue._heaps[INFLIGHT]) if h.items]
     return min(tops) if tops else None
+
+
+def snapshot(queue: Any, messages: bool, limit: int) -> dict[str, Any]:
+    """The queue's exact state, as the lab reads it (never what the behaviour profile, the
+    faults or a FIFO group lock make of it for a consumer): its counts and, with
+    `messages`, up to `limit` live messages in send order, each with sqslab's id (`?` and
+    the MessageId for a message not ours), its state, the epoch second its delay or
+    visibility timeout ends, its receive count and FIFO group."""
+    from sqslab.contracts import sqslab_id
+
+    with LOCK:
+        now = now_ms()
+        _promote(queue, now)
+        state: dict[str, Any] = {"visible": queue._counts[READY], "in_flight": queue._counts[INFLIGHT],
+                                 "delayed": queue._counts[DELAYED]}
+        if not messages:
+            return state
+        listed = []
+        for msg in itertools.islice(queue._messages.values(), limit):
+            kind = msg._sqslab_state
+            until = msg.visible_at if kind == INFLIGHT else msg.delayed_until if kind == DELAYED else None
+            listed.append({"id": sqslab_id(msg.body, msg.message_attributes) or f"?{msg.id}", "state": kind,
+                           "until": round(until / 1000.0, 3) if until else None, "rc": msg.approximate_receive_count,
+                           "group": msg.group_id})
+        state["messages"] = listed
+        state["truncated"] = len(queue._messages) > limit
+        return state
