@@ -115,3 +115,43 @@ settle: {until: none}
     assert fates_sum(summary) == 40
     audit = [e for e in read_jsonl(result.run_dir / "events.jsonl") if e.get("event") == "audit"]
     assert audit and audit[0]["exact"] is True
+
+
+def test_a_receive_whose_answer_times_out_keeps_the_self_check(host, tmp_path):
+    """A documented `timeout` fault on ReceiveMessage: SQS made the receive, the consumer
+    never got the answer. The journal calls it a receive not handed over, as SQS's own
+    lost receives, so the self-check agrees (it once failed the run, exit 3)."""
+    result = run("""
+version: 1
+name: receive-timeout
+seed: 2
+infra: {consumers: 2, queue: {visibility_timeout: 1s}}
+consumer: {work_time: 5ms, wait_time: 1s}
+sqs: {faults: [{api: ReceiveMessage, error: timeout, rate: 20%}]}
+load: [{rate: 40/s, duration: 3s}]
+settle: {timeout: 30s}
+expect: [lost == 0, processed == sent]
+""", host, tmp_path)
+    assert result.exit_code == 0, (result.summary["errors"], result.summary["expectations"])
+    assert result.summary["figures"].get("self_check.disagreements", 0) == 0
+    assert result.summary["figures"]["sent"] == 120
+
+
+def test_faults_on_every_api_leave_the_labs_own_calls_alone(host, tmp_path):
+    """`api: "*"` faults the system under test (the consumer's and the producer's calls),
+    never the lab's own setup and readings (it once ended in an internal error, exit 3)."""
+    result = run("""
+version: 1
+name: faults-everywhere
+seed: 4
+infra: {consumers: 1, queue: {visibility_timeout: 1s}}
+consumer: {work_time: 5ms, wait_time: 1s}
+sqs: {faults: [{api: "*", error: access_denied, rate: 50%}]}
+load: [{rate: 20/s, duration: 2s}]
+settle: {timeout: 30s}
+expect: [lost == 0]
+""", host, tmp_path)
+    assert result.exit_code in (0, 1), result.summary["errors"]
+    assert not result.summary["errors"], result.summary["errors"]
+    assert result.summary["figures"]["lost"] == 0
+    assert fates_sum(result.summary) == result.summary["figures"]["sent"] > 0

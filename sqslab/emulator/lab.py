@@ -187,6 +187,8 @@ class Lab:
     def record(self, op: str, **fields: Any) -> None:
         """One line of the SQS journal, attributed to the caller of this thread's call."""
         if self.journal.fd is not None:
+            if op == "receive" and getattr(self.calls, "dropped", False):
+                fields = {**fields, "lost": True}  # a timeout fault: the answer never reached the caller
             self.journal.write(op, self.caller(), fields)
 
     def close(self) -> None:

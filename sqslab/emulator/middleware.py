@@ -35,6 +35,8 @@ CONTROL_PREFIX = "/_sqslab/"
 #: A request with this header is sqslab observing (its sampler, its audit): no fault hits it.
 OBSERVER_HEADER = "X-Sqslab-Observer"
 _OBSERVER_KEY = "HTTP_" + OBSERVER_HEADER.upper().replace("-", "_")
+#: Callers that are the lab itself (their access keys: `sqslab-setup`, the observer header).
+LAB_CALLERS = frozenset({"setup", "observer"})
 #: The largest control request body read (a fault rule is a few hundred bytes).
 MAX_CONTROL_BODY = 64 * 1024
 #: The largest query-protocol body read to find its Action (SQS's own limit is 1 MiB).
@@ -57,7 +59,9 @@ def wrap(sqs_app: App) -> App:
         lab.calls.by = by = "observer" if observer else caller(environ)
         if api and not observer:
             lab.first_call(by, api)
-        decision = lab.faults.decide(api) if api and lab.faults and not observer else None
+        # Faults are for the system under test: never the lab's own setup and readings.
+        ours = observer or by in LAB_CALLERS
+        decision = lab.faults.decide(api) if api and lab.faults and not ours else None
         if decision is None or api is None:
             return answer(environ, start_response)
         lab.emit(**decision.event(api))
@@ -129,8 +133,14 @@ _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 5
 
 
 def _drop_answer(sqs_app: App, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-    """Carry the call out, then close the connection instead of answering."""
-    list(sqs_app(environ, lambda *args, **kwargs: None))
+    """Carry the call out, then close the connection instead of answering. What the call
+    received is journalled as not handed over (as SQS's own lost receives)."""
+    lab = current()
+    lab.calls.dropped = True
+    try:
+        list(sqs_app(environ, lambda *args, **kwargs: None))
+    finally:
+        lab.calls.dropped = False
     sock = environ.get("werkzeug.socket")
     if sock is not None:
         try:
