@@ -177,13 +177,19 @@ CREATE UNIQUE INDEX temp.jfates_sid ON jfates (sid);
 """
 
 
-def disagreement(section: dict[str, Any]) -> str | None:
-    """The run's error when the self-check found the two stories differ, else None."""
+def disagreement(section: dict[str, Any], program: bool = False) -> str | None:
+    """When the self-check found the two stories differ, what that says, else None. Told by
+    the built-in consumer, the difference is a bug of sqslab (the run's error, exit 3); told
+    by a consumer program of the user's, it is a finding about that program (exit 1)."""
     check = section.get("check")
     if not check or check["agree"]:
         return None
+    listed = "; ".join(check["disagreements"][:3])
+    if program:
+        return (f"its events disagree with the SQS journal: {check['disagreement_count']} fact(s) it told differently from "
+                f"what SQS saw (summary.json ledger.journal.check; fates follow the journal's side only when it tells nothing): {listed}")
     return (f"the lab disagrees with itself: {check['disagreement_count']} fact(s) the consumers' events and the SQS journal "
-            "tell differently, a bug of sqslab (summary.json ledger.journal.check): " + "; ".join(check["disagreements"][:3]))
+            f"tell differently, a bug of sqslab (summary.json ledger.journal.check): {listed}")
 
 
 def has_consumer_events(store: Any) -> bool:

@@ -279,8 +279,11 @@ class Runner:
                              scenario.infra.delay, fifo=scenario.infra.fifo)
         audit.t0 = self.recorder.t0_wall
         ledger = ledger_of_run(self.run_dir, audit, program=scenario.program is not None)
-        disagreement = journal.disagreement(ledger.journal)
-        if disagreement:
+        disagreement = journal.disagreement(ledger.journal, program=scenario.program is not None)
+        if disagreement and scenario.program is not None:
+            self.facts.findings.append(disagreement)  # about the user's program, not the lab
+            self.recorder.emit({"event": "finding", "about": "consumer", "finding": disagreement})
+        elif disagreement:
             self._error(disagreement)
         figures = {**ledger.figures, "drain_time": self.sampler.drain.drain_time(), "duration": self.recorder.since_t0(),
                    "tasks.started": self.target.tasks().started, "tasks.max_running": self.sampler.max_running,

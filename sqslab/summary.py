@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -29,7 +30,8 @@ class RunFacts:
     endpoint_url: str | None = None
     phases: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the lab's own failures: exit 3
+    findings: list[str] = field(default_factory=list)  # what the consumer under test did wrong: exit 1
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -71,11 +73,11 @@ def consumer_facts(program: Any) -> dict[str, Any]:
     return {"kind": "program", "command": program.text, "cwd": program.cwd, "image": program.image}
 
 
-def verdict(errors: list[str], expectations: list[dict[str, Any]]) -> tuple[str, int]:
-    """(status, exit code): an error wins over a failed expectation."""
+def verdict(errors: list[str], expectations: list[dict[str, Any]], findings: Sequence[str] = ()) -> tuple[str, int]:
+    """(status, exit code): an error wins over a failed expectation or a finding about the consumer."""
     if errors:
         return "error", Exit.ERROR
-    if any(not e["passed"] for e in expectations):
+    if findings or any(not e["passed"] for e in expectations):
         return "failed", Exit.FAILED
     return "passed", Exit.PASSED
 
@@ -83,9 +85,10 @@ def verdict(errors: list[str], expectations: list[dict[str, Any]]) -> tuple[str,
 def full_summary(facts: RunFacts, figures: dict[str, Any], ledger: dict[str, Any], settle: dict[str, Any]) -> dict[str, Any]:
     """The summary of a run that reached its ledger: expectations decide the verdict."""
     expectations = [{"text": c.text, "passed": c.holds(figures), "measured": c.measured(figures)} for c in facts.scenario.expect]
-    status, exit_code = verdict(facts.errors, expectations)
+    status, exit_code = verdict(facts.errors, expectations, facts.findings)
     summary = partial_summary(facts)
     summary.update({"status": status, "exit_code": int(exit_code), "figures": figures, "expectations": expectations,
+                    "findings": facts.findings,
                     "ledger": ledger, "settle": settle})
     return summary
 
@@ -108,8 +111,9 @@ def final_summary(facts: RunFacts, summary: dict[str, Any], interrupted: bool) -
 
 
 def warnings(facts: RunFacts, figures: dict[str, Any]) -> list[str]:
-    """What a reader must not miss beside the verdict: lost messages, actions left running."""
-    found = []
+    """What a reader must not miss beside the verdict: findings about the consumer, lost
+    messages, actions left running."""
+    found = [f"your consumer: {finding}" for finding in facts.findings]
     if figures.get("lost"):
         found.append(f"{figures['lost']} message(s) LOST: sent, never processed, not in the DLQ, not in the queue. "
                      "This is a bug somewhere: see ledger.problems.")

@@ -155,3 +155,26 @@ expect: [lost == 0]
     assert not result.summary["errors"], result.summary["errors"]
     assert result.summary["figures"]["lost"] == 0
     assert fates_sum(result.summary) == result.summary["figures"]["sent"] > 0
+
+
+def test_a_program_whose_events_disagree_with_the_journal_is_the_finding(host, tmp_path):
+    """A program that says "processed" for messages it never deleted: the finding is about
+    the consumer (exit 1, naming ids and what each side said), not "a bug of sqslab"."""
+    program = FIXTURES / "programs" / "tells_lies.py"
+    result = run(f"""
+version: 1
+name: tells-lies
+seed: 6
+infra: {{consumers: 1, queue: {{visibility_timeout: 30s}}}}
+consumer:
+  program: {{command: [python3, "{program}"], stop_grace: 1s}}
+load: [{{burst: 10}}]
+settle: {{until: none}}
+""", host, tmp_path)
+    summary = result.summary
+    assert result.exit_code == 1, (summary["errors"], summary.get("findings"))
+    assert summary["status"] == "failed" and not summary["errors"]
+    [finding] = summary["findings"]
+    assert "disagree with the SQS journal" in finding and "bug of sqslab" not in finding
+    assert "(id " in finding, "names the ids"
+    assert any(w.startswith("your consumer:") for w in summary["warnings"])
