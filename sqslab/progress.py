@@ -49,7 +49,7 @@ class Progress:
         parts = [
             f"[{elapsed}/~{format_duration(round(self.expected))}] {phase}",
             f"sent {sample.get('sent', 0)}",
-            f"processed {sample.get('processed', 0)}",
+            f"processed {sample.get('processed', 0)}" + (f" (+{sample['processed_again']} again)" if sample.get("processed_again") else ""),
             f"queue {sample.get('queue.visible', '?')}",
             f"in flight {sample.get('queue.in_flight', '?')}",
             f"dlq {sample.get('dlq.messages', '?')}",

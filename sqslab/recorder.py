@@ -71,8 +71,10 @@ class Recorder:
         self._lock = threading.Lock()
         self.t0 = 0.0  # monotonic
         self.t0_wall = 0.0  # epoch
-        self._counters = {"sent": 0, "processed": 0, "failed": 0}
+        # processed: distinct messages (it never passes sent); processed_again: the extra times.
+        self._counters = {"sent": 0, "processed": 0, "processed_again": 0, "failed": 0}
         self._oldest = OldestUnfinished()
+        self._processed = bytearray()  # by seq - 1; 1: processed at least once
 
     def start_clock(self) -> None:
         """t0: the start of the load."""
@@ -118,7 +120,7 @@ class Recorder:
                 event["t"] = self._t(event.get("ts") or 0) if isinstance(event.get("ts"), (int, float)) else None
                 kind = event.get("event")
                 if kind == "processed" or kind == "sqs_delete":  # sqs_delete: a program's delete, from the SQS journal
-                    self._counters["processed"] += 1
+                    self._counters["processed" if self._first_processing(event) else "processed_again"] += 1
                     self._finish(event)
                 elif kind == "failed":
                     self._counters["failed"] += 1
@@ -126,13 +128,26 @@ class Recorder:
                         self._finish(event)  # its next receive moves it to the DLQ
         self.events.write_many(events)
 
+    def _first_processing(self, event: dict[str, Any]) -> bool:
+        """Whether this is the first processing of its message (one without a seq counts as one)."""
+        seq = event.get("seq")
+        if not isinstance(seq, int) or seq <= 0:
+            return True
+        missing = seq - len(self._processed)
+        if missing > 0:
+            self._processed.extend(b"\0" * missing)
+        if self._processed[seq - 1]:
+            return False
+        self._processed[seq - 1] = 1
+        return True
+
     def _finish(self, event: dict[str, Any]) -> None:
         seq = event.get("seq")
         if isinstance(seq, int) and seq > 0:
             self._oldest.finished(seq)
 
     def counters(self) -> dict[str, int]:
-        """sent, processed and failed so far."""
+        """sent, processed (distinct messages), processed_again (the extra times) and failed so far."""
         with self._lock:
             return dict(self._counters)
 

@@ -428,7 +428,8 @@ def sqs_lines(summary: dict[str, Any]) -> list[str]:
                      f"{figures.get('api_errors', 0)} calls given up ({errors or 'none'})")
     behavior = section.get("behavior") or {}
     if behavior:
-        lines.append("SQS beyond exactness: " + ", ".join(f"{kind.replace('_', ' ')} ×{n}" for kind, n in behavior.items())
+        # Not "beyond exactness": an exact SQS also meets stale receipts (and acts on them).
+        lines.append("what SQS did: " + ", ".join(f"{kind.replace('_', ' ')} ×{n}" for kind, n in behavior.items())
                      + f" (duplicates added: {figures.get('sqs_duplicates', 0)})")
     if figures.get("redriven"):
         lines.append(f"redriven from the DLQ: {figures['redriven']}")

@@ -167,3 +167,23 @@ def test_an_exact_run_has_zero_sqs_figures_and_no_sqs_section():
     ledger = build_ledger([sent("a"), consumer("received", "a", 1), consumer("processed", "a", 1.1)], audit())
     assert ledger.sqs == {} and "sqs" not in ledger.as_dict()
     assert ledger.figures["faults.injected"] == 0 and ledger.figures["sqs_duplicates"] == 0
+
+
+def test_the_live_processed_counter_counts_messages_not_processings(tmp_path):
+    """The live `processed` never passes `sent`: a message processed twice counts once, and
+    the extra processing is `processed_again` (the progress line shows both)."""
+    import io
+
+    from sqslab.progress import Progress
+    from sqslab.recorder import Recorder
+
+    recorder = Recorder(tmp_path, max_receive_count=3, dlq_enabled=True)
+    recorder.start_clock()
+    recorder.on_sent([{"id": "a", "seq": 1}, {"id": "b", "seq": 2}])
+    recorder.take_consumer_events([{"event": "processed", "id": "a", "seq": 1, "ts": 1.0},
+                                   {"event": "processed", "id": "a", "seq": 1, "ts": 2.0},
+                                   {"event": "processed", "id": "b", "seq": 2, "ts": 3.0}])
+    counters = recorder.counters()
+    assert counters["sent"] == 2 and counters["processed"] == 2 and counters["processed_again"] == 1
+    assert "processed 2 (+1 again)" in Progress(10.0, stream=io.StringIO()).format({"t": 1, **counters})
+    recorder.close()
