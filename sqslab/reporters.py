@@ -79,6 +79,8 @@ def render_text(run: Any, options: dict[str, Any]) -> str:
             mark = "pass" if item["passed"] else "FAIL"
             lines.append(f"  {mark}  {item['text']:<34} measured: {item['measured']}")
     counts = (summary.get("ledger") or {}).get("counts")
+    if not counts:
+        lines += _partial_lines(summary)
     if counts:
         lines.append(f"ledger ({figures.get('sent', 0)} sent):")
         for fate in FATES:
@@ -92,6 +94,25 @@ def render_text(run: Any, options: dict[str, Any]) -> str:
     lines += [f"sqs: {line}" for line in sqs_lines(summary)]
     lines += journal_lines(summary)
     return "\n".join(lines) + "\n"
+
+
+def _partial_lines(summary: dict[str, Any]) -> list[str]:
+    """What a run that ended before its ledger (interrupted, an error) got through: the live
+    counters, the phases and the actions as far as they went, and where to look."""
+    lines = []
+    counters = summary.get("counters") or {}
+    if counters:
+        again = f" (+{counters['processed_again']} again)" if counters.get("processed_again") else ""
+        lines.append(f"so far (no ledger: the run ended before it): sent {counters.get('sent', 0)}, "
+                     f"processed {counters.get('processed', 0)}{again}, failed {counters.get('failed', 0)}")
+    for phase in summary.get("phases") or []:
+        cut = ", interrupted" if phase.get("interrupted") else ""
+        lines.append(f"  phase {phase.get('phase')}: sent {phase.get('sent', 0)} of {phase.get('planned', '?')}{cut}")
+    for action in summary.get("actions") or []:
+        lines.append(f"  action {action.get('name')} ({action.get('do')}): {action.get('status', '?')}")
+    if summary.get("status") in ("interrupted", "error"):
+        lines.append("events.jsonl and metrics.jsonl in the run directory hold everything up to the end")
+    return lines
 
 
 def _ordering_lines(summary: dict[str, Any]) -> list[str]:

@@ -246,6 +246,12 @@ actions: [{at: 2s, do: kill_emulator}]
     ended = next(e["t"] for e in events if e.get("event") == "run_ended")
     assert last_send < killed_at + 1.0, "the run stops sending within a second"
     assert ended < killed_at + 20, "and ends, instead of sending to a dead endpoint for the rest of the load"
+    from sqslab.reporters import render_text
+
+    text = render_text(load_run(result.run_dir), {})
+    sent = sum(1 for e in events if e.get("event") == "sent")
+    assert f"so far (no ledger: the run ended before it): sent {sent}," in text, text
+    assert "action kill_emulator-1 (kill_emulator): done" in text, "the report of a cut-short run keeps what it got through"
 
 
 # -- 7. an AWS profile that does not exist --------------------------------------------------------------
