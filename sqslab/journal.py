@@ -9,7 +9,10 @@ program, whether it cooperates or not:
 * fates from SQS's side: a message whose handles were used to delete it by one receive was
   processed once; by two or more receives, possibly processed more than once (a receiver's
   delete came too late, or was stale); never deleted and in the DLQ, dead-lettered; still in
-  the queue, still queued; gone otherwise (expired, purged), lost;
+  the queue, still queued; dropped when its retention ran out, expired; dropped by a
+  PurgeQueue, purged; gone otherwise, lost. Whoever deleted it: any caller but the lab's own
+  (its setup, its readings, its producer, SQS's redrive) is a consumer, whatever key it signs
+  with (a program that signs with `testing` is still one);
 * per task: receives, deletes, visibility changes.
 
 Where the consumers also tell what they did (the built-in consumer always; a program that
@@ -36,6 +39,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sqslab.fates import FATES
+
 #: The journal's file in the run directory (the local target has the emulator write it there).
 JOURNAL_FILE = "sqs_journal.jsonl"
 #: Disagreements listed one by one (the rest are counted).
@@ -46,7 +51,10 @@ STOP_SLACK = 2.0
 BATCH = 5000
 #: Delete effects that show a receiver tried to delete (so had done with the message).
 _ATTEMPTS = "('deleted', 'stale_deleted', 'stale_ignored', 'again', 'copy_kept')"
-_CONSUMER = "LIKE 'task-%'"
+#: Callers that are the lab itself (sqslab.emulator.middleware.LAB_CALLERS, the producer,
+#: SQS's own redrive); every other caller is a consumer, whichever key it signs with.
+LAB_CALLERS = ("setup", "observer", "producer", "sqs:redrive")
+_CONSUMER = "NOT IN (" + ", ".join(f"'{c}'" for c in LAB_CALLERS) + ")"
 
 SCHEMA = """
 CREATE TABLE jsend (mid TEXT PRIMARY KEY, sid TEXT, q TEXT, by TEXT, dropped INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
@@ -56,7 +64,7 @@ CREATE TABLE jrecv (mid TEXT NOT NULL, rc INTEGER NOT NULL, by TEXT, ts REAL, lo
 CREATE TABLE jdel (mid TEXT, rc INTEGER, by TEXT, effect TEXT, ts REAL);
 CREATE INDEX jdel_mid ON jdel (mid, rc);
 CREATE TABLE jvis (by TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE TABLE jgone (mid TEXT PRIMARY KEY, how TEXT) WITHOUT ROWID;
+CREATE TABLE jgone (mid TEXT PRIMARY KEY, how TEXT, by TEXT) WITHOUT ROWID;
 CREATE TABLE jdlq (mid TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE jfault (by TEXT NOT NULL, api TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (by, api)) WITHOUT ROWID;
 CREATE TABLE erecv (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
@@ -80,7 +88,7 @@ STATEMENTS = {
     "receive": "INSERT OR REPLACE INTO jrecv VALUES (?, ?, ?, ?, ?)",
     "delete": "INSERT INTO jdel VALUES (?, ?, ?, ?, ?)",
     "visibility": "INSERT INTO jvis VALUES (?, 1) ON CONFLICT (by) DO UPDATE SET n = n + 1",
-    "gone": "INSERT OR REPLACE INTO jgone VALUES (?, ?)",
+    "gone": "INSERT OR REPLACE INTO jgone VALUES (?, ?, ?)",
     "dead_letter": "INSERT OR IGNORE INTO jdlq VALUES (?)",
     "fault": "INSERT INTO jfault VALUES (?, ?, 1) ON CONFLICT (by, api) DO UPDATE SET n = n + 1",
 }
@@ -121,13 +129,13 @@ def journal_rows(line: dict[str, Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
     elif op == "delete":
         yield "delete", (mid, line.get("rc"), by, line.get("effect"), line.get("ts"))
         if line.get("effect") in ("deleted", "stale_deleted"):
-            yield "gone", (mid, "deleted")
+            yield "gone", (mid, "deleted", by)
     elif op == "visibility" and by != "observer":
         yield "visibility", (by,)
     elif op == "dead_letter":
         yield "dead_letter", (mid,)
     elif op in ("redrive", "expired", "purged"):
-        yield "gone", (mid, op)
+        yield "gone", (mid, op, by)
 
 
 def fold(db: Any, lines: Iterable[dict[str, Any]]) -> int:
@@ -162,6 +170,7 @@ CREATE TEMP VIEW jmsg AS SELECT s.mid, s.sid,
   (SELECT max(r.ts) FROM jrecv r WHERE r.mid = s.mid AND r.by {_CONSUMER} AND r.lost = 0) AS last_receive,
   (SELECT min(d.ts) FROM jdel d WHERE d.mid = s.mid AND d.by {_CONSUMER} AND d.effect IN {_ATTEMPTS}) AS first_delete,
   EXISTS (SELECT 1 FROM jgone g WHERE g.mid = s.mid) AS gone,
+  (SELECT g.how FROM jgone g WHERE g.mid = s.mid) AS gone_how,
   EXISTS (SELECT 1 FROM jdlq q WHERE q.mid = s.mid) AS in_dlq
 FROM jsend s WHERE s.dropped = 0 AND s.sid IS NOT NULL;
 CREATE TEMP TABLE jfates AS SELECT sid, CASE
@@ -169,6 +178,8 @@ CREATE TEMP TABLE jfates AS SELECT sid, CASE
     WHEN sum(deleting) = 1 THEN 'processed_once'
     WHEN max(in_dlq AND NOT gone) THEN 'dead_lettered'
     WHEN max(NOT gone) THEN 'still_queued'
+    WHEN max(gone_how = 'expired') THEN 'expired'
+    WHEN max(gone_how = 'purged') THEN 'purged'
     ELSE 'lost' END AS fate,
   sum(deleting) AS deleting, sum(receives) AS receives, max(max_rc) AS max_rc, max(last_receive) AS last_receive,
   min(first_delete) AS first_delete
@@ -225,10 +236,10 @@ def section(store: Any, compare: bool, lines: int) -> dict[str, Any]:
     (when the consumers told their side) the self-check."""
     counts = dict(store.query("SELECT fate, count(*) FROM jfates GROUP BY fate"))
     (redelivered,), = store.query("SELECT count(*) FROM jfates WHERE fate = 'processed_once' AND receives > 1")
-    (stale,), = store.query("SELECT count(*) FROM jdel WHERE by LIKE 'task-%' AND effect IN ('stale_ignored', 'stale_deleted')")
+    (stale,), = store.query(f"SELECT count(*) FROM jdel WHERE by {_CONSUMER} AND effect IN ('stale_ignored', 'stale_deleted')")
     result: dict[str, Any] = {
         "lines": lines,
-        "counts": {fate: int(counts.get(fate, 0)) for fate in ("processed_once", "duplicate", "dead_lettered", "still_queued", "lost")},
+        "counts": {fate: int(counts.get(fate, 0)) for fate in FATES},
         "redelivered_then_deleted_once": redelivered,
         "stale_deletes": stale,
         "per_task": per_task(store),

@@ -1,15 +1,11 @@
 """The ledger: the fate of every message id, from what was sent, what consumers did and
 what the queues hold at the end.
 
-Fates, one per id, in this order of precedence:
-  duplicate       processed more than once
-  processed_once  processed exactly once
-  dead_lettered   found in the DLQ
-  still_queued    found in the queue, or not findable only because it is in flight or
-                  delayed (its last receive or its send is within the visibility timeout
-                  or the delay at the time of the audit)
-  lost            sent, and none of the above: a bug somewhere (consumer, emulator, or an
-                  action that deleted it unprocessed)
+Fates, one per id, in this order of precedence (sqslab.fates): processed more than once,
+processed once, dead-lettered (found in the DLQ), still queued (found in the queue in any
+state; read through SQS, where a message in flight cannot be seen, also an id whose last
+receive or send is within the visibility timeout or the delay at the audit), expired or
+purged (the SQS journal says SQS dropped it), and lost: sent, and none of the above.
 
 The per-message facts are folded from the events into SQLite (`RUN_DIR/ledger.sqlite`,
 or memory), so sqslab's own memory does not grow with the number of messages; the
@@ -27,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from sqslab import journal
+from sqslab.fates import FATES, PROBLEMS
 from sqslab.ordering import duplicate_figures, ordering
 from sqslab.rundir import read_jsonl
 from sqslab.sqs_facts import EVENTS as SQS_EVENTS
 from sqslab.sqs_facts import SqsTally
 
-FATES = ("processed_once", "duplicate", "dead_lettered", "still_queued", "lost")
 # How many problem messages (duplicates, dead-lettered, lost) the summary lists by id.
 PROBLEM_LIST_LIMIT = 500
 #: How many anomalies are listed one by one (the rest are counted).
@@ -59,6 +55,7 @@ CREATE TABLE task (task TEXT PRIMARY KEY, received INTEGER NOT NULL DEFAULT 0, p
 CREATE TABLE dlq (id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE queued (id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE held (id TEXT PRIMARY KEY, state TEXT NOT NULL, until REAL) WITHOUT ROWID;  -- in flight or delayed at the audit
+CREATE TABLE gone (id TEXT PRIMARY KEY, how TEXT NOT NULL, by TEXT) WITHOUT ROWID;  -- expired or purged, by the SQS journal
 CREATE TABLE totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE sqs_dup (message_id TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;  -- copies SQS kept after a delete
 """
@@ -169,6 +166,8 @@ class LedgerStore:
         self.db.executemany("INSERT OR IGNORE INTO dlq VALUES (?)", ((i,) for i in audit.dlq_ids))
         self.db.executemany("INSERT OR IGNORE INTO queued VALUES (?)", ((i,) for i in audit.queued_ids))
         self.db.executemany("INSERT OR IGNORE INTO held VALUES (?, ?, ?)", ((i, s, u) for i, (s, u) in audit.held.items()))
+        self.db.execute("INSERT OR IGNORE INTO gone SELECT s.sid, g.how, g.by FROM jgone g JOIN jsend s ON s.mid = g.mid "
+                        "WHERE g.how IN ('expired', 'purged') AND s.sid IS NOT NULL")
         # Read from the exact state, the queue's ids are all it holds, in flight or not; read
         # through SQS, a message in flight cannot be seen, so its last receive or its send
         # within the visibility timeout or the delay stands for it.
@@ -181,6 +180,8 @@ class LedgerStore:
               WHEN m.processed = 1 THEN 'processed_once'
               WHEN m.id IN (SELECT id FROM dlq) THEN 'dead_lettered'
               WHEN m.id IN (SELECT id FROM queued){guess} THEN 'still_queued'
+              WHEN m.id IN (SELECT id FROM gone WHERE how = 'expired') THEN 'expired'
+              WHEN m.id IN (SELECT id FROM gone WHERE how = 'purged') THEN 'purged'
               ELSE 'lost' END AS fate,
             max(m.receives, m.max_rc) AS deliveries
             FROM message m WHERE m.sent = 1""")
@@ -265,7 +266,7 @@ class Ledger:
             "receive_histogram": {str(k): v for k, v in sorted(self.receive_histogram.items())},
             "per_task": self.per_task,
             "problems": self.problems,
-            "problems_truncated": sum(self.counts[f] for f in ("duplicate", "dead_lettered", "lost", "still_queued")) > len(self.problems),
+            "problems_truncated": sum(self.counts[f] for f in PROBLEMS) > len(self.problems),
             "anomalies": self.anomalies,
             **({"ordering": self.ordering} if self.ordering else {}),
             **({"sqs": self.sqs} if self.sqs else {}),
@@ -346,6 +347,8 @@ def _figures(store: LedgerStore, counts: dict[str, int], audit: Audit, histogram
         "duplicates": counts["duplicate"],
         "dead_lettered": counts["dead_lettered"],
         "still_queued": counts["still_queued"],
+        "expired": counts["expired"],
+        "purged": counts["purged"],
         "lost": counts["lost"],
         "receives": receives,
         "redeliveries": redeliveries,
@@ -391,7 +394,7 @@ def _problems(store: LedgerStore) -> list[dict[str, Any]]:
     rows = store.query(
         "SELECT id, fate, phase, max_rc, deliveries, processed, dup_sends, "
         "(SELECT coalesce(sum(d.n), 0) FROM copy c JOIN sqs_dup d ON d.message_id = c.message_id WHERE c.id = fates.id) "
-        "FROM fates WHERE fate IN ('duplicate', 'dead_lettered', 'lost', 'still_queued') ORDER BY seq, id LIMIT ?",
+        f"FROM fates WHERE fate IN ({', '.join(repr(f) for f in PROBLEMS)}) ORDER BY seq, id LIMIT ?",
         PROBLEM_LIST_LIMIT)
     problems = []
     for mid, fate, phase, max_rc, deliveries, processed, dup_sends, sqs_copies in rows:
@@ -399,6 +402,9 @@ def _problems(store: LedgerStore) -> list[dict[str, Any]]:
         tasks = [task for (task,) in store.query("SELECT task FROM delivery WHERE id = ? ORDER BY task", mid)]
         problem = {"id": mid, "fate": fate, "phase": phase, "receive_count": max_rc, "receives": deliveries,
                    "processed": processed, "failures": failures, "tasks": tasks}
+        if fate == "purged":
+            for (by,) in store.query("SELECT by FROM gone WHERE id = ?", mid):
+                problem["purged_by"] = by
         if fate == "still_queued":
             for state, until in store.query("SELECT state, until FROM held WHERE id = ?", mid):
                 problem["held"] = {"state": state, "until": until}  # "still queued (in flight until T)"

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.expectations import FIGURES, describe_value
-from sqslab.ledger import FATES, percentile
+from sqslab.fates import FATES
+from sqslab.fates import LABELS as FATE_LABELS
+from sqslab.ledger import percentile
 from sqslab.rundir import Run, RunDirError, latest_run, load_run
 from sqslab.units import UnitError, parse_duration
 
@@ -41,13 +43,6 @@ KEY_FIGURES = ("sent", "processed_once", "duplicates", "dead_lettered", "still_q
 FILE_NAMES = {"junit": "junit.xml"}
 # Formats read in a browser: written to a file unless `-o -` asks for stdout.
 FILE_FORMATS = {"html"}
-FATE_NAMES = {
-    "processed_once": "processed once",
-    "duplicate": "duplicates (processed more than once)",
-    "dead_lettered": "dead-lettered",
-    "still_queued": "still queued",
-    "lost": "lost",
-}
 
 
 class ReportError(Exception):
@@ -525,7 +520,7 @@ def compare_rows(runs: list[Run], samples: list[list[dict[str, Any]]] | None = N
             sent = (run.summary.get("figures") or {}).get("sent") or 0
             value = counts.get(fate)
             cells.append("—" if value is None else (f"{value} ({100 * value / sent:.1f}%)" if sent else str(value)))
-        rows.append({"label": FATE_NAMES[fate], "kind": "lost" if fate == "lost" else "ledger", "cells": cells})
+        rows.append({"label": FATE_LABELS[fate], "kind": "lost" if fate == "lost" else "ledger", "cells": cells})
     rows.append({"label": "peak backlog (visible + in flight)", "kind": "figure",
                  "cells": [_text(peak_backlog(s)) for s in samples]})
     for name in ("drain_time", "duration", "sent", "receives", "redeliveries", "dlq.messages", "tasks.max_running",

@@ -27,11 +27,11 @@ from typing import Any
 
 from sqslab import __version__
 from sqslab.expectations import FIGURES, describe_value
+from sqslab.fates import FATES, PROBLEMS
+from sqslab.fates import LABELS as FATE_LABELS
 from sqslab.hookspecs import hookimpl
-from sqslab.ledger import FATES
 from sqslab.report import (
     CAUSES,
-    FATE_NAMES,
     MAX_POINTS,
     compare_rows,
     depth_overlay,
@@ -47,13 +47,6 @@ from sqslab.report import (
 )
 from sqslab.units import format_duration
 
-FATE_LABELS = {
-    "processed_once": "processed once",
-    "duplicate": "processed more than once",
-    "dead_lettered": "dead-lettered",
-    "still_queued": "still queued",
-    "lost": "LOST",
-}
 # Problem messages a Markdown comment lists; the HTML report lists all the summary holds.
 MARKDOWN_PROBLEMS = 10
 STATUS_MARKS = {"passed": "✅", "failed": "❌", "error": "💥", "interrupted": "⏹️", "incomplete": "⏳"}
@@ -290,7 +283,7 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
         rows = []
         for fate in FATES:
             value = counts.get(fate, 0)
-            label = f"**{FATE_NAMES[fate]}**" if fate == "lost" and value else FATE_NAMES[fate]
+            label = f"**{FATE_LABELS[fate]}**" if fate == "lost" and value else FATE_LABELS[fate]
             rows.append([label, value, f"{100 * value / sent:.1f}%" if sent else ""])
         lines += _md_table(["fate", "messages", "share"], rows, "lrr")
         lines.append("")
@@ -313,7 +306,7 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
     problems = (summary.get("ledger") or {}).get("problems") or []
     if problems:
         counts = (summary.get("ledger") or {}).get("counts") or {}
-        total = sum(counts.get(f, 0) for f in ("duplicate", "dead_lettered", "still_queued", "lost"))
+        total = sum(counts.get(f, 0) for f in PROBLEMS)
         lines += [f"#### Problem messages (first {min(len(problems), MARKDOWN_PROBLEMS)} of {total})", ""]
         lines += _md_table(["id", "fate", "receive count", "receives", "processed", "failures", "tasks", "duplicate caused by"], [
             [f"`{_md(p.get('id'))}`" if re.fullmatch(r"[A-Za-z0-9-]+", str(p.get("id"))) else _md(p.get("id")),

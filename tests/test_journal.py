@@ -175,3 +175,36 @@ def test_a_silent_program_with_no_journal_gets_fates_from_the_queues_and_no_made
     assert ledger.source == "queue audit" and ledger.fates() == {"A": "processed_once", "B": "dead_lettered"}
     assert ledger.figures["lost"] == 0 and ledger.figures["processed"] == 1
     assert ledger.figures["receives"] is None and ledger.figures["duplicates"] is None and ledger.figures["latency.p50"] is None
+
+
+def test_expired_and_purged_messages_are_fates_of_their_own():
+    """Retention ran out for C, a PurgeQueue by task-2 dropped D: SQS says so in the journal,
+    so neither is LOST (a bug somewhere); each has its fate, in both stories."""
+    events, journal = _story()
+    sent = [e for e in events if e["source"] == "producer"]
+    sent += [{"event": "sent", "source": "producer", "id": i, "seq": n, "sent_at": 1.0} for n, i in ((3, "C"), (4, "D"))]
+    journal += [{"op": "send", "by": "producer", "mid": "m3", "id": "C"}, {"op": "send", "by": "producer", "mid": "m4", "id": "D"},
+                {"op": "expired", "by": "?", "mid": "m3", "q": "q"}, {"op": "purged", "by": "task-2", "mid": "m4", "q": "q"}]
+    for consumer_events in (True, False):
+        ledger = build_ledger((events[:2] + sent[2:] + events[2:]) if consumer_events else sent, Audit(at=100.0, exact=True),
+                              sqs_journal=journal)
+        fates = ledger.fates()
+        assert fates["C"] == "expired" and fates["D"] == "purged", fates
+        assert ledger.figures["expired"] == 1 and ledger.figures["purged"] == 1 and ledger.figures["lost"] == 0
+        assert ledger.journal["counts"]["expired"] == 1 and ledger.journal["counts"]["purged"] == 1
+        [purged] = [p for p in ledger.problems if p["fate"] == "purged"]
+        assert purged["purged_by"] == "task-2"
+        assert ledger.journal.get("check", {"agree": True})["agree"], ledger.journal["check"]
+
+
+def test_fates_hold_whoever_deleted():
+    """A program that signs with `testing` (as test setups often do), not its task's key: its
+    deletes still process the messages (it was 20/20 LOST)."""
+    events, journal = _story()
+    only_sent = [e for e in events if e["source"] == "producer"]
+    for line in journal:
+        if line["by"].startswith("task-"):
+            line["by"] = "testing"
+    ledger = build_ledger(only_sent, Audit(at=100.0, exact=True), sqs_journal=journal)
+    assert ledger.fates() == {"A": "processed_once", "B": "processed_once"}
+    assert ledger.figures["lost"] == 0 and "testing" in ledger.journal["per_task"]

@@ -32,7 +32,8 @@ def test_each_id_gets_one_fate_by_precedence():
     ledger = build_ledger(events, audit(dlq_ids={"c"}, queued_ids={"d"}))
     assert ledger.fates() == {"a": "processed_once", "b": "duplicate", "c": "dead_lettered", "d": "still_queued",
                             "e": "still_queued", "f": "lost", "g": "lost"}
-    assert ledger.counts == {"processed_once": 1, "duplicate": 1, "dead_lettered": 1, "still_queued": 2, "lost": 2}
+    assert ledger.counts == {"processed_once": 1, "duplicate": 1, "dead_lettered": 1, "still_queued": 2, "expired": 0, "purged": 0,
+                             "lost": 2}
     assert sum(ledger.counts.values()) == ledger.figures["sent"] == 7
     assert [p["id"] for p in ledger.problems] == ["b", "c", "d", "e", "f", "g"]
     assert ledger.per_task == {"task-1": {"received": 5, "processed": 2, "failed": 1}, "task-2": {"received": 1, "processed": 1}}

@@ -209,8 +209,11 @@ def _queue_states(request: Any) -> dict[str, Any]:
     for account in list(sqs_backends.values()):
         for backend in list(account.values()):
             queues.update(backend.queues)
-    return {str(name): snapshot(queues[name], bool(request.get("messages")), limit) if name in queues else None
-            for name in request["names"]}
+    states = {str(name): snapshot(queues[name], bool(request.get("messages")), limit) if name in queues else None
+              for name in request["names"]}
+    if request.get("messages"):
+        current().journal.flush()  # the expiries this read applied are in the journal before the ledger reads it
+    return states
 
 
 def _json(start_response: StartResponse, status: int, data: Any) -> list[bytes]:
