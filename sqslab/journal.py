@@ -70,7 +70,7 @@ CREATE TABLE jfault (by TEXT NOT NULL, api TEXT NOT NULL, n INTEGER NOT NULL DEF
 CREATE TABLE erecv (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
 CREATE TABLE edone (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, kind TEXT, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
 CREATE TABLE edelfail (mid TEXT NOT NULL, rc INTEGER NOT NULL, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
-CREATE TABLE etask (task TEXT PRIMARY KEY, reason TEXT, stopping REAL) WITHOUT ROWID;
+CREATE TABLE etask (task TEXT PRIMARY KEY, reason TEXT, stopping REAL, ended REAL) WITHOUT ROWID;
 """
 
 #: Consumer events (kind -> the receive table they go to).
@@ -81,7 +81,8 @@ STATEMENTS = {
     "erecv": "INSERT OR IGNORE INTO erecv VALUES (?, ?, ?)",
     "edone": "INSERT OR IGNORE INTO edone VALUES (?, ?, ?, ?)",
     "edelfail": "INSERT OR IGNORE INTO edelfail VALUES (?, ?)",
-    "etask_exit": "INSERT INTO etask (task, reason) VALUES (?, ?) ON CONFLICT (task) DO UPDATE SET reason = excluded.reason",
+    "etask_exit": "INSERT INTO etask (task, reason, ended) VALUES (?, ?, ?) ON CONFLICT (task) DO UPDATE SET reason = excluded.reason, "
+                  "ended = excluded.ended",
     "etask_stop": "INSERT INTO etask (task, stopping) VALUES (?, ?) ON CONFLICT (task) DO UPDATE SET "
                   "stopping = min(coalesce(stopping, excluded.stopping), excluded.stopping)",
     "send": "INSERT OR IGNORE INTO jsend VALUES (?, ?, ?, ?, ?)",
@@ -99,7 +100,7 @@ def receive_rows(event: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
     kind = event.get("event")
     if event.get("source") == "target" and isinstance(event.get("task"), str):
         if kind == "task_exited":
-            return "etask_exit", (event["task"], event.get("reason"))
+            return "etask_exit", (event["task"], event.get("reason"), event.get("ts"))
         if kind == "task_stopping":
             return "etask_stop", (event["task"], event.get("ts"))
         return None
@@ -244,9 +245,43 @@ def section(store: Any, compare: bool, lines: int) -> dict[str, Any]:
         "stale_deletes": stale,
         "per_task": per_task(store),
     }
+    after = calls_after_end(store)
+    if after:
+        result["after_end"] = after
     if compare:
         result["check"] = check(store)
     return result
+
+
+#: How long after a task ended a delete may still be journalled (a request already sent).
+END_SLACK = 1.0
+#: How long after a task ended a receive may still be journalled: a long poll it began before
+#: (at most 20 s) can still be answered, as SQS would answer it, to a connection nobody reads.
+RECEIVE_END_SLACK = 21.0
+
+
+def calls_after_end(store: Any) -> dict[str, dict[str, Any]]:
+    """Receives and deletes made under a task's identity after that task ended, by task: a
+    process of the task outlived it (a forked worker, a child the task did not stop), as
+    ECS's StopTask would never let happen. Empty when there were none."""
+    rows = store.query(f"""SELECT t.task, t.reason, t.ended,
+        (SELECT count(*) FROM jrecv r WHERE r.by = t.task AND r.ts > t.ended + {RECEIVE_END_SLACK!r}),
+        (SELECT count(*) FROM jdel d WHERE d.by = t.task AND d.ts > t.ended + {END_SLACK!r}),
+        (SELECT max(ts) FROM (SELECT r.ts FROM jrecv r WHERE r.by = t.task UNION ALL SELECT d.ts FROM jdel d WHERE d.by = t.task))
+        FROM etask t WHERE t.ended IS NOT NULL ORDER BY t.task""")
+    return {task: {"ended": reason, "ended_at": ended, "receives": receives, "deletes": deletes, "last_call": last}
+            for task, reason, ended, receives, deletes, last in rows if receives or deletes}
+
+
+def after_end_finding(section: dict[str, Any]) -> str | None:
+    """The finding when calls were made under the identity of tasks that had ended, else None."""
+    after = section.get("after_end")
+    if not after:
+        return None
+    listed = "; ".join(f"{task} ({facts['ended']}): {facts['receives']} receive(s) and {facts['deletes']} delete(s) after it ended, "
+                       f"the last {facts['last_call'] - facts['ended_at']:.1f} s after" for task, facts in list(after.items())[:5])
+    return (f"calls were made under the identity of {len(after)} task(s) after they ended: a process of the task outlived it "
+            f"(summary.json ledger.journal.after_end): {listed}")
 
 
 def per_task(store: Any) -> dict[str, dict[str, int]]:

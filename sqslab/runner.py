@@ -285,6 +285,10 @@ class Runner:
             self.recorder.emit({"event": "finding", "about": "consumer", "finding": disagreement})
         elif disagreement:
             self._error(disagreement)
+        orphans = journal.after_end_finding(ledger.journal)
+        if orphans:
+            self.facts.findings.append(orphans)
+            self.recorder.emit({"event": "finding", "about": "tasks", "finding": orphans})
         figures = {**ledger.figures, "drain_time": self.sampler.drain.drain_time(), "duration": self.recorder.since_t0(),
                    "tasks.started": self.target.tasks().started, "tasks.max_running": self.sampler.max_running,
                    "actions.failed": self.scheduler.failed()}

@@ -208,3 +208,18 @@ def test_fates_hold_whoever_deleted():
     ledger = build_ledger(only_sent, Audit(at=100.0, exact=True), sqs_journal=journal)
     assert ledger.fates() == {"A": "processed_once", "B": "processed_once"}
     assert ledger.figures["lost"] == 0 and "testing" in ledger.journal["per_task"]
+
+
+def test_calls_under_a_tasks_identity_after_it_ended_are_a_finding():
+    """task-3 was killed at 9.4; a worker it forked went on deleting at 15 and receiving at
+    40 (dramatiq's and celery's CLIs fork): that is a finding, not a quiet success."""
+    from sqslab.journal import after_end_finding
+
+    events, journal = _story(kill=True)
+    assert after_end_finding(_check(events, journal)) is None, "a receive just before the kill is no finding"
+    journal += [{"op": "receive", "by": "task-3", "mid": "m1", "rc": 2, "ts": 40.0},
+                {"op": "delete", "by": "task-3", "mid": "m1", "rc": 2, "effect": "stale_deleted", "ts": 15.0}]
+    section = _check(events, journal)
+    assert section["after_end"] == {"task-3": {"ended": "killed", "ended_at": 9.4, "receives": 1, "deletes": 1, "last_call": 40.0}}
+    finding = after_end_finding(section)
+    assert finding is not None and "task-3 (killed): 1 receive(s) and 1 delete(s) after it ended" in finding

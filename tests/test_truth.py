@@ -178,3 +178,25 @@ settle: {{until: none}}
     assert "disagree with the SQS journal" in finding and "bug of sqslab" not in finding
     assert "(id " in finding, "names the ids"
     assert any(w.startswith("your consumer:") for w in summary["warnings"])
+
+
+def test_a_worker_that_outlives_its_task_is_a_finding(host, tmp_path):
+    """A task's worker that escaped its process group keeps deleting under the task's
+    identity after the task was killed: the run says so (exit 1), naming the task."""
+    program = FIXTURES / "programs" / "escapes.py"
+    result = run(f"""
+version: 1
+name: escapes
+seed: 8
+infra: {{consumers: 1, queue: {{visibility_timeout: 2s}}, task: {{restart_delay: 30s}}}}
+consumer:
+  program: {{command: [python3, "{program}"], ready: {{log: ready, timeout: 30s}}, stop_grace: 1s, env: {{WORKER_SECONDS: "7"}}}}
+load: [{{rate: 10/s, duration: 5s}}]
+actions: [{{at: 500ms, do: kill_consumer, count: 1}}]
+settle: {{timeout: 20s}}
+""", host, tmp_path)
+    summary = result.summary
+    assert result.exit_code == 1, (summary["errors"], summary.get("findings"))
+    [finding] = summary["findings"]
+    assert "after they ended" in finding and "task-1 (killed)" in finding, finding
+    assert summary["ledger"]["journal"]["after_end"]["task-1"]["deletes"] > 0
