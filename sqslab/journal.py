@@ -198,7 +198,7 @@ def disagreement(section: dict[str, Any], program: bool = False) -> str | None:
         return None
     listed = "; ".join(check["disagreements"][:3])
     if program:
-        return (f"its events disagree with the SQS journal: {check['disagreement_count']} fact(s) it told differently from "
+        return (f"your consumer's events disagree with the SQS journal: {check['disagreement_count']} fact(s) it told differently from "
                 f"what SQS saw (summary.json ledger.journal.check; fates follow the journal's side only when it tells nothing): {listed}")
     return (f"the lab disagrees with itself: {check['disagreement_count']} fact(s) the consumers' events and the SQS journal "
             f"tell differently, a bug of sqslab (summary.json ledger.journal.check): {listed}")

@@ -80,6 +80,8 @@ def render_text(run: Any, options: dict[str, Any]) -> str:
             lines.append(f"  {FATE_LABELS[fate]:<26} {counts.get(fate, 0):>8}")
     keys = ["receives", "redeliveries", "failures", "crashes", "duplicate_skipped", "dlq.messages", "tasks.started",
             "drain_time", "latency.p50", "latency.p95", "latency.p99", "duration"]
+    if figures.get("send_failed"):
+        keys.insert(0, "send_failed")
     shown = [f"{k} {describe_value(k, figures, FIGURES)}" for k in keys if k in figures]
     if shown:
         lines.append("figures: " + ", ".join(shown))

@@ -32,7 +32,7 @@ from sqslab.sampler import Sampler
 from sqslab.scenario import Scenario, dump_yaml, resolved_dict
 from sqslab.scheduler import ActionScheduler, Interrupted
 from sqslab.settle import audit_queues, settle
-from sqslab.summary import RunFacts, final_summary, full_summary
+from sqslab.summary import RunFacts, final_summary, full_summary, send_findings
 
 if TYPE_CHECKING:
     from sqslab.plugins import PluginHost
@@ -292,6 +292,9 @@ class Runner:
         figures = {**ledger.figures, "drain_time": self.sampler.drain.drain_time(), "duration": self.recorder.since_t0(),
                    "tasks.started": self.target.tasks().started, "tasks.max_running": self.sampler.max_running,
                    "actions.failed": self.scheduler.failed()}
+        for finding in send_findings(self.facts, figures):
+            self.facts.findings.append(finding)
+            self.recorder.emit({"event": "finding", "about": "producer", "finding": finding})
         self.recorder.emit({"event": "ledger", "counts": ledger.counts, "load_end": self.load_end - self.recorder.t0})
         self.facts.errors[:0] = [e for e in self.scheduler.errors if e not in self.facts.errors]
         self.facts.counters = self.recorder.counters()

@@ -82,6 +82,27 @@ def verdict(errors: list[str], expectations: list[dict[str, Any]], findings: Seq
     return "passed", Exit.PASSED
 
 
+#: Figures an expectation names to say that failed sends are part of the experiment.
+SEND_FIGURES = frozenset({"send_failed"})
+
+
+def send_findings(facts: RunFacts, figures: dict[str, Any]) -> list[str]:
+    """A run that sent fewer messages than it planned because sends failed fails (a finding),
+    unless an expectation speaks of `send_failed`: then it is the experiment."""
+    named = {name for condition in facts.scenario.expect for c in condition.comparisons for name in (c.metric, c.other) if name}
+    failed = int(figures.get("send_failed") or 0)
+    if not failed or named & SEND_FIGURES:
+        return []
+    planned = sum(int(p.get("planned") or 0) for p in facts.phases)
+    errors: dict[str, int] = {}
+    for phase in facts.phases:
+        for code, n in (phase.get("errors") or {}).items():
+            errors[str(code)] = errors.get(str(code), 0) + int(n)
+    why = ", ".join(f"{code} ×{n}" for code, n in sorted(errors.items(), key=lambda item: -item[1])[:5]) or "see events.jsonl"
+    return [f"the producer sent {figures.get('sent', 0)} of the {planned} messages planned: {failed} send(s) failed ({why}); "
+            "an expectation on send_failed (e.g. `send_failed <= 5%`) makes failed sends part of the experiment"]
+
+
 def full_summary(facts: RunFacts, figures: dict[str, Any], ledger: dict[str, Any], settle: dict[str, Any]) -> dict[str, Any]:
     """The summary of a run that reached its ledger: expectations decide the verdict."""
     expectations = [{"text": c.text, "passed": c.holds(figures), "measured": c.measured(figures)} for c in facts.scenario.expect]
@@ -113,7 +134,7 @@ def final_summary(facts: RunFacts, summary: dict[str, Any], interrupted: bool) -
 def warnings(facts: RunFacts, figures: dict[str, Any]) -> list[str]:
     """What a reader must not miss beside the verdict: findings about the consumer, lost
     messages, actions left running."""
-    found = [f"your consumer: {finding}" for finding in facts.findings]
+    found = [f"finding: {finding}" for finding in facts.findings]
     if figures.get("lost"):
         found.append(f"{figures['lost']} message(s) LOST: sent, never processed, not in the DLQ, not in the queue. "
                      "This is a bug somewhere: see ledger.problems.")

@@ -169,7 +169,7 @@ infra: {{consumers: 1, queue: {{visibility_timeout: 30s}}}}
 consumer:
   program: {{command: [python3, "{program}"], stop_grace: 1s}}
 load: [{{burst: 10}}]
-settle: {{until: none}}
+settle: {{timeout: 3s}}
 """, host, tmp_path)
     summary = result.summary
     assert result.exit_code == 1, (summary["errors"], summary.get("findings"))
@@ -177,7 +177,7 @@ settle: {{until: none}}
     [finding] = summary["findings"]
     assert "disagree with the SQS journal" in finding and "bug of sqslab" not in finding
     assert "(id " in finding, "names the ids"
-    assert any(w.startswith("your consumer:") for w in summary["warnings"])
+    assert any(w.startswith("finding: your consumer's events disagree") for w in summary["warnings"])
 
 
 def test_a_worker_that_outlives_its_task_is_a_finding(host, tmp_path):
@@ -200,3 +200,27 @@ settle: {{timeout: 20s}}
     [finding] = summary["findings"]
     assert "after they ended" in finding and "task-1 (killed)" in finding, finding
     assert summary["ledger"]["journal"]["after_end"]["task-1"]["deletes"] > 0
+
+
+def test_a_run_whose_sends_all_fail_does_not_pass(host, tmp_path):
+    """Faults on every send: '0 sent, PASSED' held `processed == sent` as 0 == 0. A run that
+    sent fewer than it planned fails with a finding naming the errors, unless it expects it."""
+    text = """
+version: 1
+name: sends-fail
+seed: 9
+infra: {consumers: 1}
+consumer: {work_time: 5ms, wait_time: 1s}
+sqs: {faults: [{api: [SendMessage, SendMessageBatch], error: access_denied, rate: 100%}]}
+load: [{burst: 20}]
+settle: {timeout: 10s}
+expect: [processed == sent, lost == 0]
+"""
+    result = run(text, host, tmp_path)
+    summary = result.summary
+    assert result.exit_code == 1 and not summary["errors"], (summary["errors"], summary.get("findings"))
+    assert summary["figures"]["sent"] == 0 and summary["figures"]["send_failed"] == 20
+    [finding] = summary["findings"]
+    assert "the producer sent 0 of the 20 messages planned: 20 send(s) failed" in finding
+    expected = run(text.replace("expect: [processed == sent, lost == 0]", "expect: [send_failed == 20]"), host, tmp_path / "2")
+    assert expected.exit_code == 0, expected.summary.get("findings")
