@@ -99,8 +99,8 @@ def send_findings(facts: RunFacts, figures: dict[str, Any]) -> list[str]:
         for code, n in (phase.get("errors") or {}).items():
             errors[str(code)] = errors.get(str(code), 0) + int(n)
     why = ", ".join(f"{code} ×{n}" for code, n in sorted(errors.items(), key=lambda item: -item[1])[:5]) or "see events.jsonl"
-    return [f"the producer sent {figures.get('sent', 0)} of the {planned} messages planned: {failed} send(s) failed ({why}); "
-            "an expectation on send_failed (e.g. `send_failed <= 5%`) makes failed sends part of the experiment"]
+    return [(f"the producer sent {figures.get('sent', 0)} of the {planned} messages planned: {failed} send(s) failed ({why}); "
+             "an expectation on send_failed (e.g. `send_failed <= 5%`) makes failed sends part of the experiment")]
 
 
 def full_summary(facts: RunFacts, figures: dict[str, Any], ledger: dict[str, Any], settle: dict[str, Any]) -> dict[str, Any]:
