@@ -27,8 +27,10 @@ class Drain:
         self.drained_at: float | None = None  # monotonic
 
     def note(self, depths: dict[str, Any], now: float) -> None:
-        """Take a reading of the queue's depths at monotonic time `now`."""
-        if self.producer_end is None:
+        """Take a reading of the queue's depths at monotonic time `now`. A reading taken
+        before the load ended (a sample that began just before) says nothing of the drain:
+        it was a negative drain time."""
+        if self.producer_end is None or now < self.producer_end:
             return
         if depths["queue.visible"] + depths["queue.in_flight"] + depths["queue.delayed"] == 0:
             if self.drained_at is None:

@@ -188,3 +188,17 @@ def test_the_live_processed_counter_counts_messages_not_processings(tmp_path):
     assert counters["sent"] == 2 and counters["processed"] == 2 and counters["processed_again"] == 1
     assert "processed 2 (+1 again)" in Progress(10.0, stream=io.StringIO()).format({"t": 1, **counters})
     recorder.close()
+
+
+def test_a_reading_from_before_the_end_of_the_load_does_not_drain():
+    """A sample that began just before the producer finished and read an empty queue once
+    gave drain_time -16 ms: it says nothing of the drain."""
+    from sqslab.sampler import Drain
+
+    empty = {"queue.visible": 0, "queue.in_flight": 0, "queue.delayed": 0}
+    drain = Drain()
+    drain.producer_end = 100.0
+    drain.note(empty, 99.984)
+    assert drain.drain_time() is None
+    drain.note(empty, 100.5)
+    assert drain.drain_time() == 0.5
