@@ -8,6 +8,7 @@ the expectations parsed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from dataclasses import asdict, dataclass, field
@@ -373,8 +374,12 @@ def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: fl
         "groups": groups,
         "hot": hot,
         "duplicate_sends": parse_fraction(raw.get("duplicate_sends", 0)),
-        "body": raw.get("body") if "body_file" not in raw else ((base or Path.cwd()) / raw["body_file"]).read_text(encoding="utf-8"),
+        "body": raw.get("body"),
     }
+    if "body_file" in raw:
+        path = ((base or Path.cwd()) / raw["body_file"]).resolve()
+        data = path.read_bytes()
+        common.update(body=data.decode("utf-8"), body_file=str(path), body_sha256=hashlib.sha256(data).hexdigest())
     if kind == "rate":
         return Phase(**common, duration=parse_duration(raw["duration"]), rate=parse_rate(raw["rate"]))
     if kind == "ramp":
@@ -445,7 +450,8 @@ def resolved_dict(scenario: Scenario) -> dict[str, Any]:
         "sample_interval": scenario.sample_interval,
         "infra": asdict(scenario.infra),
         "knobs": asdict(scenario.knobs),
-        "phases": [asdict(p) for p in scenario.phases],
+        # A body file's path and hash, not its content: it may hold what the run directory must not.
+        "phases": [{**asdict(p), "body": None if p.body_file else p.body} for p in scenario.phases],
         "actions": [{**asdict(a), "when": a.when.text if a.when else None} for a in scenario.actions],
         "settle": {"until": scenario.settle_until, "timeout": scenario.settle_timeout},
         "sqs": asdict(scenario.sqs),

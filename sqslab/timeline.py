@@ -32,6 +32,8 @@ class Phase:
     hot: float | None = None  # the share of messages the first group takes
     duplicate_sends: float = 0.0  # share of messages sent twice (a producer's retry)
     body: str | None = None  # a jinja2 body template (sqslab.bodies); None: sqslab's JSON payload
+    body_file: str | None = None  # where `body` was read from (body_file), and its SHA-256: what
+    body_sha256: str | None = None  # resolved.json keeps instead of the file's content
 
     def planned_messages(self) -> int:
         """How many messages this phase sends if it runs to plan."""
