@@ -373,6 +373,8 @@ def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, An
                          on_event=progress.event if progress else None)
     if not quiet:
         click.echo(f"running {scenario.name} on {target}: ~{expected:.0f}s of load, then settling", err=True)
+    if scenario.program is not None:  # said even with -q: the scenario runs a command on this machine
+        click.echo(f"executes: {scenario.program.text} (in {scenario.program.cwd}) as each consumer task", err=True)
     from sqslab.rundir import RunDirInUse
 
     try:

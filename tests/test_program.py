@@ -115,3 +115,21 @@ def test_the_built_in_consumer_takes_a_body_of_yours_and_the_check_holds_through
     assert summary["figures"]["failures"] == 0  # a body not of sqslab's is no problem for it
     check = summary["ledger"]["journal"]["check"]
     assert check["agree"], check["disagreements"]
+
+
+def test_run_says_which_command_it_will_execute_even_when_quiet(tmp_path, cli):
+    """A scenario runs a command on this machine: `run` says so before it does, also with -q."""
+    worker = Path(__file__).resolve().parent.parent / "consumer" / "examples" / "python-worker"
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(f"""
+        version: 1
+        name: says-command
+        infra: {{consumers: 1}}
+        consumer: {{program: {{command: [python3, worker.py], cwd: "{worker}", ready: {{log: worker ready}}, stop_grace: 2s}}}}
+        load: [{{burst: 3}}]
+        settle: {{timeout: 20s}}
+        expect: [lost == 0]
+        """).lstrip())
+    result = cli("run", "-q", "--out", str(tmp_path / "run"), str(path))
+    assert result.exit_code == 0, result.output
+    assert f"executes: python3 worker.py (in {worker}) as each consumer task" in result.output
