@@ -65,7 +65,7 @@ CREATE TABLE jdel (mid TEXT, rc INTEGER, by TEXT, effect TEXT, ts REAL);
 CREATE INDEX jdel_mid ON jdel (mid, rc);
 CREATE TABLE jvis (by TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE jgone (mid TEXT PRIMARY KEY, how TEXT, by TEXT) WITHOUT ROWID;
-CREATE TABLE jdlq (mid TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE jdlq (mid TEXT PRIMARY KEY, ts REAL) WITHOUT ROWID;
 CREATE TABLE jfault (by TEXT NOT NULL, api TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (by, api)) WITHOUT ROWID;
 CREATE TABLE erecv (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
 CREATE TABLE edone (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, kind TEXT, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
@@ -90,7 +90,7 @@ STATEMENTS = {
     "delete": "INSERT INTO jdel VALUES (?, ?, ?, ?, ?)",
     "visibility": "INSERT INTO jvis VALUES (?, 1) ON CONFLICT (by) DO UPDATE SET n = n + 1",
     "gone": "INSERT OR REPLACE INTO jgone VALUES (?, ?, ?)",
-    "dead_letter": "INSERT OR IGNORE INTO jdlq VALUES (?)",
+    "dead_letter": "INSERT OR IGNORE INTO jdlq VALUES (?, ?)",
     "fault": "INSERT INTO jfault VALUES (?, ?, 1) ON CONFLICT (by, api) DO UPDATE SET n = n + 1",
 }
 
@@ -134,7 +134,7 @@ def journal_rows(line: dict[str, Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
     elif op == "visibility" and by != "observer":
         yield "visibility", (by,)
     elif op == "dead_letter":
-        yield "dead_letter", (mid,)
+        yield "dead_letter", (mid, line.get("ts"))
     elif op in ("redrive", "expired", "purged"):
         yield "gone", (mid, op, by)
 

@@ -3,7 +3,10 @@
 Definitions (docs and README say the same):
 
 - A message is *finished* when it is first processed, or, when it ends in the DLQ, when
-  its last failed receive's visibility timeout ran out (the next receive moves it).
+  SQS moved it there (the SQS journal's time), else when its last failed (or, for a
+  message that never failed, its last) receive's visibility timeout ran out: the next
+  receive moves it. A FIFO batch's messages behind a failure are released unprocessed,
+  so they reach maxReceiveCount and the DLQ without failing themselves.
 - An *order violation*: a message processed before an earlier-sent message of its group
   was finished. With `on_failure: stop_group` there are none; with `continue` a failure
   lets the rest of its group overtake it.
@@ -73,11 +76,13 @@ def ordering(store: LedgerStore, audit: Audit) -> tuple[dict[str, Any], dict[str
     return figures, section
 
 
-def _finished(audit: Audit) -> str:
-    """SQL: when a message was finished (see the module docstring)."""
-    return (f"CASE WHEN processed > 0 THEN first_processed "
-            f"WHEN id IN (SELECT id FROM dlq) AND last_failed IS NOT NULL THEN last_failed + {float(audit.visibility_timeout)!r} "
-            f"ELSE {NEVER!r} END")
+def _finished(audit: Audit, row: str = "fates") -> str:
+    """SQL: when a message (the row named `row`) was finished (see the module docstring)."""
+    timeout = float(audit.visibility_timeout)
+    moved = f"(SELECT min(q.ts) FROM jdlq q JOIN jsend s ON s.mid = q.mid WHERE s.sid = {row}.id)"
+    return (f"CASE WHEN {row}.processed > 0 THEN {row}.first_processed "
+            f"WHEN {row}.id IN (SELECT id FROM dlq) THEN coalesce({moved}, coalesce({row}.last_failed, {row}.last_receive) + {timeout!r}, "
+            f"{NEVER!r}) ELSE {NEVER!r} END")
 
 
 def _violations(store: LedgerStore, audit: Audit) -> dict[str, int]:
@@ -93,9 +98,9 @@ def _blocked(store: LedgerStore, audit: Audit) -> dict[str, list[tuple[float, fl
     """Per group, the (start, end, id) spans it waited behind a failed message."""
     at = float(audit.at)
     rows = store.query(
-        f"SELECT grp, id, first_failed, min({_finished(audit)}, {at!r}) AS ends, later FROM ("
+        f"SELECT grp, id, first_failed, min({_finished(audit, 'f')}, {at!r}) AS ends, later FROM ("
         f"SELECT *, max(coalesce(first_processed, {at!r})) OVER (PARTITION BY grp ORDER BY seq "
-        f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS later FROM fates WHERE grp IS NOT NULL AND seq IS NOT NULL) "
+        f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS later FROM fates WHERE grp IS NOT NULL AND seq IS NOT NULL) AS f "
         f"WHERE first_failed IS NOT NULL AND later IS NOT NULL ORDER BY grp, first_failed")
     spans: dict[str, list[tuple[float, float, str]]] = {}
     for group, mid, start, ends, later in rows:

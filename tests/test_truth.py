@@ -40,7 +40,7 @@ infra:
 consumer: {work_time: 5ms..10ms, poison_rate: 0.05}
 load: [{rate: 60/s, duration: 4s, groups: {count: 4, hot: 0.7}}]
 settle: {timeout: 40s}
-expect: [lost == 0, dead_lettered > 3, dlq.messages == dead_lettered]
+expect: [lost == 0, dead_lettered > 3, dlq.messages == dead_lettered, order_violations == 0]
 """, host, tmp_path)
     figures = result.summary["figures"]
     assert result.exit_code == 0, (result.summary["errors"], result.summary["expectations"])
