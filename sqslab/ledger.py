@@ -129,6 +129,9 @@ class LedgerStore:
             self.sqs.take(event)
             if kind == "sqs_behavior" and event.get("kind") == "duplicate" and isinstance(event.get("message_id"), str):
                 self._row("sqs_dup", (event["message_id"],))
+        elif kind == "task_exited" and event.get("source") == "target" and event.get("reason") == "crashed" \
+                and event.get("told") is False:
+            self._row("task:crashed", (str(event.get("task") or "?"),))  # a crash the task did not tell of
         elif event.get("source") == "consumer" and kind in _CONSUMER:
             task = str(event.get("task") or "?")
             self._row("task:" + _CONSUMER[kind][1], (task,))
@@ -276,7 +279,7 @@ class Ledger:
 
 
 #: Figures a consumer program that prints no events cannot give where there is no journal (AWS).
-UNTOLD = ("receives", "redeliveries", "failures", "crashes", "duplicate_skipped", "duplicates", "processed_once",
+UNTOLD = ("receives", "redeliveries", "failures", "duplicate_skipped", "duplicates", "processed_once",
           "receive_count.max", "latency.p50", "latency.p95", "latency.p99", "latency.max")
 
 

@@ -202,3 +202,14 @@ def test_a_reading_from_before_the_end_of_the_load_does_not_drain():
     assert drain.drain_time() is None
     drain.note(empty, 100.5)
     assert drain.drain_time() == 0.5
+
+
+def test_a_crash_the_task_did_not_tell_of_counts_in_crashes():
+    """`command: ["false"]` restarted 58 times with `crashes 0`: a task that exits non-zero
+    on its own counts as a crash whether or not it printed a `crashed` event (once)."""
+    events = [sent("a"), consumer("crashed", "a", 1.0),
+              {"event": "task_exited", "source": "target", "task": "task-1", "reason": "crashed", "told": True, "ts": 1.1},
+              {"event": "task_exited", "source": "target", "task": "task-2", "reason": "crashed", "told": False, "ts": 2.0},
+              {"event": "task_exited", "source": "target", "task": "task-3", "reason": "killed", "told": False, "ts": 3.0}]
+    ledger = build_ledger(events, audit())
+    assert ledger.figures["crashes"] == 2

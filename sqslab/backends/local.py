@@ -235,10 +235,12 @@ class LocalTarget:
                 self._emit({"event": "journal_flush_failed", "error": str(exc)})
 
     def failure(self) -> str | None:
-        """The embedded emulator died under the run: what it exited with, its log's tail."""
-        if self._emulator is None or self._torn_down:
+        """The embedded emulator died under the run (what it exited with, its log's tail), or
+        the consumer service is failing (Supervisor.failing: it does not stay up, or cannot start)."""
+        if self._torn_down:
             return None
-        return self._emulator.death()
+        death = self._emulator.death() if self._emulator is not None else None
+        return death or (self._supervisor.failing() if self._supervisor is not None else None)
 
     def teardown(self) -> None:
         """Stop all tasks and the emulator (destroying the Terraform stack first, if any)."""

@@ -7,10 +7,13 @@ journal) and `SQSLAB_QUEUE_URL`, `SQSLAB_DLQ_URL`, `SQSLAB_TASK_ID`, plus its sc
 started when a line of its output contains `ready.log`, `ready.delay` after its process
 started, or by default at its first ReceiveMessage call as the journal shows; the runner
 waits for that before t0, as for the built-in consumer's `started` event.
+`check_command` says, before the run, why a program's command cannot start.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +45,36 @@ def program_env(endpoints: Endpoints, program: Any, task_id: str, extra: dict[st
     env.update(program.env)
     env.update(extra)
     return env
+
+
+def check_command(program: Any) -> str | None:
+    """Why a task could not start `program.command` (an argv), or None: as the task will
+    look for it, a name with a slash from the program's cwd, a bare name on the task's PATH
+    (`program.env`'s, or sqslab's own; a relative entry from the cwd), with `shutil.which`
+    semantics. The message names the path searched."""
+    argv = list(program.command)
+    if not argv:
+        return "consumer.program.command is empty"
+    cwd = Path(program.cwd)
+    if not cwd.is_dir():
+        return f"consumer.program.cwd: no directory {cwd}"
+    name = argv[0]
+    if "/" in name:
+        path = cwd / name  # an absolute name stays itself
+        if not path.exists():
+            return f"consumer.program.command: `{name}` not found: no file {path}"
+        if path.is_dir():
+            return f"consumer.program.command: `{name}` is a directory: {path}"
+        if not os.access(path, os.X_OK):
+            return (f"consumer.program.command: `{name}`: {path} is not executable "
+                    "(chmod +x it, or name its interpreter first)")
+        return None
+    search = (program.env or {}).get("PATH", os.environ.get("PATH", os.defpath))
+    # The task looks from its own cwd: so do relative entries here ("" is the cwd itself).
+    entries = [str(cwd / entry) if entry else str(cwd) for entry in search.split(os.pathsep)]
+    if shutil.which(name, path=os.pathsep.join(entries)) is None:
+        return f"consumer.program.command: `{name}` is not on the task's PATH (searched {search})"
+    return None
 
 
 def ecs_started(count: int) -> list[dict[str, Any]]:

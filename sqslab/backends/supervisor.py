@@ -5,10 +5,17 @@ replaced after the restart delay; scale-in sends SIGTERM so a task finishes the 
 in hand; a new revision (`set_consumer`) starts tasks with the new environment and then
 stops the old ones, as a rolling ECS deployment does. Each task's stdout is its event
 stream (docs/contracts.md), read incrementally from `RUN_DIR/tasks/<id>.out`.
+
+A task is a process group (sqslab.processes.ProcessGroup), as a container is everything
+in it: kill, stop, scale-in, a roll and teardown signal the whole group, and when a task's
+main process exits whatever it forked is killed with it. Like ECS's service scheduler, the
+supervisor backs off restarting tasks that keep exiting soon after they start, and says
+the service is failing (`failing()`) when none stays up, or when a task cannot start.
 """
 
 from __future__ import annotations
 
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,31 +27,58 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.backends import Log, TaskCounts
-from sqslab.processes import die_with_parent, send_signal
+from sqslab.processes import ProcessGroup, die_with_parent, live_groups
 from sqslab.rundir import JsonTail
 
 # How long a task stopped with SIGTERM gets before SIGKILL, as ECS's stopTimeout.
 STOP_TIMEOUT = 30.0
 SUPERVISE_INTERVAL = 0.05
+#: A task that ends on its own within this many seconds of its start exited quickly; one
+#: that stays up longer shows the service can, and ends the back-off.
+QUICK_EXIT = 10.0
+#: Quick exits in a row (no task staying up meanwhile) after which the service is failing.
+FAILING_AFTER = 4
+#: The back-off's ceiling: after quick exits the restart delay doubles up to this.
+MAX_RESTART_DELAY = 30.0
+#: The back-off's first step when the restart delay is 0.
+MIN_BACKOFF = 0.1
+#: The lines of the latest task's output that `failing()` quotes.
+TAIL_LINES = 5
+#: How long stop_all waits, after the groups got SIGKILL, for their processes to be gone.
+GONE_TIMEOUT = 5.0
 
 
 @dataclass
 class _Task:
     id: str
     revision: int
-    process: subprocess.Popen[bytes]
+    group: ProcessGroup
     started_at: float
     out_path: Path
+    err_path: Path
+    argv: list[str]
     stopping: bool = False
     killed: bool = False
     stop_deadline: float | None = None
     exited: bool = False
     tail: JsonTail | None = None
+    drained: bool = False  # its output read to the end (after it exited)
+    told_crash: bool = False  # it printed a `crashed` event: a crash it meant (the crash knob)
 
     @property
     def active(self) -> bool:
         """Alive and neither stopping nor killed: it counts towards the desired count."""
         return not self.exited and not self.stopping and not self.killed
+
+
+@dataclass
+class _Backoff:
+    """ECS's service throttle: quick exits in a row, and what the service's failure is."""
+
+    quick_exits: int = 0
+    failure: str | None = None
+    cannot_start: bool = False  # a start failed: trying again would fail the same way
+    latest: _Task | None = None  # the latest quick exit, for the message
 
 
 class Supervisor:
@@ -56,10 +90,12 @@ class Supervisor:
 
     def __init__(self, tasks_dir: Path, command: Callable[[str], list[str]], environment: Callable[[str], dict[str, str]],
                  restart_delay: float, log: Log, cwd: Path | None = None, stop_timeout: float = STOP_TIMEOUT,
-                 events: frozenset[str] | None = None, on_start: Callable[[str, float, Path, Path], None] | None = None) -> None:
+                 events: frozenset[str] | None = None, on_start: Callable[[str, float, Path, Path], None] | None = None,
+                 quick_exit: float = QUICK_EXIT) -> None:
         """`cwd`: the tasks' working directory (default: tasks_dir); `stop_timeout`: SIGTERM
         to SIGKILL for a stopped task; `events`: the event names read from a task's output
-        (None: every JSON line); `on_start(task_id, started, out, err)` on each start."""
+        (None: every JSON line); `on_start(task_id, started, out, err)` on each start;
+        `quick_exit`: a task exiting on its own sooner than this after its start did not stay up."""
         self._tasks_dir = tasks_dir
         self._cwd = cwd or tasks_dir
         self._stop_timeout = stop_timeout
@@ -67,14 +103,20 @@ class Supervisor:
         self._on_start = on_start
         self._command, self._environment = command, environment
         self._restart_delay = restart_delay
+        self._quick_exit = quick_exit
         self._emit = log
         self._lock = threading.RLock()
+        # Reading tasks' output: the runner's thread (events) and this one (at a task's exit)
+        # share each task's tail. Taken after self._lock, never before it.
+        self._read_lock = threading.Lock()
+        self._unread: list[dict[str, Any]] = []  # events read at a task's exit, not yet handed out
         self._tasks: list[_Task] = []
         self._desired = 0
         self._revision = 0
         self._pending_starts: list[float] = []  # times at which replacements are due
         self._started = 0
         self._roll_pending = False
+        self._backoff = _Backoff()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -86,13 +128,14 @@ class Supervisor:
         self._thread.start()
 
     def kill(self, count: int, rng: Any) -> list[str]:
-        """SIGKILL `count` running tasks chosen at random (seeded); they are replaced."""
+        """SIGKILL `count` running tasks chosen at random (seeded), each whole process
+        group; they are replaced."""
         with self._lock:
             candidates = [t for t in self._tasks if t.active]
             chosen = rng.sample(candidates, min(count, len(candidates)))
             for task in sorted(chosen, key=lambda t: t.id):
                 task.killed = True
-                send_signal(task.process, signal.SIGKILL)
+                task.group.kill()
             return sorted(t.id for t in chosen)
 
     def scale(self, to: int) -> None:
@@ -120,40 +163,58 @@ class Supervisor:
             running = sum(1 for t in self._tasks if not t.exited)
             return TaskCounts(running, self._desired, self._started)
 
+    def failing(self) -> str | None:
+        """Why the service is failing, once it is: FAILING_AFTER tasks in a row exited on
+        their own within `quick_exit` seconds of their start (a crash the task told, the
+        crash knob's, is not one), or a task could not start at all. It names the command,
+        and quotes the end of the latest such task's stderr. None while the service is fine."""
+        with self._lock:
+            return self._backoff.failure
+
     def events(self) -> list[dict[str, Any]]:
         """Consumer events written since the last call, each tagged `source: consumer`."""
         with self._lock:
-            tasks = list(self._tasks)
-        events: list[dict[str, Any]] = []
-        for task in tasks:
-            events.extend(self._read_events(task, final=task.exited))
+            tasks = [t for t in self._tasks if not t.drained]
+        with self._read_lock:
+            events, self._unread = self._unread, []
+            for task in tasks:
+                if not task.drained:  # it may have exited, and been read to the end, meanwhile
+                    events.extend(self._read_events(task, final=False))
         events.sort(key=lambda e: e.get("ts", 0))
         return events
 
     def stop_all(self, grace: float) -> None:
-        """Stop every task: SIGTERM, then SIGKILL after `grace` seconds; wait for all and
-        for the supervising thread."""
+        """Stop every task: SIGTERM to each group, SIGKILL after `grace` seconds; wait (a
+        bounded time) until no process of any task's group runs, and for the supervising thread."""
         with self._lock:
             self._desired = 0
             self._pending_starts.clear()
             for task in self._tasks:
                 if not task.exited:
                     self._stop_task(task, timeout=grace)
-        deadline = time.monotonic() + grace + 5
+        deadline = time.monotonic() + grace + GONE_TIMEOUT
         while time.monotonic() < deadline:
             with self._lock:
-                if all(t.process.poll() is not None for t in self._tasks):
+                self._watch(time.monotonic())  # not left to the thread: it may never have started
+                if all(t.exited for t in self._tasks):
                     break
-            time.sleep(0.05)
+            time.sleep(SUPERVISE_INTERVAL)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self._lock:
             for task in self._tasks:
-                if task.process.poll() is None:
-                    send_signal(task.process, signal.SIGKILL)
-                    task.process.wait(timeout=5)
-                self._reap(task)
+                if not task.exited:
+                    task.group.kill()
+                    task.group.wait(timeout=5)
+                    self._reap(task, time.monotonic())
+            groups = {t.group.pid: t for t in self._tasks}
+        # SIGKILL takes a moment to end a process; one in uninterruptible sleep, longer.
+        gone_by = time.monotonic() + GONE_TIMEOUT
+        while (left := live_groups(set(groups))) and time.monotonic() < gone_by:
+            time.sleep(SUPERVISE_INTERVAL)
+        for pgid, pids in sorted(left.items()):
+            self._emit({"event": "task_survived", "task": groups[pgid].id, "pids": pids})
 
     # ------------------------------------------------------------ the loop
 
@@ -162,60 +223,88 @@ class Supervisor:
         # thread that forks, and it must outlive the tasks.
         while not self._stop.is_set():
             with self._lock:
-                self._tick(time.monotonic())
+                try:
+                    self._tick(time.monotonic())
+                except Exception as exc:  # noqa: BLE001 - the run must hear of it, and stop_all still work
+                    if self._backoff.failure is None:
+                        self._fail(f"the consumer supervisor failed: {type(exc).__name__}: {exc}", "internal")
             self._stop.wait(SUPERVISE_INTERVAL)
 
-    def _tick(self, now: float) -> None:
+    def _watch(self, now: float) -> None:
+        """Reap the tasks whose group has ended, SIGKILL those past their stop deadline."""
         for task in self._tasks:
-            if not task.exited and task.process.poll() is not None:
-                self._reap(task)
-            elif task.stop_deadline is not None and now > task.stop_deadline and task.process.poll() is None:
-                send_signal(task.process, signal.SIGKILL)
+            if task.exited:
+                continue
+            if task.group.poll() is not None:
+                self._reap(task, now)
+            elif task.stop_deadline is not None and now > task.stop_deadline:
+                task.group.kill()
                 task.stop_deadline = None
+            elif self._backoff.quick_exits and task.active and now - task.started_at >= self._quick_exit:
+                self._backoff.quick_exits = 0  # a task stayed up: so can the service
+
+    def _tick(self, now: float) -> None:
+        self._watch(now)
+        if self._backoff.cannot_start:
+            return
         # A killed task counts until it is reaped; its replacement then waits the restart delay.
         current = [t for t in self._tasks if not t.exited and not t.stopping and t.revision == self._revision]
         for _ in range(max(0, self._desired - len(current) - len(self._pending_starts))):
-            self._start_task()
+            if not self._start_task():
+                return
         for at in [at for at in self._pending_starts if at <= now]:
             self._pending_starts.remove(at)
-            self._start_task()
+            if not self._start_task():
+                return
         if self._roll_pending:
             self._roll_pending = False
             for task in self._tasks:
                 if task.revision < self._revision and not task.exited and not task.stopping:
                     self._stop_task(task)
 
-    def _start_task(self) -> None:
-        self._started += 1
-        task_id = f"task-{self._started}"
-        self._tasks_dir.mkdir(exist_ok=True)
+    def _start_task(self) -> bool:
+        task_id = f"task-{self._started + 1}"
+        argv = self._command(task_id)
         out_path, err_path = self._tasks_dir / f"{task_id}.out", self._tasks_dir / f"{task_id}.err"
-        with out_path.open("wb") as out, err_path.open("wb") as err:
-            process = subprocess.Popen(
-                self._command(task_id), env=self._environment(task_id), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                cwd=self._cwd, start_new_session=True, preexec_fn=die_with_parent(),
-            )
+        try:
+            self._tasks_dir.mkdir(exist_ok=True)
+            with out_path.open("wb") as out, err_path.open("wb") as err:
+                process = subprocess.Popen(
+                    argv, env=self._environment(task_id), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                    cwd=self._cwd, start_new_session=True, preexec_fn=die_with_parent(),
+                )
+        except (OSError, subprocess.SubprocessError) as exc:
+            # A missing or non-executable command, a cwd that is gone: starting again would
+            # fail the same way, so the service fails now, saying why.
+            why = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror and exc.filename else str(exc)
+            self._backoff.cannot_start = True
+            self._emit({"event": "task_start_failed", "task": task_id, "command": argv, "error": why})
+            self._fail(f"consumer task {task_id} could not start `{shlex.join(argv)}` in {self._cwd}: {why}", "start_failed")
+            return False
+        self._started += 1
         started = time.monotonic()
-        self._tasks.append(_Task(task_id, self._revision, process, started, out_path))
+        self._tasks.append(_Task(task_id, self._revision, ProcessGroup(process), started, out_path, err_path, argv))
         self._emit({"event": "task_started", "task": task_id, "revision": self._revision, "pid": process.pid})
         if self._on_start is not None:
             self._on_start(task_id, started, out_path, err_path)
+        return True
 
     def _stop_task(self, task: _Task, timeout: float | None = None) -> None:
         if task.exited:
             return
         task.stopping = True
         task.stop_deadline = time.monotonic() + (self._stop_timeout if timeout is None else timeout)
-        send_signal(task.process, signal.SIGTERM)
+        task.group.signal(signal.SIGTERM)
         self._emit({"event": "task_stopping", "task": task.id})
 
-    def _reap(self, task: _Task) -> None:
-        if task.exited:
-            return
-        code = task.process.poll()
-        if code is None:
+    def _reap(self, task: _Task, now: float) -> None:
+        """A task whose group has ended: say how, and schedule its replacement."""
+        code = task.group.returncode
+        if task.exited or code is None:
             return
         task.exited = True
+        told = self._drain(task)
+        uptime = now - task.started_at
         if task.killed:
             reason = "killed"
         elif task.stopping:
@@ -224,9 +313,55 @@ class Supervisor:
             reason = "crashed"  # the built-in consumer's crash knob exits EXIT_CRASH; a program, anything but 0
         else:
             reason = "exited"
-        self._emit({"event": "task_exited", "task": task.id, "exit_code": code, "reason": reason})
-        if not task.stopping and task.revision == self._revision and not self._stop.is_set():
-            self._pending_starts.append(time.monotonic() + self._restart_delay)
+        delay = self._restart_delay
+        if not task.killed and not task.stopping and not told and uptime < self._quick_exit:
+            delay = self._quick_exited(task)
+        elif uptime >= self._quick_exit:
+            self._backoff.quick_exits = 0
+        replaced = not task.stopping and task.revision == self._revision and not self._stop.is_set()
+        if replaced:
+            self._pending_starts.append(now + delay)
+        self._emit({"event": "task_exited", "task": task.id, "exit_code": code, "reason": reason, "told": told,
+                    "uptime": round(uptime, 3), "orphans": task.group.orphans, "restart_in": delay if replaced else None})
+        if self._backoff.quick_exits >= FAILING_AFTER and self._backoff.failure is None:
+            self._fail(self._never_up_message(), "quick_exits")
+
+    def _quick_exited(self, task: _Task) -> float:
+        """Count a quick exit; the restart delay after it: restart_delay, doubling with each
+        quick exit in a row up to MAX_RESTART_DELAY (never below restart_delay)."""
+        backoff = self._backoff
+        backoff.quick_exits += 1
+        backoff.latest = task
+        step = max(self._restart_delay, MIN_BACKOFF) * 2 ** (backoff.quick_exits - 1)
+        return max(self._restart_delay, min(MAX_RESTART_DELAY, step))
+
+    def _fail(self, message: str, cause: str) -> None:
+        self._backoff.failure = message
+        self._emit({"event": "service_failing", "cause": cause, "quick_exits": self._backoff.quick_exits, "message": message})
+
+    def _never_up_message(self) -> str:
+        task = self._backoff.latest
+        assert task is not None
+        code = task.group.returncode or 0
+        how = f"exit code {code}" if code >= 0 else f"signal {_signal_name(-code)}"
+        message = (f"the consumer service does not stay up: {self._backoff.quick_exits} tasks in a row exited within "
+                   f"{self._quick_exit:g}s of their start (the latest, {task.id}, with {how}), running "
+                   f"`{shlex.join(task.argv)}` in {self._cwd}")
+        for path in (task.err_path, task.out_path):
+            lines = _tail_lines(path, TAIL_LINES)
+            if lines:
+                return message + f"; the end of {path}:\n" + "\n".join("    " + line for line in lines)
+        return message + f"; it wrote nothing ({task.err_path} and {task.out_path.name} are empty)"
+
+    def _drain(self, task: _Task) -> bool:
+        """Read an exited task's output to its end (handed out by the next `events()`);
+        whether it told a crash."""
+        with self._read_lock:
+            while batch := self._read_events(task, final=False):
+                self._unread.extend(batch)
+            self._unread.extend(self._read_events(task, final=True))
+            task.drained = True
+        return task.told_crash
 
     def _read_events(self, task: _Task, final: bool) -> list[dict[str, Any]]:
         if task.tail is None:
@@ -237,7 +372,31 @@ class Supervisor:
         for event in events:
             event["source"] = "consumer"
             event.setdefault("task", task.id)
+            task.told_crash = task.told_crash or event.get("event") == "crashed"
         return events
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _tail_lines(path: Path, count: int, limit: int = 8192) -> list[str]:
+    """The last `count` non-blank lines of a file (of its last `limit` bytes), each cut to 300 characters."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if size > limit and lines:
+        lines = lines[1:]  # the first may be cut
+    return [line[:300] for line in lines[-count:]]
 
 
 def python_command(program: Path) -> Callable[[str], list[str]]:
