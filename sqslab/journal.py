@@ -36,9 +36,13 @@ and the run fails with an error naming them (summary.json `ledger.journal.check`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hmac
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
+from sqslab.emulator.journal import line_mac, unsigned_line
 from sqslab.fates import FATES
 
 #: The journal's file in the run directory (the local target has the emulator write it there).
@@ -93,6 +97,44 @@ STATEMENTS = {
     "dead_letter": "INSERT OR IGNORE INTO jdlq VALUES (?, ?)",
     "fault": "INSERT INTO jfault VALUES (?, ?, 1) ON CONFLICT (by, api) DO UPDATE SET n = n + 1",
 }
+
+
+class JournalReader:
+    """The journal's lines from its file, each authenticated with the run's key (when there
+    is one): a line whose MAC does not hold was not written by the emulator (a task can
+    write to the run directory) and is left out, and counted in `forged`."""
+
+    def __init__(self, path: Path, key: bytes | None) -> None:
+        self.path, self.key = path, key
+        self.forged = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with self.path.open(encoding="utf-8", errors="replace") as handle:
+            for raw in handle:
+                line = raw.strip()
+                if not line:
+                    continue
+                if self.key is not None:
+                    signed = unsigned_line(line)
+                    if signed is None or not hmac.compare_digest(signed[0], line_mac(self.key, signed[1])):
+                        self.forged += 1
+                        continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn last line (a killed run)
+                if isinstance(record, dict):
+                    yield record
+
+
+def forged_finding(forged: int, path: Path) -> str | None:
+    """The finding when lines of the journal were not the emulator's, else None."""
+    if not forged:
+        return None
+    return (f"{forged} line(s) of the SQS journal ({path.name}) were not written by the emulator (their MAC does not hold): "
+            "something else wrote to the run directory; they were left out of the fates")
 
 
 def receive_rows(event: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:

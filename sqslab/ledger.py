@@ -325,12 +325,16 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
                   store.sqs.section(), source, journal_section)
 
 
-def ledger_of_run(run_dir: Path, audit: Audit, program: bool = False) -> Ledger:
+def ledger_of_run(run_dir: Path, audit: Audit, program: bool = False, journal_key: bytes | None = None) -> Ledger:
     """The ledger of the run in run_dir (its events.jsonl, and the SQS journal when the run
-    has one), kept in RUN_DIR/ledger.sqlite; `program`: the consumer was the user's own."""
+    has one, its lines authenticated with `journal_key`), kept in RUN_DIR/ledger.sqlite;
+    `program`: the consumer was the user's own."""
     journal_path = run_dir / journal.JOURNAL_FILE
-    ledger = build_ledger(read_jsonl(run_dir / "events.jsonl"), audit, path=run_dir / "ledger.sqlite",
-                          sqs_journal=read_jsonl(journal_path) if journal_path.exists() else None, program=program)
+    reader = journal.JournalReader(journal_path, journal_key) if journal_path.exists() else None
+    ledger = build_ledger(read_jsonl(run_dir / "events.jsonl"), audit, path=run_dir / "ledger.sqlite", sqs_journal=reader,
+                          program=program)
+    if reader is not None and reader.forged:
+        ledger.journal["forged_lines"] = reader.forged
     ledger.store.close()
     return ledger
 

@@ -278,7 +278,11 @@ class Runner:
         audit = audit_queues(self.target, self.sqs, self.endpoints, self.sampler, self.recorder, scenario.infra.visibility_timeout,
                              scenario.infra.delay, fifo=scenario.infra.fifo)
         audit.t0 = self.recorder.t0_wall
-        ledger = ledger_of_run(self.run_dir, audit, program=scenario.program is not None)
+        ledger = ledger_of_run(self.run_dir, audit, program=scenario.program is not None, journal_key=self.target.journal_key())
+        forged = journal.forged_finding(int(ledger.journal.get("forged_lines") or 0), self.run_dir / journal.JOURNAL_FILE)
+        if forged:
+            self.facts.findings.append(forged)
+            self.recorder.emit({"event": "finding", "about": "run directory", "finding": forged})
         disagreement = journal.disagreement(ledger.journal, program=scenario.program is not None)
         if disagreement and scenario.program is not None:
             self.facts.findings.append(disagreement)  # about the user's program, not the lab

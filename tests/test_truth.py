@@ -224,3 +224,25 @@ expect: [processed == sent, lost == 0]
     assert "the producer sent 0 of the 20 messages planned: 20 send(s) failed" in finding
     expected = run(text.replace("expect: [processed == sent, lost == 0]", "expect: [send_failed == 20]"), host, tmp_path / "2")
     assert expected.exit_code == 0, expected.summary.get("findings")
+
+
+def test_lines_a_task_writes_into_the_journal_are_not_believed(host, tmp_path):
+    """The journal lies in the run directory; a task can find it and append lines claiming
+    deletes. Each line is authenticated (the emulator's key, which no task sees): the forged
+    ones are left out and reported, so no message is 'processed' by a claim."""
+    program = FIXTURES / "programs" / "forges_journal.py"
+    result = run(f"""
+version: 1
+name: forger
+seed: 10
+infra: {{consumers: 1, queue: {{visibility_timeout: 30s}}}}
+consumer:
+  program: {{command: [python3, "{program}"], ready: {{log: ready, timeout: 30s}}, stop_grace: 1s}}
+load: [{{burst: 8}}]
+settle: {{timeout: 3s}}
+""", host, tmp_path)
+    summary = result.summary
+    figures = summary["figures"]
+    assert figures["processed"] == 0 and figures["still_queued"] == 8, figures
+    assert summary["ledger"]["journal"]["forged_lines"] == 8
+    assert result.exit_code == 1 and any("were not written by the emulator" in f for f in summary["findings"])

@@ -156,6 +156,11 @@ class Target(Protocol):
         view (real SQS, your own endpoint): the runner then reads the queues through SQS."""
         ...
 
+    def journal_key(self) -> bytes | None:
+        """The key the run's SQS journal lines are authenticated with (the embedded emulator
+        holds it; no task sees it), or None where there is no journal."""
+        ...
+
     def failure(self) -> str | None:
         """A fault of the target itself that ends the run (the emulator died), in words; else
         None. Asked several times a second, so it must be cheap."""

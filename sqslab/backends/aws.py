@@ -275,6 +275,10 @@ class AwsTarget:
         """Real SQS has no exact view: the runner reads the queues through SQS."""
         return None
 
+    def journal_key(self) -> None:
+        """No SQS journal on AWS."""
+        return None
+
     def failure(self) -> str | None:
         """Nothing of the AWS target's own dies unnoticed: AWS errors surface as they happen."""
         return None

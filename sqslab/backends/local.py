@@ -234,6 +234,10 @@ class LocalTarget:
             except EmulatorError as exc:
                 self._emit({"event": "journal_flush_failed", "error": str(exc)})
 
+    def journal_key(self) -> bytes | None:
+        """The embedded emulator's key for the SQS journal's lines (None with --endpoint-url)."""
+        return self._emulator.journal_key if self._emulator is not None else None
+
     def failure(self) -> str | None:
         """The embedded emulator died under the run (what it exited with, its log's tail), or
         the consumer service is failing (Supervisor.failing: it does not stay up, or cannot start)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from typing import IO, Any
 
 from sqslab.consumer.sqsfaults import describe_fault  # stdlib-only modules: cheap to import
 from sqslab.credentials import DUMMY_ENV, emulator_env, emulator_session
+from sqslab.emulator.journal import ENV_JOURNAL_KEY
 from sqslab.emulator.lab import Behavior
 from sqslab.emulator.middleware import OBSERVER_HEADER
 from sqslab.emulator.server import READY_PREFIX
@@ -92,6 +94,8 @@ class Emulator:
         self.lab = lab  # {"behavior": {...}, "faults": [...], "seed": N}: see sqslab.emulator.lab
         self.events_path = Path(events_path) if events_path is not None else None
         self.journal_path = Path(journal_path) if journal_path is not None else None  # the SQS journal (journal.py)
+        # Authenticates the journal's lines: held by this process and the child, never by a task.
+        self.journal_key: bytes | None = secrets.token_bytes(32) if journal_path is not None else None
         self.endpoint_url: str = ""
         self.start_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -140,6 +144,8 @@ class Emulator:
             self._log_file = tempfile.TemporaryFile()  # noqa: SIM115 - the child writes to it until stop()
         stderr = self._log_file
         env = child_env()
+        if self.journal_key is not None:
+            env[ENV_JOURNAL_KEY] = self.journal_key.hex()
         # The child must import this very sqslab, even from a source checkout.
         src_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH")) if p)

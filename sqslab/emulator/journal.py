@@ -9,17 +9,43 @@ consumers' own events.
 Receipt handles name their message and receive (``receipt_handle``), as SQS's own
 opaque handles encode theirs, so a delete or visibility change with any handle, even a
 stale one, is journalled with the receive it came from.
+
+The journal lies in the run directory, which a consumer task could write to. So each line
+is authenticated: given a key (``ENV_JOURNAL_KEY`` in the emulator's environment, which
+sqslab sets and no task sees), a line starts with ``{"mac":"<HMAC-SHA256 of the rest>",``
+and sqslab.journal drops, and reports, any line whose MAC does not hold.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+#: The environment variable that gives the emulator the journal's key (hex).
+ENV_JOURNAL_KEY = "SQSLAB_JOURNAL_KEY"
+#: The start of an authenticated line, before its MAC.
+MAC_PREFIX = '{"mac":"'
+#: Hex digits of the MAC kept (128 bits).
+MAC_HEX = 32
+
+
+def line_mac(key: bytes, unsigned: str) -> str:
+    """The MAC of one journal line's JSON (as written before the MAC was put in front)."""
+    return hmac.new(key, unsigned.encode(), hashlib.sha256).hexdigest()[:MAC_HEX]
+
+
+def unsigned_line(line: str) -> tuple[str, str] | None:
+    """(the MAC, the line's JSON as it was signed) of an authenticated line, else None."""
+    if not line.startswith(MAC_PREFIX) or line[len(MAC_PREFIX) + MAC_HEX:len(MAC_PREFIX) + MAC_HEX + 2] != '",':
+        return None
+    return line[len(MAC_PREFIX):len(MAC_PREFIX) + MAC_HEX], "{" + line[len(MAC_PREFIX) + MAC_HEX + 2:]
 
 
 class Journal:
@@ -36,8 +62,11 @@ class Journal:
     FLUSH_INTERVAL = 0.05
     BUFFER_BYTES = 256 * 1024
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, key: bytes | None = None) -> None:
+        """`key`: what authenticates each line (default: ENV_JOURNAL_KEY's, if set)."""
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
+        env_key = os.environ.get(ENV_JOURNAL_KEY)
+        self._key = key if key is not None else bytes.fromhex(env_key) if env_key else None
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._lines: list[str] = []
@@ -48,7 +77,10 @@ class Journal:
 
     def write(self, op: str, by: str, fields: dict[str, Any]) -> None:
         """Append one operation."""
-        line = json.dumps({"ts": round(time.time(), 6), "op": op, "by": by, **fields}, separators=(",", ":")) + "\n"
+        line = json.dumps({"ts": round(time.time(), 6), "op": op, "by": by, **fields}, separators=(",", ":"))
+        if self._key is not None:
+            line = f'{MAC_PREFIX}{line_mac(self._key, line)}",{line[1:]}'
+        line += "\n"
         with self._lock:
             self._lines.append(line)
             self._size += len(line)
