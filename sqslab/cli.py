@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import os
 import re
 import sys
 import tempfile
@@ -544,7 +545,7 @@ def report(run_dirs: tuple[Path, ...], as_html: bool, as_json: bool, as_markdown
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
 @click.option("--behavior", type=click.Choice(["exact", "aws"]), default="exact", show_default=True,
               help="exact, or SQS's documented departures from exactness (README, `sqs`).")
 @click.option("--sqs", "sqs_settings", multiple=True, metavar="KEY=VALUE",
@@ -565,11 +566,25 @@ def emulator(port: int, behavior: str, sqs_settings: tuple[str, ...], faults: tu
     """
     from sqslab.emulator import EmulatorError, serve
 
+    for option, path in (("--events", events_path), ("--journal", journal_path)):
+        _check_writable(option, path)
     lab = _emulator_lab(behavior, sqs_settings, faults, seed)
     try:
         serve(port=port, lab=lab, events_path=events_path, journal_path=journal_path)
     except EmulatorError as exc:
         raise InfraError(str(exc)) from None
+
+
+def _check_writable(option: str, path: Path | None) -> None:
+    """A usage error (exit 2) when a file an option names cannot be appended to, before
+    anything starts: its folder is missing, or it cannot be written."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise click.BadParameter(f"{path}: no folder {folder}", param_hint=option)
+    if (path.exists() and not os.access(path, os.W_OK)) or (not path.exists() and not os.access(folder, os.W_OK)):
+        raise click.BadParameter(f"{path}: cannot be written", param_hint=option)
 
 
 def _emulator_lab(behavior: str, settings: tuple[str, ...], faults: tuple[str, ...], seed: int | None) -> dict[str, Any] | None:
@@ -618,14 +633,22 @@ def _emulator_lab(behavior: str, settings: tuple[str, ...], faults: tuple[str, .
 @main.command(context_settings=CONTEXT)
 @click.option("--queue-url", required=True, help="The queue to send to.")
 @click.option("--n", "count", type=int, default=100, show_default=True, help="How many messages.")
-@click.option("--rate", type=float, default=None, help="Messages per second (default: as fast as possible).")
+@click.option("--rate", "rate_text", default=None, metavar="RATE",
+              help="Messages per second, as a number (50) or as scenarios write rates (50/s, 600/m); "
+                   "default: as fast as possible.")
 @click.option("--endpoint-url", help="An SQS-compatible endpoint (e.g. the one `sqslab emulator` prints).")
 @click.option("--region", help="AWS region.")
 @click.option("--profile", help="AWS profile.")
-def produce(queue_url: str, count: int, rate: float | None, endpoint_url: str | None, region: str | None, profile: str | None) -> None:
+def produce(queue_url: str, count: int, rate_text: str | None, endpoint_url: str | None, region: str | None,
+            profile: str | None) -> None:
     """Send N test messages to a queue (the payload sqslab's consumer expects)."""
     from sqslab.producer import produce_cli
+    from sqslab.units import UnitError, parse_rate_option
 
+    try:
+        rate = parse_rate_option(rate_text) if rate_text is not None else None
+    except UnitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rate") from None
     try:
         result = produce_cli(count, rate, queue_url, endpoint_url, region, profile)
     except ValueError as exc:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqslab.bodies import PhaseBodies, sqslab_payload
+from sqslab.bodies import PhaseBodies, body_problem, render_error, sqslab_payload
 from sqslab.contracts import ID_ATTRIBUTE, message_id
 from sqslab.timeline import Phase
 
@@ -146,6 +146,7 @@ class _Item:
     body: str
     due: float  # monotonic
     group: str | None = None  # FIFO: MessageGroupId
+    error: str | None = None  # why the body cannot be sent (its template failed, or SQS would refuse it)
 
 
 _DONE = object()
@@ -272,6 +273,9 @@ class Producer:
             if run.halted():
                 return
             item = self._build(phase, due, index)
+            if item.error is not None:
+                self._fail_unsent(run, item)
+                continue
             copies = [item]
             if phase.duplicate_sends and self._group_draws.random() < phase.duplicate_sends:
                 # The same message again (body, id, deduplication id), right after: a producer
@@ -301,15 +305,35 @@ class Producer:
         ident = message_id(self.seq)
         sent_at = round(time.time(), 6)
         group = self._group(phase, index)
+        error = None
         if phase.body is not None:  # the body the user's consumer expects; our id is in the attribute
             poison = False
-            text = self._bodies.render(phase, ident, self.seq, index, sent_at)
+            try:
+                text = self._bodies.render(phase, ident, self.seq, index, sent_at)
+            except Exception as exc:  # noqa: BLE001 - a template that fails for one message fails that message's send, not the run
+                text, error = "", f"BodyTemplateError: {render_error(exc)}"
+            else:
+                # What SQS would refuse (or boto3 could not even encode, a lone surrogate) fails
+                # alone, instead of failing the whole batch it would travel in.
+                problem = body_problem(text)
+                error = f"InvalidBody: {problem}" if problem else None
         else:
             text = sqslab_payload(phase, ident, work, self.seq, sent_at, poison)
         record = {"id": ident, "seq": self.seq, "message_id": None, "sent_at": sent_at, "phase": phase.name, "poison": poison}
         if group is not None:
             record["group"] = group
-        return _Item(record, text, due, group)
+        return _Item(record, text, due, group, error)
+
+    def _fail_unsent(self, run: _PhaseRun, item: _Item) -> None:
+        """A message whose body could not be made or would be refused: a failed send with its reason."""
+        record = {**item.record, "error": item.error}
+        with run.lock:
+            run.result.failed += 1
+            code = str(item.error).split(":", 1)[0]
+            run.result.errors[code] = run.result.errors.get(code, 0) + 1
+        with self._callback_lock:
+            if self.on_failed is not None:
+                self.on_failed([record])
 
     # ----- senders
 

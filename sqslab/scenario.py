@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from sqslab.bodies import read_template_file
 from sqslab.contracts import ENV_POISON_MARKER, ENV_SEED, POISON_MARKER
 from sqslab.document import Document, Problem, format_path, parse_document, read_document
 from sqslab.expectations import FIGURES, LIVE_METRICS, Condition, parse_condition
@@ -357,10 +358,10 @@ def resolve_fault(raw: dict[str, Any], label: str, start: float | None = None, e
 
 
 def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: float, fifo: bool = False,
-                  base: Path | None = None) -> Phase:
+                  base: Path | None = None, program_cwd: Path | None = None) -> Phase:
     """One load phase from the scenario (assumed valid), starting at `start`; on a FIFO
     queue every message has a group (one group unless the phase says how many); a
-    `body_file` is read from `base` (the scenario's folder)."""
+    `body_file` is read from `base` (the scenario's folder), as validation reads it."""
     kind = next(k for k in PHASE_KINDS if k in raw)
     groups, hot = raw.get("groups", 1 if fifo else None), None
     if isinstance(groups, dict):
@@ -377,9 +378,10 @@ def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: fl
         "body": raw.get("body"),
     }
     if "body_file" in raw:
-        path = ((base or Path.cwd()) / raw["body_file"]).resolve()
-        data = path.read_bytes()
-        common.update(body=data.decode("utf-8"), body_file=str(path), body_sha256=hashlib.sha256(data).hexdigest())
+        folder = base or Path.cwd()
+        text = read_template_file(raw["body_file"], folder, program_cwd)
+        common.update(body=text, body_file=str((folder / raw["body_file"]).resolve()),
+                      body_sha256=hashlib.sha256(text.encode()).hexdigest())
     if kind == "rate":
         return Phase(**common, duration=parse_duration(raw["duration"]), rate=parse_rate(raw["rate"]))
     if kind == "ramp":
@@ -417,7 +419,8 @@ def resolve(data: dict[str, Any], path: str = "") -> Scenario:
     infra = resolve_infra(data.get("infra") or {})
     phases, start = [], 0.0
     for i, raw in enumerate(data.get("load") or []):
-        phase = resolve_phase(raw, i, start, knobs.poison_rate, infra.fifo, base=scenario_folder(path))
+        phase = resolve_phase(raw, i, start, knobs.poison_rate, infra.fifo, base=scenario_folder(path),
+                              program_cwd=Path(program.cwd) if program else None)
         phases.append(phase)
         start += phase.duration or 0.0
     top = resolve_section("", data)

@@ -60,6 +60,18 @@ def parse_rate(value: object) -> float:
     return float(match.group(1)) / _RATE_UNITS[match.group(2)]
 
 
+def parse_rate_option(text: str) -> float:
+    """Messages per second from a command-line rate: a rate as scenarios write it (`50/s`,
+    `600/m`), or a bare number, which an option documented in msg/s makes unambiguous."""
+    stripped = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", stripped):
+        return float(stripped)
+    try:
+        return parse_rate(stripped)
+    except UnitError:
+        raise UnitError(f"{text!r} is not a rate: give messages per second (50) or a rate such as 50/s, 600/m") from None
+
+
 def parse_size(value: object) -> int:
     """Bytes from a size such as `256`, `512B` or `4KiB`."""
     if isinstance(value, bool):

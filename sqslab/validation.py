@@ -34,7 +34,7 @@ from sqslab.schema import (
     unknown_key_message,
 )
 from sqslab.settings import BY_KEY, SETTINGS
-from sqslab.units import UnitError, format_duration, parse_duration, parse_rate, parse_size
+from sqslab.units import UnitError, describe, format_duration, parse_duration, parse_rate, parse_size
 
 if TYPE_CHECKING:
     from sqslab.plugins import PluginHost
@@ -51,11 +51,62 @@ def validate_document(doc: Document, host: PluginHost) -> list[Problem]:
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}" if data is not None else "nothing"
         return [doc.problem((), f"a scenario is a mapping of keys (version, name, infra, ...), got {kind}")]
-    problems = schema_problems(doc, data, base_schema())
+    schema = base_schema()
+    problems = explain_alternatives(doc, data, schema, schema_problems(doc, data, schema))
     problems += action_problems(doc, data, host)
     for check in MEANING_CHECKS:
         problems += check(doc, data)
     return sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.col, p.path))
+
+
+# ---------------------------------------------------------------- alternatives
+
+#: How jsonschema ends a oneOf/anyOf error the schema pass has no better words for.
+NO_ALTERNATIVE = "is not valid under any of the given schemas"
+#: What a key that takes one of several shapes is for, where its message should say so.
+PURPOSES = {"command": "name a program"}
+_NOUNS = {"string": "string", "array": "list", "object": "mapping", "integer": "whole number", "number": "number",
+          "boolean": "boolean"}
+
+
+def explain_alternatives(doc: Document, data: Any, schema: dict[str, Any], problems: list[Problem]) -> list[Problem]:
+    """problems, with each "... is not valid under any of the given schemas" said again as
+    what the value must be (`command must name a program: a non-empty string or list, got
+    an empty list`), from the shapes of the alternatives the schema gives."""
+    if not any(p.message.endswith(NO_ALTERNATIVE) for p in problems):
+        return problems
+    import jsonschema
+
+    better: dict[Problem, Problem] = {}
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(data):
+        if error.validator not in ("oneOf", "anyOf") or not error.message.endswith(NO_ALTERNATIVE):
+            continue
+        path = tuple(error.absolute_path)
+        message = alternatives_message(path, error.instance, error.validator_value)
+        if message:
+            better[doc.problem(path, error.message)] = doc.problem(path, message)
+    return [better.get(p, p) for p in problems]
+
+
+def alternatives_message(path: tuple[str | int, ...], value: Any, branches: list[Any]) -> str | None:
+    """`KEY must PURPOSE: SHAPES, got VALUE` for a value that fits none of the branches, or
+    None when a branch is not a plain shape (a type, maybe non-empty)."""
+    shapes = []
+    for branch in branches:
+        kind = branch.get("type") if isinstance(branch, dict) else None
+        if not isinstance(kind, str) or kind not in _NOUNS:  # a list of types, or no type: not a plain shape
+            return None
+        non_empty = branch.get("minLength", 0) >= 1 or branch.get("minItems", 0) >= 1
+        shapes.append(("non-empty " if non_empty else "", _NOUNS[kind]))
+    if len({qualifier for qualifier, _ in shapes}) == 1:
+        qualifier = shapes[0][0]
+        said = f"{'an' if (qualifier or shapes[0][1])[0] in 'aeiou' else 'a'} {qualifier}{' or '.join(n for _, n in shapes)}"
+    else:
+        said = " or ".join(f"{'an' if (q or n)[0] in 'aeiou' else 'a'} {q}{n}" for q, n in shapes)
+    key = next((part for part in reversed(path) if isinstance(part, str)), "the value")
+    got = f"an empty {_NOUNS['array'] if isinstance(value, list) else _NOUNS['object']}" if value in ([], {}) else describe(value)
+    purpose = PURPOSES.get(key)
+    return f"{key} must {purpose}: {said}, got {got}" if purpose else f"{key} must be {said}, got {got}"
 
 
 # ---------------------------------------------------------------- tolerant reading
@@ -94,6 +145,11 @@ def setting_seconds(data: dict[str, Any], key: str) -> float | None:
     """A duration setting in seconds, its default when absent, None when invalid."""
     raw = value_at(data, BY_KEY[key].path)
     return seconds(BY_KEY[key].default if raw is None else raw)
+
+
+def set_on_command_line(doc: Document, path: tuple[str | int, ...]) -> bool:
+    """Whether the value at path (or a mapping holding it) was given with --set."""
+    return any(path[:i] in doc.origins for i in range(1, len(path) + 1))
 
 
 def is_number(value: Any) -> bool:
@@ -176,7 +232,12 @@ def knob_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     visibility = setting_seconds(data, "infra.queue.visibility_timeout")
     slow_time = setting_seconds(data, "consumer.slow_time")
     slow_rate = consumer.get("slow_rate", 0)
-    if is_number(slow_rate) and slow_rate > 0 and visibility is not None and slow_time is not None and slow_time <= visibility:
+    # Written in the file, slow_time within the visibility timeout is an experiment that can
+    # never redeliver. Given with --set, it is a variant on purpose: README's sweep of the
+    # visibility timeout (3s,10s) compares redeliveries with their fix.
+    overridden = any(set_on_command_line(doc, BY_KEY[k].path) for k in ("infra.queue.visibility_timeout", "consumer.slow_time"))
+    if (is_number(slow_rate) and slow_rate > 0 and visibility is not None and slow_time is not None and slow_time <= visibility
+            and not overridden):
         problems.append(doc.problem(("consumer", "slow_time"), (
             f"slow_time {format_duration(slow_time)} never exceeds the visibility timeout {format_duration(visibility)}, "
             "so slow messages are never redelivered; make slow_time longer than infra.queue.visibility_timeout")))
@@ -487,13 +548,16 @@ def folder_of(doc: Document) -> Path:
 
 
 def body_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
-    """Each phase's body template: one of body and body_file, a readable file, a template
-    that parses, names only what sqslab.bodies offers, and renders; poison marks travel in
-    sqslab's own body, so no poison_rate with a template."""
+    """Each phase's body template: one of body and body_file, a regular file in the
+    scenario's folder, a template that parses, names only what sqslab.bodies offers,
+    renders within its limits and gives a body SQS takes; poison marks travel in sqslab's
+    own body, so no poison_rate with a template."""
     from sqslab import bodies
 
     problems = []
     poison = mapping(data, "consumer").get("poison_rate")
+    cwd = mapping(mapping(data, "consumer"), "program").get("cwd")
+    program_cwd = folder_of(doc) / cwd if isinstance(cwd, str) else None
     for i, phase in enumerate(items(data, "load")):
         if not isinstance(phase, dict) or not ({"body", "body_file"} & phase.keys()):
             continue
@@ -511,14 +575,10 @@ def body_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
         if not isinstance(text, str):
             continue
         if key == "body_file":
-            path = folder_of(doc) / text
             try:
-                if path.stat().st_size > bodies.MAX_BODY * 4:
-                    problems.append(doc.problem(("load", i, key), f"{path} is over {bodies.MAX_BODY * 4} bytes: not a message body"))
-                    continue
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                problems.append(doc.problem(("load", i, key), f"cannot read the body template {path}: {exc}"))
+                text = bodies.read_template_file(text, folder_of(doc), program_cwd)
+            except bodies.BodyFileError as exc:
+                problems.append(doc.problem(("load", i, key), str(exc)))
                 continue
         for line, message in bodies.check(text):
             problem = doc.problem(("load", i, key), message if key == "body" else f"{phase[key]}:{line}: {message}")

@@ -25,12 +25,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", default=None, help="append the lab's events (JSON lines) to this file")
     parser.add_argument("--journal", default=None, help="append the SQS journal (JSON lines) to this file")
     args = parser.parse_args(argv)
+    if not _loopback(args.host):
+        parser.error(f"--host {args.host}: the emulator serves loopback addresses only (127.0.0.0/8, ::1, localhost)")
     try:
         lab_config = json.loads(args.lab) if args.lab else None
     except ValueError as exc:
         parser.error(f"--lab is not JSON: {exc}")
     run(args.host, args.port, patched=not args.stock, parent_pid=args.parent_pid, lab_config=lab_config, events_path=args.events,
         journal_path=args.journal)
+
+
+def _loopback(host: str) -> bool:
+    """Whether host is a loopback address (or `localhost`): nothing else may reach the emulator."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":
