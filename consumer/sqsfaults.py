@@ -67,12 +67,16 @@ def error_response(kind: str, protocol: str = "json", request_id: str | None = N
 
 
 def shaped_error(status: int, code: str, message: str, query_code: str | None = None, side: str = "Sender",
-                 protocol: str = "json", request_id: str | None = None) -> tuple[int, dict[str, str], bytes]:
+                 protocol: str = "json", request_id: str | None = None,
+                 namespace: str = "com.amazonaws.sqs") -> tuple[int, dict[str, str], bytes]:
     """(status, headers, body) of an SQS error response: `__type` and, for SQS's modelled
-    errors, the `x-amzn-query-error` header (JSON), or an ErrorResponse document (query)."""
+    errors, the `x-amzn-query-error` header (JSON), or an ErrorResponse document (query).
+    `namespace` prefixes `__type`: SQS's own errors are `com.amazonaws.sqs`, the errors of
+    AWS's JSON front end itself (SerializationException, UnknownOperationException)
+    `com.amazon.coral.service`."""
     request_id = request_id or str(uuid.uuid4())
     if protocol == "json":
-        body = json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": message}).encode()
+        body = json.dumps({"__type": f"{namespace}#{code}", "message": message}).encode()
         headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": request_id}
         if query_code:
             headers["x-amzn-query-error"] = f"{query_code};{side}"

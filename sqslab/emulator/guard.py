@@ -42,6 +42,8 @@ _MESSAGE = f"{_M}.Message"
 _QUEUE = f"{_M}.Queue"
 _BACKEND = f"{_M}.SQSBackend"
 _DISPATCHER = "moto.moto_server.werkzeug_app.DomainDispatcherApplication"
+_RESPONSE = "moto.sqs.responses.SQSResponse"
+_EXC = "moto.sqs.exceptions"
 
 #: Every moto attribute apply() replaces: (import path of its module or class, name).
 #: The patch code assigns only through _replace(), which refuses a pair not listed
@@ -85,6 +87,17 @@ PATCHED: tuple[tuple[str, str], ...] = (
     (_BACKEND, "delete_queue"),
     (_BACKEND, "is_message_valid_based_on_retention_period"),
     (_BACKEND, "get_queue_attributes"),
+    (_RESPONSE, "_dispatch"),
+    (_RESPONSE, "parse_parameters"),
+    (_RESPONSE, "send_message"),
+    (_RESPONSE, "send_message_batch"),
+    (_RESPONSE, "delete_message_batch"),
+    (_RESPONSE, "change_message_visibility_batch"),
+    (_RESPONSE, "change_message_visibility"),
+    (_RESPONSE, "receive_message"),
+    (_RESPONSE, "list_queues"),
+    (_RESPONSE, "create_queue"),
+    (_RESPONSE, "set_queue_attributes"),
 )
 
 #: moto attributes the patched code (and server.py's patched mode) reads, calls or
@@ -119,6 +132,20 @@ READ: tuple[tuple[str, str], ...] = (
     (_QUEUE, "KMS_ATTRIBUTES"),
     (_BACKEND, "get_queue"),
     (_DISPATCHER, "get_application"),
+    (_EXC, "EmptyBatchRequest"),
+    (_EXC, "TooManyEntriesInBatchRequest"),
+    (_EXC, "BatchEntryIdsNotDistinct"),
+    (_EXC, "InvalidBatchEntryId"),
+    (_EXC, "BatchRequestTooLong"),
+    (_EXC, "InvalidAttributeValue"),
+    (_RESPONSE, "setup_class"),
+    (_RESPONSE, "call_action"),
+    (_RESPONSE, "serialized"),
+    (_RESPONSE, "sqs_backend"),
+    (_RESPONSE, "_get_action"),
+    (_RESPONSE, "_get_queue_name"),
+    ("moto.core.responses", "ActionResult"),
+    ("moto.core.utils", "get_service_model"),
 )
 
 #: Everything guard() requires to exist.

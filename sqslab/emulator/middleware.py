@@ -13,7 +13,12 @@ emulator's control endpoint.
   then answers with SQS's error response, or (``timeout``) lets the call take effect
   and closes the connection without an answer.
 * StartMessageMoveTask, ListMessageMoveTasks and CancelMessageMoveTask are answered
-  by redrive.py.
+  by redrive.py, in either protocol.
+* Malformed requests: a body is read only up to MAX_REQUEST_BODY (a longer one gets
+  SQS's error unread); an action SQS does not have is UnknownOperationException (JSON)
+  or InvalidAction / MissingAction (query); whatever escapes moto, or a 5xx page it
+  made, becomes SQS's InternalFailure in the request's protocol. The rest of SQS's
+  validation is sqs_responses.py's.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from __future__ import annotations
 import io
 import json
 import socket
+import sys
 import time
+import traceback
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqslab.consumer.sqsfaults import ERRORS, TIMEOUT, error_response
+from sqslab.consumer.sqsfaults import ERRORS, SQS_APIS, TIMEOUT, error_response, shaped_error
 from sqslab.contracts import ACCESS_KEY_PREFIX
 from sqslab.emulator import redrive
 from sqslab.emulator.lab import Behavior, current
@@ -39,30 +47,44 @@ _OBSERVER_KEY = "HTTP_" + OBSERVER_HEADER.upper().replace("-", "_")
 LAB_CALLERS = frozenset({"setup", "observer"})
 #: The largest control request body read (a fault rule is a few hundred bytes).
 MAX_CONTROL_BODY = 64 * 1024
-#: The largest query-protocol body read to find its Action (SQS's own limit is 1 MiB).
-MAX_QUERY_BODY = 2 * 1024 * 1024
+#: The largest SQS request body read. SQS caps a message (or a batch's messages) at 1 MiB;
+#: encoded, that is up to 3 MiB (a query body percent-encodes a byte as %XX, a JSON body
+#: escapes a non-BMP character as two \uXXXX), so every request SQS could take fits.
+#: A longer one is refused unread (and the connection closed).
+MAX_REQUEST_BODY = 3 * 1024 * 1024 + 64 * 1024
+_JSON_PREFIX = "AmazonSQS."
+_SQS_APIS = frozenset(SQS_APIS)
 
 StartResponse = Callable[..., Any]
 App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 def wrap(sqs_app: App) -> App:
-    """moto's SQS app with faults and the redrive API in front of it."""
+    """moto's SQS app with faults and the redrive API in front of it, and a safety net
+    behind it: every answer is in SQS's shape, whatever the request."""
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        protocol = "json" if environ.get("HTTP_X_AMZ_TARGET") else "query"
+        refused = _read_body(environ, protocol)
+        if refused is not None:
+            return _send(start_response, *refused)
         api, protocol = _api(environ)
-        answer = sqs_app
-        if api in redrive.APIS and protocol == "json":
-            answer = _redrive_app
+        refused = _unknown_api(api, protocol, environ)
+        if refused is not None:
+            return _send(start_response, *refused)
+        assert api is not None
+        answer = _netted(sqs_app, protocol)
+        if api in redrive.APIS:
+            answer = _redrive_app(api, protocol)
         lab = current()
         observer = _OBSERVER_KEY in environ
         lab.calls.by = by = "observer" if observer else caller(environ)
-        if api and not observer:
+        if not observer:
             lab.first_call(by, api)
         # Faults are for the system under test: never the lab's own setup and readings.
         ours = observer or by in LAB_CALLERS
-        decision = lab.faults.decide(api) if api and lab.faults and not ours else None
-        if decision is None or api is None:
+        decision = lab.faults.decide(api) if lab.faults and not ours else None
+        if decision is None:
             return answer(environ, start_response)
         lab.emit(**decision.event(api))
         if decision.error in ERRORS:
@@ -90,10 +112,13 @@ def caller(environ: dict[str, Any]) -> str:
     return key[len(ACCESS_KEY_PREFIX):] if key.startswith(ACCESS_KEY_PREFIX) else key or "?"
 
 
-def _redrive_app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-    """The message move task APIs, which moto does not have (redrive.py)."""
-    api = str(environ.get("HTTP_X_AMZ_TARGET", "")).rsplit(".", 1)[-1]
-    return _send(start_response, *redrive.answer(api, _body(environ, MAX_QUERY_BODY)))
+def _redrive_app(api: str, protocol: str) -> App:
+    """The message move task APIs, which moto does not have (redrive.py), in either protocol."""
+
+    def answer(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        return _send(start_response, *redrive.answer(api, environ["wsgi.input"].getvalue(), protocol))
+
+    return answer
 
 
 def _api(environ: dict[str, Any]) -> tuple[str | None, str]:
@@ -105,11 +130,131 @@ def _api(environ: dict[str, Any]) -> tuple[str | None, str]:
     if "Action" in query:
         return query["Action"][0], "query"
     if "form-urlencoded" in environ.get("CONTENT_TYPE", ""):
-        body = _body(environ, MAX_QUERY_BODY)
-        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        form = urllib.parse.parse_qs(environ["wsgi.input"].getvalue().decode("utf-8", "replace"))
         if "Action" in form:
             return form["Action"][0], "query"
     return None, "query"
+
+
+def _unknown_api(api: str | None, protocol: str, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes] | None:
+    """SQS's answer to a request for no SQS action (None: the action is SQS's)."""
+    if protocol == "json":
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if not target.startswith(_JSON_PREFIX) or api not in _SQS_APIS:
+            # AWS's JSON front end answers this itself, outside SQS's error model.
+            return shaped_error(400, "UnknownOperationException", f"Unknown operation {target}.",
+                                namespace="com.amazon.coral.service")
+        return None
+    if api is None:
+        return shaped_error(400, "MissingAction", "The request must contain the parameter Action.",
+                            query_code="MissingAction", protocol="query")
+    if api not in _SQS_APIS:
+        return shaped_error(400, "InvalidAction", f"The action {api[:100]} is not valid for this endpoint.",
+                            query_code="InvalidAction", protocol="query")
+    return None
+
+
+def _read_body(environ: dict[str, Any], protocol: str) -> tuple[int, dict[str, str], bytes] | None:
+    """Read the request body (at most MAX_REQUEST_BODY bytes, gzip inflated within the same
+    limit) and leave it for the app as a BytesIO with its exact length; or, for a longer
+    body, SQS's answer (the body is not read and the connection is closed)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = -1
+    stream = environ["wsgi.input"]
+    if length > MAX_REQUEST_BODY:
+        body = None
+    elif length > 0:
+        body = stream.read(length)
+    elif environ.get("wsgi.input_terminated") or length < 0:  # chunked, or a length we cannot use
+        body = stream.read(MAX_REQUEST_BODY + 1)
+        body = body if len(body) <= MAX_REQUEST_BODY else None
+    else:
+        body = b""
+    if body is not None and "gzip" in str(environ.get("HTTP_CONTENT_ENCODING", "")):
+        body = _gunzip(body)
+        if body is not None:
+            environ.pop("HTTP_CONTENT_ENCODING", None)
+    if body is None:
+        refused = _too_long(environ, protocol)
+        refused[1]["Connection"] = "close"  # what is left of the body is not read
+        return refused
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return None
+
+
+def _gunzip(body: bytes) -> bytes | None:
+    """body inflated, None if that is over MAX_REQUEST_BODY (never inflating more)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, MAX_REQUEST_BODY + 1)
+    except zlib.error:
+        return body  # not gzip after all: moto answers it as it is
+    return out if len(out) <= MAX_REQUEST_BODY else None
+
+
+def _too_long(environ: dict[str, Any], protocol: str) -> tuple[int, dict[str, str], bytes]:
+    """SQS's answer to a request longer than any it takes."""
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    batch = target.endswith(".SendMessageBatch") or "Action=SendMessageBatch" in str(environ.get("QUERY_STRING", ""))
+    if batch:
+        return shaped_error(400, "BatchRequestTooLong", f"Batch requests cannot be longer than {MAX_MESSAGE_BYTES} bytes.",
+                            query_code="BatchRequestTooLong", protocol=protocol)
+    return shaped_error(400, "InvalidParameterValue", "One or more parameters are invalid. Reason: Message must be shorter "
+                        f"than {MAX_MESSAGE_BYTES} bytes.", query_code="InvalidParameterValue", protocol=protocol)
+
+
+#: SQS's largest message (MaximumMessageSize at most), and a batch's messages together.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+def _netted(app: App, protocol: str) -> App:
+    """app, with anything that escapes it or any 5xx it answers on its own (Flask's HTML
+    page) turned into SQS's InternalFailure, in the request's protocol, and logged.
+    Malformed requests never get here as a 5xx: sqs_responses answers them with 400s."""
+
+    def netted(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        said: list[Any] = []
+
+        def keep(status: str, headers: list[Any], exc_info: Any = None) -> Callable[[bytes], None]:
+            said[:] = [status, headers]
+            return _no_write
+
+        try:
+            body = app(environ, keep)
+            if not said:  # an app that answers lazily: take its body to see its status
+                body = [b"".join(body)]
+        except Exception as exc:  # noqa: BLE001  (the net: never an HTML 500)
+            _log("an SQS request failed in the emulator", exc)
+            return _send(start_response, *error_response("internal", protocol))
+        status = str(said[0]) if said else "500"
+        if status.startswith("5") and not any(str(k).lower() == "x-amzn-requestid" for k, _ in said[1]):
+            _close(body)
+            sys.stderr.write(f"sqslab emulator: moto answered {status} to {environ.get('HTTP_X_AMZ_TARGET') or 'a query'} "
+                             "request; answered InternalFailure\n")
+            return _send(start_response, *error_response("internal", protocol))
+        start_response(said[0], said[1])
+        return body
+
+    return netted
+
+
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("the SQS app wrote through write(); the safety net needs its answer returned")
+
+
+def _close(body: Iterable[bytes]) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+def _log(what: str, exc: BaseException) -> None:
+    sys.stderr.write(f"sqslab emulator: {what}:\n{''.join(traceback.format_exception(exc))}")
+    sys.stderr.flush()
 
 
 def _body(environ: dict[str, Any], limit: int) -> bytes:

@@ -18,8 +18,8 @@ redrive"; the API reference of the three actions):
 * a task moves the messages that were visible when it started, oldest first (in-flight
   ones stay); cancelling stops it between two messages, and what moved stays moved.
 
-Each request is answered here, before moto sees it (AWS JSON protocol, what every
-current SDK sends). Tasks run on one thread each and take the emulator's lock to move.
+Each request is answered here, before moto sees it, in the AWS JSON protocol (what every
+current SDK sends) or the query protocol (form parameters in, XML out). Tasks run on one thread each and take the emulator's lock to move.
 """
 
 from __future__ import annotations
@@ -27,13 +27,17 @@ from __future__ import annotations
 import base64
 import heapq
 import json
+import sys
 import threading
 import time
+import traceback
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
-from sqslab.consumer.sqsfaults import shaped_error
+from sqslab.consumer.sqsfaults import error_response, shaped_error
 from sqslab.emulator.lab import current as current_lab
 from sqslab.emulator.state import LOCK, READY, _drop, _live, _promote, now_ms
 
@@ -92,21 +96,81 @@ _tasks: dict[str, list[MoveTask]] = {}  # source ARN -> its tasks, newest first
 _tasks_lock = threading.Lock()
 
 
-def answer(api: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers, body) of SQS's answer to one of APIS."""
+#: Each API's parameters: name -> (type, required), as SQS's API reference gives them.
+_PARAMETERS: dict[str, dict[str, tuple[type, bool]]] = {
+    "StartMessageMoveTask": {"SourceArn": (str, True), "DestinationArn": (str, False), "MaxNumberOfMessagesPerSecond": (int, False)},
+    "ListMessageMoveTasks": {"SourceArn": (str, True), "MaxResults": (int, False)},
+    "CancelMessageMoveTask": {"TaskHandle": (str, True)},
+}
+_XMLNS = "http://queue.amazonaws.com/doc/2012-11-05/"
+
+
+def answer(api: str, body: bytes, protocol: str = "json") -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of SQS's answer to one of APIS, in the request's protocol
+    (json: AWS JSON 1.0; query: form parameters in, XML out)."""
     try:
-        request = json.loads(body or b"{}")
-        if not isinstance(request, dict):
-            raise _Refused(400, "InvalidParameterValue", "The request body is not a JSON object.")
+        request = _request(api, body, protocol)
         result = {"StartMessageMoveTask": start, "ListMessageMoveTasks": list_tasks, "CancelMessageMoveTask": cancel}[api](request)
     except _Refused as exc:
-        query_code = "ResourceNotFoundException" if exc.code == "ResourceNotFoundException" else exc.code
-        return shaped_error(exc.status, exc.code, exc.message, query_code=query_code)
-    except ValueError:
-        return shaped_error(400, "InvalidParameterValue", "The request body is not JSON.", query_code="InvalidParameterValue")
-    data = json.dumps(result).encode()
-    return 200, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": str(uuid.uuid4()),
-                 "Content-Length": str(len(data))}, data
+        namespace = "com.amazon.coral.service" if exc.code == "SerializationException" else "com.amazonaws.sqs"
+        query_code = None if exc.code == "SerializationException" else exc.code
+        return shaped_error(exc.status, exc.code, exc.message, query_code=query_code, protocol=protocol, namespace=namespace)
+    except Exception as exc:  # noqa: BLE001  (SQS's 500, never Flask's HTML page)
+        sys.stderr.write(f"sqslab emulator: {api} failed: {''.join(traceback.format_exception(exc))}")
+        return error_response("internal", protocol)
+    request_id = str(uuid.uuid4())
+    if protocol == "json":
+        data = json.dumps(result).encode()
+        content_type = "application/x-amz-json-1.0"
+    else:
+        data = (f'<?xml version="1.0"?><{api}Response xmlns="{_XMLNS}"><{api}Result>{_xml(result)}</{api}Result>'
+                f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{api}Response>").encode()
+        content_type = "text/xml"
+    return 200, {"Content-Type": content_type, "x-amzn-RequestId": request_id, "Content-Length": str(len(data))}, data
+
+
+def _request(api: str, body: bytes, protocol: str) -> dict[str, Any]:
+    """The request's parameters, checked against _PARAMETERS (SQS's error for what is wrong)."""
+    expected = _PARAMETERS[api]
+    if protocol == "json":
+        try:
+            request = json.loads(body) if body.strip() else {}
+        except ValueError as exc:  # UnicodeDecodeError included
+            raise _Refused(400, "SerializationException", f"The request body is not UTF-8 JSON: {exc}.") from None
+        if not isinstance(request, dict):
+            raise _Refused(400, "SerializationException", "The request body is not a JSON object.")
+        for name, (kind, _) in expected.items():
+            value = request.get(name)
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise _Refused(400, "SerializationException", f"Expected {kind.__name__} for {name}, got {type(value).__name__}.")
+    else:
+        try:
+            form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise _Refused(400, "InvalidParameterValue", "The request is not valid UTF-8.") from None
+        request = {}
+        for name, (kind, _) in expected.items():
+            if name in form:
+                text = form[name][0]
+                try:
+                    request[name] = kind(text)
+                except ValueError:
+                    raise _Refused(400, "InvalidParameterValue",
+                                   f"Value {text[:100]} for parameter {name} is invalid. Reason: must be an integer.") from None
+    for name, (_, required) in expected.items():
+        if required and request.get(name) is None:
+            raise _Refused(400, "MissingParameter", f"The request must contain the parameter {name}.")
+    return request
+
+
+def _xml(value: Any, name: str | None = None) -> str:
+    """A result as query-protocol XML; a list is flattened, each item named as SQS names
+    it (ListMessageMoveTasksResultEntry)."""
+    if isinstance(value, dict):
+        return "".join(_xml(item, key) for key, item in value.items())
+    if isinstance(value, list):
+        return "".join(f"<ListMessageMoveTasksResultEntry>{_xml(item)}</ListMessageMoveTasksResultEntry>" for item in value)
+    return f"<{name}>{xml_escape(str(value))}</{name}>"
 
 
 def _backend_and_queue(arn: Any, parameter: str) -> tuple[Any, Any]:
@@ -117,8 +181,11 @@ def _backend_and_queue(arn: Any, parameter: str) -> tuple[Any, Any]:
     if len(parts) != 6 or parts[:3] != ["arn", "aws", "sqs"]:
         raise _Refused(400, "InvalidParameterValue", f"Value {arn} for parameter {parameter} is invalid. Reason: not a queue ARN.")
     _, _, _, region, account, name = parts
-    backend = sqs_backends[account][region]
-    queue = backend.queues.get(name)
+    try:
+        backend = sqs_backends[account][region]
+    except KeyError:  # a region moto does not know: no such queue either
+        backend = None
+    queue = backend.queues.get(name) if backend is not None else None
     if queue is None:
         raise _Refused(404, "ResourceNotFoundException", f"The resource that you specified for the {parameter} parameter doesn't exist.")
     return backend, queue

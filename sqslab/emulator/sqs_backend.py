@@ -105,7 +105,8 @@ def send_message(
         validate_group_id=validate_group_id,
     )
     delay_seconds = int(delay_seconds) if delay_seconds is not None else int(queue.delay_seconds)
-    if delay_seconds > models.MAXIMUM_MESSAGE_DELAY:
+    # Negative too (stock moto checks only the top): SendMessageBatch reports it per entry, as SQS does.
+    if not 0 <= delay_seconds <= models.MAXIMUM_MESSAGE_DELAY:
         raise models.InvalidParameterValue(
             f"Value {delay_seconds} for parameter DelaySeconds is invalid. "
             "Reason: DelaySeconds must be >= 0 and <= 900."
