@@ -528,11 +528,12 @@ def program_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
         except ValueError as exc:
             problems.append(doc.problem(("consumer", "program", "command"), f"cannot split this command like a shell: {exc}"))
     cwd = program.get("cwd")
-    if isinstance(cwd, str):
-        base = folder_of(doc)
-        if not (base / cwd).is_dir():
-            problems.append(doc.problem(("consumer", "program", "cwd"),
-                                        f"no directory {base / cwd} (cwd is relative to the scenario file)"))
+    base = folder_of(doc)
+    if isinstance(cwd, str) and not (base / cwd).is_dir():
+        problems.append(doc.problem(("consumer", "program", "cwd"),
+                                    f"no directory {base / cwd} (cwd is relative to the scenario file)"))
+    elif not problems and "image" not in program:  # with an image, the command is the container's on AWS
+        problems += _command_problems(doc, program, base / cwd if isinstance(cwd, str) else base)
     for i, action in setters:
         for key in action:
             if key not in ACTION_KEYS and key != "env":
@@ -540,6 +541,28 @@ def program_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
                     f"{key} is a knob of the built-in consumer; with consumer.program, set_consumer takes `env` "
                     "(the program's new environment variables)")))
     return problems
+
+
+def _command_problems(doc: Document, program: dict[str, Any], cwd: Path) -> list[Problem]:
+    """A command the tasks could not start (not found, not executable), refused before the
+    run, naming the path searched (sqslab.backends.program.check_command)."""
+    from types import SimpleNamespace
+
+    from sqslab.backends.program import check_command
+
+    command = program.get("command")
+    try:
+        argv = shlex.split(command) if isinstance(command, str) else command
+    except ValueError:
+        return []  # said above
+    env = program.get("env")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        return []  # the schema says what is wrong
+    problem = check_command(SimpleNamespace(command=argv, cwd=str(cwd), env=env if isinstance(env, dict) else {}))
+    if problem is None:
+        return []
+    key, _, message = problem.partition(": ")
+    return [doc.problem(tuple(key.split(".")), message)]
 
 
 def folder_of(doc: Document) -> Path:

@@ -22,3 +22,20 @@ def test_an_inline_body_stays_in_resolved_json(write, host):
     scenario = load_scenario(write("version: 1\nname: f\nload: [{burst: 2, body: '{{ id }}'}]\n"), host)
     [phase] = resolved_dict(scenario)["phases"]
     assert phase["body"] == "{{ id }}" and phase["body_file"] is None
+
+
+def test_the_runs_queue_takes_the_bodies_validate_allows_and_no_more(sqs, host, write):
+    """validate and the producer allow bodies up to 256 KiB (what the project's Terraform
+    queue takes); the local run's queue says the same, so a bigger body is refused by SQS
+    as on AWS instead of passing locally."""
+    from sqslab.backends.local import create_queues
+    from sqslab.bodies import MAX_BODY
+
+    scenario = load_scenario(write("version: 1\nname: sizes\nload: [{burst: 1}]\n"), host)
+    queue_url, _ = create_queues(sqs, scenario, "sizes")
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["MaximumMessageSize"])["Attributes"]
+    assert int(attributes["MaximumMessageSize"]) == MAX_BODY == 262_144
+    sqs.send_message(QueueUrl=queue_url, MessageBody="x" * MAX_BODY)
+    import pytest
+    with pytest.raises(sqs.exceptions.ClientError, match="InvalidParameterValue"):
+        sqs.send_message(QueueUrl=queue_url, MessageBody="x" * (MAX_BODY + 1))

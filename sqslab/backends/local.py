@@ -20,6 +20,7 @@ from sqslab.backends import Endpoints, Log, QueueState, TargetError, TargetOptio
 from sqslab.backends.program import EVENTS as PROGRAM_EVENTS
 from sqslab.backends.program import ProgramWatch, program_env
 from sqslab.backends.supervisor import Supervisor, python_command
+from sqslab.bodies import MAX_BODY
 from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID
 from sqslab.credentials import emulator_env
 from sqslab.emulator import client as emulator_client
@@ -296,6 +297,9 @@ def create_queues(client: Any, scenario: Any, run_name: str) -> tuple[str, str |
         dlq_url = client.create_queue(QueueName=f"{base}-dlq{suffix}", Attributes=queue_attributes(values, "dlq"))["QueueUrl"]
         dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     attributes = queue_attributes(values, "queue")
+    # As the project's Terraform makes them (the aws provider's default): bodies up to 256 KiB,
+    # what validate and the producer allow. The emulator's own default is SQS's API one, 1 MiB.
+    attributes.setdefault("MaximumMessageSize", str(MAX_BODY))
     if dlq_arn:
         attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(infra.max_receive_count)})
     queue_url = client.create_queue(QueueName=base + suffix, Attributes=attributes)["QueueUrl"]
