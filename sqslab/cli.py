@@ -474,6 +474,65 @@ def sweep(scenario_path: str, overrides: tuple[str, ...], out: Path | None, targ
     sys.exit(worst)
 
 
+@main.command(context_settings=CONTEXT)
+@click.argument("scenario_path", metavar="SCENARIO", type=click.Path(exists=True, dir_okay=False))
+@click.option("--budget", default="10m", show_default=True, metavar="DURATION",
+              help="The most the hunt may take, e.g. 90s, 10m: a hard bound (the run going at its end is stopped).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the variations: the same seed, the same sequence.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Hunt directory: hunt.json, minimal.yaml, variations/, runs/ (default: RUNS_DIR/<time>-<name>-hunt).")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
+              help="Where the hunt directory is made when --out is not given.")
+@click.option("--quiet", "-q", is_flag=True, help="No line per variation on stderr.")
+@plugin_options
+def hunt(scenario_path: str, budget: str, seed: int, out: Path | None, runs_dir: Path, quiet: bool,
+         plugins_dirs: tuple[Path, ...]) -> None:
+    """Hunt for a variation of a scenario that fails, and shrink it to a minimal one.
+
+    Runs variations one after another within the budget (actions added, load changed,
+    sqs behaviour set; a `hunt:` section in the scenario narrows what varies), checking
+    expectations and the lab's own invariants on every run. A failing variation is
+    shrunk to the smallest that still fails, re-run to confirm, and written to
+    OUT/minimal.yaml (`sqslab run OUT/minimal.yaml` runs it); OUT/hunt.json records every
+    variation. Exit 1 when a failing variation was found, 0 when none was, 2 for an
+    invalid scenario, 130 when interrupted. See docs/hunt.md.
+    """
+    from sqslab.hunt import HuntOptions
+    from sqslab.hunt import hunt as run_hunt
+    from sqslab.rundir import RunDirInUse, claim, new_run_dir
+    from sqslab.scenario import ScenarioError
+    from sqslab.units import UnitError, parse_duration
+
+    try:
+        seconds = parse_duration(budget)
+    except UnitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--budget") from None
+    if seconds <= 0:
+        raise click.BadParameter("the budget must be more than 0s", param_hint="--budget")
+    host = _host(plugins_dirs)
+    scenario = _load(scenario_path, host)  # an invalid scenario: every problem, exit 2
+    hunt_dir = out or new_run_dir(runs_dir, f"{scenario.name}-hunt")
+    if (hunt_dir / "hunt.json").exists():
+        raise UsageProblem(f"{hunt_dir} already holds a hunt (hunt.json); give another --out")
+    try:
+        claimed = claim(hunt_dir)
+    except RunDirInUse as exc:
+        raise UsageProblem(str(exc)) from None
+    show = None if quiet else (lambda line: click.echo(line, err=True))
+    if not quiet:
+        click.echo(f"hunting {scenario.name} for {budget} (seed {seed}) into {hunt_dir}", err=True)
+    try:
+        result = run_hunt(Path(scenario_path), host, HuntOptions(out=hunt_dir, budget=seconds, seed=seed, on_line=show))
+    except ScenarioError as exc:  # the file changed since it was loaded
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(Exit.USAGE)
+    finally:
+        claimed.release()
+    click.echo(result.text, nl=False)
+    sys.exit(result.exit_code)
+
+
 @main.command(name="report", context_settings=CONTEXT)
 @click.argument("run_dirs", nargs=-1, metavar="[RUN_DIR...]", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--html", "as_html", is_flag=True, help="One self-contained HTML page with charts (opens offline).")

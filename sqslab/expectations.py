@@ -35,6 +35,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "crashes": ("number", "consumer tasks that died mid-message"),
     "duplicate_skipped": ("count", "redeliveries the idempotency knob skipped"),
     "dlq.messages": ("count", "messages in the DLQ at the end"),
+    "dlq.other": ("count", "DLQ messages that stand for no dead-lettered id: a processed id's copy, a further copy, not this run's"),
     "queue.visible": ("count", "messages visible in the queue at the end"),
     "queue.in_flight": ("count", "messages in flight at the end"),
     "receive_count.max": ("number", "highest receive count of any id"),

@@ -88,6 +88,7 @@ class Audit:
     exact: bool = False  # read from the emulator's exact state: every message either queue holds, in any state
     held: dict[str, tuple[str, float | None]] = field(default_factory=dict)  # id -> (inflight|delayed, until epoch s)
     notes: list[str] = field(default_factory=list)  # what the audit could not read
+    dlq_extra_copies: int = 0  # DLQ messages beyond the first with the same id (a duplicate send, say)
 
 
 class LedgerStore:
@@ -363,12 +364,21 @@ def _figures(store: LedgerStore, counts: dict[str, int], audit: Audit, histogram
         "crashes": totals["crashes"],
         "duplicate_skipped": totals["duplicate_skipped"],
         "dlq.messages": audit.dlq_messages,
+        "dlq.other": _dlq_other(store, audit),
         "queue.visible": audit.queue_visible,
         "queue.in_flight": audit.queue_in_flight,
         "receive_count.max": max(histogram, default=0),
     }
     figures.update(_latency_figures(store))
     return figures
+
+
+def _dlq_other(store: LedgerStore, audit: Audit) -> int:
+    """DLQ messages that stand for no dead-lettered id: copies of ids with another fate (a
+    processed id whose second send ended there), further copies of an id, messages not of
+    this run. dlq.messages = dead_lettered + dlq.other when the audit read the whole DLQ."""
+    (others,), = store.query("SELECT count(*) FROM dlq WHERE id NOT IN (SELECT id FROM fates WHERE fate = 'dead_lettered')")
+    return int(others) + audit.dlq_extra_copies
 
 
 def _latency_figures(store: LedgerStore) -> dict[str, float | None]:
@@ -425,9 +435,10 @@ def _problems(store: LedgerStore) -> list[dict[str, Any]]:
 
 def _anomalies(store: LedgerStore, notes: list[str]) -> list[str]:
     anomalies = list(notes)
-    both = store.query("SELECT id FROM fates WHERE processed > 0 AND id IN (SELECT id FROM dlq) ORDER BY seq LIMIT ?",
+    both = store.query("SELECT id, dup_sends > 0 FROM fates WHERE processed > 0 AND id IN (SELECT id FROM dlq) ORDER BY seq LIMIT ?",
                        ANOMALY_LIST_LIMIT + 1)
-    anomalies += [f"{mid}: processed and also in the DLQ (its delete did not take)" for (mid,) in both[:ANOMALY_LIST_LIMIT]]
+    anomalies += [f"{mid}: processed and also in the DLQ ({'a second copy the producer sent' if sent_twice else 'its delete did not take'})"
+                  for mid, sent_twice in both[:ANOMALY_LIST_LIMIT]]
     if len(both) > ANOMALY_LIST_LIMIT:
         (total,), = store.query("SELECT count(*) FROM fates WHERE processed > 0 AND id IN (SELECT id FROM dlq)")
         anomalies.append(f"... {total - ANOMALY_LIST_LIMIT} more processed and also in the DLQ")

@@ -29,6 +29,19 @@ ACTION_KEYS = ("name", "at", "after", "when", "do", "timeout", "continue_on_erro
 #: What an action may take when the scenario does not say (its `timeout:`), in seconds.
 DEFAULT_ACTION_TIMEOUT = 300.0
 
+#: The action kinds `sqslab hunt` can generate (a scenario's `hunt.actions` names some of them).
+HUNT_ACTION_KINDS = ("kill_consumer", "scale", "set_consumer", "sqs_fault", "redrive_dlq", "wait")
+#: What a hunt may vary (`hunt.vary`).
+HUNT_VARY = ("load", "sqs", "actions")
+#: The `hunt` section's structured keys (its settings come from the table).
+HUNT_PROPERTIES: dict[str, Any] = {
+    "actions": {"type": "array", "items": {"enum": list(HUNT_ACTION_KINDS)}, "uniqueItems": True, "minItems": 1,
+                "description": "The action kinds a variation may add (default: all of them)."},
+    "vary": {"type": "array", "items": {"enum": list(HUNT_VARY)}, "uniqueItems": True, "minItems": 1,
+             "description": "What the variations change: load (rates, durations, counts), sqs (behaviour settings), "
+                            "actions (added timed actions); default: all three."},
+}
+
 #: The parameters of one API fault: an entry of `sqs.faults`, and the `sqs_fault` action's.
 FAULT_PROPERTIES: dict[str, Any] = {
     "api": {"type": ["string", "array"], "items": {"type": "string"}, "minItems": 1,
@@ -158,6 +171,8 @@ def _base_schema() -> dict[str, Any]:
         properties[key] = value
         if key == "consumer":
             value["properties"]["program"] = {"$ref": "#/$defs/program"}
+        if key == "hunt":
+            value["properties"].update(copy.deepcopy(HUNT_PROPERTIES))
         if key == "sqs":
             value["properties"]["faults"] = {"type": "array", "items": {"$ref": "#/$defs/fault"},
                                              "description": "API faults for the whole run (the `sqs_fault` action adds one for a while)."}

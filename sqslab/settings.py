@@ -213,6 +213,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("limits.max_payload_total", "size", "1GiB",
        "The most message bytes the load may send in all (count x payload_size over the phases): "
        "the emulator keeps every queued body in memory, about 1.5 times its size."),
+    # ------------------------------------------------------------ hunt: what `sqslab hunt` may vary (`sqslab run` ignores it)
+    _s("hunt.max_actions", "integer", 3, "The most actions `sqslab hunt` adds to one variation.", low=1, high=10),
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
@@ -228,6 +230,7 @@ SECTIONS: dict[str, str] = {
            "`faults` (below) makes API calls fail.",
     "settle": "What happens after the load and the actions.",
     "limits": "Bounds on the load, checked before anything runs; raise one to go beyond it on purpose.",
+    "hunt": "What `sqslab hunt` may vary in this scenario (docs/hunt.md); `sqslab run` ignores this section.",
 }
 
 
@@ -395,8 +398,13 @@ def top_level() -> list[Setting]:
 def reference() -> str:
     """README's settings reference: one table per section, generated from the table."""
     parts = ["### Top level\n\n", reference_markdown("", top_level())]
-    for section in ("infra", "consumer", "sqs", "settle", "limits"):
+    for section in ("infra", "consumer", "sqs", "settle", "limits", "hunt"):
         parts += [f"\n### `{section}`\n\n", reference_markdown(section)]
+        if section == "hunt":
+            parts.append("\nAlso `actions` (the action kinds a variation may add; default all that `sqslab hunt` generates: "
+                         "kill_consumer, scale, set_consumer, sqs_fault, redrive_dlq, wait) and `vary` (what varies: `load`, "
+                         "`sqs`, `actions`; default all three), e.g. `hunt: {actions: [scale], vary: [actions]}`: "
+                         "see [Hunting](#hunting).\n")
         if section == "consumer":
             parts.append("\n`program` (`command`, `cwd`, `env`, `ready`, `stop_grace`, `image`) runs your own consumer "
                          "program instead of the built-in one, and none of the knobs above applies to it: see "

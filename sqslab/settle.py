@@ -74,6 +74,7 @@ def audit_queues(target: Target, sqs: Any, endpoints: Endpoints, sampler: Sample
         if dlq is not None:
             audit.dlq_messages = dlq.visible + dlq.in_flight + dlq.delayed
             audit.dlq_ids = {m.id for m in dlq.messages or ()}
+            audit.dlq_extra_copies = len(dlq.messages or ()) - len(audit.dlq_ids)
         for name, state in (("queue", queue), ("DLQ", dlq)):
             if state is not None and state.truncated:
                 audit.notes.append(f"the {name} holds more messages than the audit lists ({len(state.messages or ())}); "

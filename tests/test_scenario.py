@@ -33,7 +33,7 @@ CASES = [
     ("wrong version", "version: 2\nname: x\n", ["1:10: version: must be 1, got int 2"]),
     ("misspelled top-level key", "version: 1\nname: x\nseeed: 4\n", ["3:1: seeed: unknown key 'seeed'; did you mean 'seed'?"]),
     ("unknown key, no close match", "version: 1\nname: x\nzzz: 4\n",
-     ["3:1: zzz: unknown key 'zzz'; allowed here: version, name, description, seed, sample_interval, infra, consumer, sqs, load, actions, settle, limits, expect"]),
+     ["3:1: zzz: unknown key 'zzz'; allowed here: version, name, description, seed, sample_interval, infra, consumer, sqs, load, actions, settle, limits, hunt, expect"]),
     ("misspelled nested key", "version: 1\nname: x\ninfra:\n  queue:\n    visibilty_timeout: 5s\n",
      ["5:5: infra.queue.visibilty_timeout: unknown key 'visibilty_timeout'; did you mean 'visibility_timeout'?"]),
     ("bad name", "version: 1\nname: bad name\n",
