@@ -270,7 +270,8 @@ def facts_from_journal(store: Any) -> None:
                          WHERE r.by {_CONSUMER} AND r.lost = 0 AND s.sid IS NOT NULL""")
     store.db.execute(f"""INSERT INTO task (task, received, processed) SELECT r.by, count(*),
                          (SELECT count(*) FROM (SELECT DISTINCT d.mid, d.rc FROM jdel d WHERE d.by = r.by AND d.effect IN {_ATTEMPTS}))
-                         FROM jrecv r WHERE r.by {_CONSUMER} AND r.lost = 0 GROUP BY r.by""")
+                         FROM jrecv r WHERE r.by {_CONSUMER} AND r.lost = 0 GROUP BY r.by
+                         ON CONFLICT (task) DO UPDATE SET received = excluded.received, processed = excluded.processed""")
     store.db.execute("COMMIT")
 
 

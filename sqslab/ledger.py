@@ -104,6 +104,7 @@ class LedgerStore:
         self.db.executescript(_SCHEMA + journal.SCHEMA)
         self._pending: dict[str, list[tuple[Any, ...]]] = {}
         self._send_failed = 0
+        self.malformed = 0  # consumer event lines without the fields their kind must have
         self.sqs = SqsTally()
 
     def add(self, events: Iterable[dict[str, Any]]) -> None:
@@ -134,6 +135,9 @@ class LedgerStore:
                 and event.get("told") is False:
             self._row("task:crashed", (str(event.get("task") or "?"),))  # a crash the task did not tell of
         elif event.get("source") == "consumer" and kind in _CONSUMER:
+            if kind in journal.RECEIVE_EVENTS and not isinstance(mid, str) and not isinstance(event.get("message_id"), str):
+                self.malformed += 1  # docs/contracts.md: these events name the message (id, message_id)
+                return
             task = str(event.get("task") or "?")
             self._row("task:" + _CONSUMER[kind][1], (task,))
             if not isinstance(mid, str):
@@ -435,6 +439,9 @@ def _problems(store: LedgerStore) -> list[dict[str, Any]]:
 
 def _anomalies(store: LedgerStore, notes: list[str]) -> list[str]:
     anomalies = list(notes)
+    if store.malformed:
+        anomalies.append(f"{store.malformed} consumer event line(s) named no message (neither id nor message_id) "
+                         "(docs/contracts.md, Consumer events): left out")
     both = store.query("SELECT id, dup_sends > 0 FROM fates WHERE processed > 0 AND id IN (SELECT id FROM dlq) ORDER BY seq LIMIT ?",
                        ANOMALY_LIST_LIMIT + 1)
     anomalies += [f"{mid}: processed and also in the DLQ ({'a second copy the producer sent' if sent_twice else 'its delete did not take'})"

@@ -223,3 +223,16 @@ def test_calls_under_a_tasks_identity_after_it_ended_are_a_finding():
     assert section["after_end"] == {"task-3": {"ended": "killed", "ended_at": 9.4, "receives": 1, "deletes": 1, "last_call": 40.0}}
     finding = after_end_finding(section)
     assert finding is not None and "task-3 (killed): 1 receive(s) and 1 delete(s) after it ended" in finding
+
+
+def test_a_malformed_event_line_is_left_out_and_said_not_an_internal_error():
+    """A program printed `{"event": "received"}`: the run ended in 'internal error:
+    IntegrityError'. Such a line is left out, counted in the anomalies, and the journal
+    gives the fates."""
+    events, journal = _story()
+    only_sent = [e for e in events if e["source"] == "producer"]
+    bad = [{"event": "received", "source": "consumer", "task": "task-1", "ts": 2.0},
+           {"event": "processed", "source": "consumer", "task": "task-1", "id": 5, "receive_count": "x", "ts": 2.1}]
+    ledger = build_ledger(only_sent + bad, Audit(at=100.0, exact=True), sqs_journal=journal)
+    assert ledger.fates() == {"A": "processed_once", "B": "processed_once"} and ledger.source == "SQS journal"
+    assert any("2 consumer event line(s) named no message" in a for a in ledger.anomalies)
