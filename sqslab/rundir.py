@@ -159,6 +159,8 @@ def disk_message(path: Path, exc: OSError) -> str:
     """A failed write into a run directory in words: "no space left in RUN_DIR" for ENOSPC."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left in {path} ({exc.strerror}): the run stopped; what it wrote before is readable"
+    if not path.is_dir():
+        return f"the run directory {path} was deleted while the run went on: the run stopped, and its record is gone"
     return f"cannot write into {path}: {exc.strerror or exc}"
 
 

@@ -137,8 +137,14 @@ class Runner:
         except TargetError as exc:
             self._error(str(exc))
         except Exception as exc:  # noqa: BLE001 - an internal error still ends in a readable run directory
+            if not self.run_dir.is_dir():  # deleted under the run: whatever failed next is not the lab's bug
+                self._error(disk_message(self.run_dir, FileNotFoundError(2, "No such file or directory")))
+                return {}
             self._error(f"internal error: {type(exc).__name__}: {exc}")
-            (self.run_dir / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            try:
+                (self.run_dir / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            except OSError:
+                pass  # the error itself is in the summary, which says where it could not write
         return {}
 
     def _error(self, message: str) -> None:
@@ -167,6 +173,8 @@ class Runner:
         error = self.recorder.write_error()
         if error is not None:
             raise error
+        if not self.run_dir.is_dir():
+            raise FileNotFoundError(2, "No such file or directory", str(self.run_dir))  # deleted under the run
 
     def _target_log(self, event: dict[str, Any]) -> None:
         self.recorder.emit({"source": "target", **event})

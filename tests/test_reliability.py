@@ -340,3 +340,25 @@ def test_every_limit_hit_says_how_to_lift_it(write, host):
     messages = " | ".join(p.message for p in problems)
     assert "set infra.max_consumers: 9" in messages and "set limits.max_messages: 2000000" in messages
     assert json.loads(json.dumps(messages))  # plain text, nothing that needs escaping
+
+
+@pytest.mark.integration
+def test_a_run_directory_deleted_mid_run_stops_the_run_saying_so(tmp_path, write):
+    """Someone deletes the run directory while the run goes on: it was an internal error
+    (exit 3 with a traceback of a failed traceback write). The run stops, says why, and
+    leaves no process behind."""
+    import shutil
+
+    out = tmp_path / "run"
+    path = write(QUICK.replace("load: [{burst: 10}]", "load: [{rate: 20/s, duration: 8s}]"))
+    proc = subprocess.Popen([sys.executable, "-m", "sqslab", "run", "-q", "--out", str(out), str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    shutil.rmtree(out)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 3, stderr
+    assert f"the run directory {out} was deleted while the run went on" in stdout + stderr
+    assert "Traceback" not in stderr and "internal error" not in stdout + stderr
