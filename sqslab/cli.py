@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import traceback
@@ -222,19 +223,28 @@ def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ..
     Reports every problem at once as FILE:LINE:COL: KEY.PATH: MESSAGE. Exit 0 when all
     files are valid, 2 otherwise.
     """
-    from sqslab.scenario import check_file
+    from sqslab.scenario import check_file, load_scenario
 
     host = _host(plugins_dirs)
     files = _scenario_files(paths)
     results = {str(path): check_file(path, host) for path in files}
     problems = [p for found in results.values() for p in found]
+    # What a valid scenario will execute on this machine, said before anything runs it.
+    executes = {}
+    for file, found in results.items():
+        program = None if found else load_scenario(file, host).program
+        if program is not None:
+            executes[file] = {"command": list(program.command), "cwd": program.cwd}
     if as_json:
-        files_out = [{"file": f, "valid": not found, "problems": [p.as_dict() for p in found]} for f, found in results.items()]
+        files_out = [{"file": f, "valid": not found, "problems": [p.as_dict() for p in found],
+                      **({"executes": executes[f]} if f in executes else {})} for f, found in results.items()]
         payload = {"valid": not problems, "files": files_out}
         click.echo(json.dumps(payload, indent=2))
     else:
         for problem in problems:
             click.echo(str(problem))
+        for file, what in executes.items():
+            click.echo(f"{file}: executes {shlex.join(what['command'])} (in {what['cwd']}) as each consumer task", err=True)
         bad = sum(1 for found in results.values() if found)
         if problems:
             click.echo(f"{_count(len(problems), 'problem')} in {bad} of {_count(len(files), 'file')}", err=True)

@@ -127,8 +127,7 @@ _DEFS: dict[str, Any] = {
                     "description": "Its own environment variables (besides the SDK settings and SQSLAB_* sqslab gives)."},
             "ready": {"type": "object", "additionalProperties": False,
                       "description": "When a task counts as started: a line in its output, or a delay "
-                                     "(default: its first receive, as the SQS journal shows).",
-                      "oneOf": [{"required": ["log"]}, {"required": ["delay"]}],
+                                     "(default: its first receive, as the SQS journal shows); and how long to wait for it.",
                       "properties": {"log": {"type": "string", "minLength": 1, "description": "Text a line of its output contains."},
                                      "timeout": {"$ref": "#/$defs/duration", "description": "How long to wait for it (default 60s)."},
                                      "delay": {"$ref": "#/$defs/duration", "description": "Started this long after its process."}}},

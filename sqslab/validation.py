@@ -481,6 +481,16 @@ def fifo_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def redrive_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
+    """A `redrive_dlq` action needs a DLQ to move messages from."""
+    dlq = mapping(mapping(data, "infra"), "dlq")
+    if dlq.get("enabled", BY_KEY["infra.dlq.enabled"].default) is not False:
+        return []
+    return [doc.problem(("actions", i, "do"), "redrive_dlq moves messages back from the DLQ, and infra.dlq.enabled is false: "
+                        "enable the DLQ, or drop the action")
+            for i, action in enumerate(items(data, "actions")) if isinstance(action, dict) and action.get("do") == "redrive_dlq"]
+
+
 def fault_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     """Every API a fault names (in `sqs.faults` and `sqs_fault` actions) is an SQS API."""
     places: list[tuple[tuple[str | int, ...], Any]] = [
@@ -521,6 +531,10 @@ def program_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
                 f"{key} is a knob of the built-in consumer and does nothing to consumer.program; with a program only "
                 "`program` applies in `consumer` (its command, cwd, env, ready, stop_grace, image): give your program's "
                 "own settings in program.env")))
+    ready = program.get("ready")
+    if isinstance(ready, dict) and "log" in ready and "delay" in ready:
+        problems.append(doc.problem(("consumer", "program", "ready"), "give ready.log or ready.delay, not both (neither: its first "
+                                    "ReceiveMessage call); ready.timeout goes with any of them"))
     command = program.get("command")
     if isinstance(command, str):
         try:
@@ -622,7 +636,7 @@ def _block_offset(doc: Document, problem: Problem) -> int:
 
 
 MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems, load_problems,
-                                     fifo_problems, fault_problems, program_problems, body_problems)
+                                     fifo_problems, fault_problems, redrive_problems, program_problems, body_problems)
 
 
 # ---------------------------------------------------------------- shared with resolution

@@ -257,7 +257,11 @@ def test_validate_catches_what_the_first_scenario_says_it_catches(cli, tmp_path,
         result = cli("validate", bad)
         assert result.exit_code == 2, (what, result.stdout)
         assert expected in result.stdout, (what, result.stdout)
-    assert "A visibility timeout of 10 s is refused here" in section(FIRST).prose
+    prose = section(FIRST).prose
+    assert "Written in the file, that 10 s would be refused" in prose and "given with `--set` it is a variant on purpose" in prose
+    # ... and given with --set, as the sweep tip does, it is taken
+    result = cli("plan", path, "--set", "infra.queue.visibility_timeout=10s")
+    assert result.exit_code == 0, result.output
 
 
 def test_first_scenario_tips_are_valid_overrides(cli, tmp_path, monkeypatch):
@@ -343,6 +347,8 @@ SHAPES = {
     "ledger": r"ledger \((?P<sent>\d+) sent\):",
     "fate": r"  (?P<label>[A-Za-z].*?) +(?P<count>\d+)",
     "figures": r"figures: (?P<items>.*)",
+    "journal": r"SQS journal: \d+ operations; receives/deletes per task: (?:task-\d+ \d+/\d+(?:, |$))+(?:\.\.\.)?",
+    "self-check": r"self-check: consumer events and SQS journal agree",
 }
 
 
