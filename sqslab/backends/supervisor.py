@@ -71,14 +71,57 @@ class _Task:
         return not self.exited and not self.stopping and not self.killed
 
 
-@dataclass
-class _Backoff:
-    """ECS's service throttle: quick exits in a row, and what the service's failure is."""
+class ServiceHealth:
+    """ECS's service throttle: tasks that exit on their own soon after they start are
+    restarted later and later, and after FAILING_AFTER of them in a row (or a task that
+    cannot start at all) the service is failing, with what to tell about it."""
 
-    quick_exits: int = 0
-    failure: str | None = None
-    cannot_start: bool = False  # a start failed: trying again would fail the same way
-    latest: _Task | None = None  # the latest quick exit, for the message
+    def __init__(self, restart_delay: float, quick_exit: float, log: Log) -> None:
+        self.restart_delay, self.quick_exit = restart_delay, quick_exit
+        self._emit = log
+        self.quick_exits = 0
+        self.failure: str | None = None
+        self.cannot_start = False  # a start failed: trying again would fail the same way
+        self.latest: _Task | None = None  # the latest quick exit, for the message
+
+    def exited(self, task: _Task, uptime: float, told: bool, cwd: Path) -> float:
+        """A task ended: the delay before its replacement starts. A quick exit the task did
+        not tell of (a crash the built-in consumer's knob makes is the experiment) counts,
+        and doubles the delay up to MAX_RESTART_DELAY; one that stayed up ends the count."""
+        if task.killed or task.stopping or told or uptime >= self.quick_exit:
+            if uptime >= self.quick_exit:
+                self.quick_exits = 0
+            return self.restart_delay
+        self.quick_exits += 1
+        self.latest = task
+        if self.quick_exits >= FAILING_AFTER and self.failure is None:
+            self.fail(self._never_up_message(cwd), "quick_exits")
+        step = max(self.restart_delay, MIN_BACKOFF) * 2 ** (self.quick_exits - 1)
+        return max(self.restart_delay, min(MAX_RESTART_DELAY, step))
+
+    def stayed_up(self) -> None:
+        """A task has been up past quick_exit: so can the service."""
+        self.quick_exits = 0
+
+    def fail(self, message: str, cause: str) -> None:
+        """The service is failing, for this reason (the first one is kept)."""
+        if self.failure is None:
+            self.failure = message
+            self._emit({"event": "service_failing", "cause": cause, "quick_exits": self.quick_exits, "message": message})
+
+    def _never_up_message(self, cwd: Path) -> str:
+        task = self.latest
+        assert task is not None
+        code = task.group.returncode or 0
+        how = f"exit code {code}" if code >= 0 else f"signal {_signal_name(-code)}"
+        message = (f"the consumer service does not stay up: {self.quick_exits} tasks in a row exited within "
+                   f"{self.quick_exit:g}s of their start (the latest, {task.id}, with {how}), running "
+                   f"`{shlex.join(task.argv)}` in {cwd}")
+        for path in (task.err_path, task.out_path):
+            lines = _tail_lines(path, TAIL_LINES)
+            if lines:
+                return message + f"; the end of {path}:\n" + "\n".join("    " + line for line in lines)
+        return message + f"; it wrote nothing ({task.err_path} and {task.out_path.name} are empty)"
 
 
 class Supervisor:
@@ -116,7 +159,7 @@ class Supervisor:
         self._pending_starts: list[float] = []  # times at which replacements are due
         self._started = 0
         self._roll_pending = False
-        self._backoff = _Backoff()
+        self._health = ServiceHealth(restart_delay, quick_exit, log)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -169,7 +212,7 @@ class Supervisor:
         crash knob's, is not one), or a task could not start at all. It names the command,
         and quotes the end of the latest such task's stderr. None while the service is fine."""
         with self._lock:
-            return self._backoff.failure
+            return self._health.failure
 
     def events(self) -> list[dict[str, Any]]:
         """Consumer events written since the last call, each tagged `source: consumer`."""
@@ -226,8 +269,7 @@ class Supervisor:
                 try:
                     self._tick(time.monotonic())
                 except Exception as exc:  # noqa: BLE001 - the run must hear of it, and stop_all still work
-                    if self._backoff.failure is None:
-                        self._fail(f"the consumer supervisor failed: {type(exc).__name__}: {exc}", "internal")
+                    self._health.fail(f"the consumer supervisor failed: {type(exc).__name__}: {exc}", "internal")
             self._stop.wait(SUPERVISE_INTERVAL)
 
     def _watch(self, now: float) -> None:
@@ -240,12 +282,12 @@ class Supervisor:
             elif task.stop_deadline is not None and now > task.stop_deadline:
                 task.group.kill()
                 task.stop_deadline = None
-            elif self._backoff.quick_exits and task.active and now - task.started_at >= self._quick_exit:
-                self._backoff.quick_exits = 0  # a task stayed up: so can the service
+            elif self._health.quick_exits and task.active and now - task.started_at >= self._quick_exit:
+                self._health.stayed_up()
 
     def _tick(self, now: float) -> None:
         self._watch(now)
-        if self._backoff.cannot_start:
+        if self._health.cannot_start:
             return
         # A killed task counts until it is reaped; its replacement then waits the restart delay.
         current = [t for t in self._tasks if not t.exited and not t.stopping and t.revision == self._revision]
@@ -277,9 +319,9 @@ class Supervisor:
             # A missing or non-executable command, a cwd that is gone: starting again would
             # fail the same way, so the service fails now, saying why.
             why = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror and exc.filename else str(exc)
-            self._backoff.cannot_start = True
+            self._health.cannot_start = True
             self._emit({"event": "task_start_failed", "task": task_id, "command": argv, "error": why})
-            self._fail(f"consumer task {task_id} could not start `{shlex.join(argv)}` in {self._cwd}: {why}", "start_failed")
+            self._health.fail(f"consumer task {task_id} could not start `{shlex.join(argv)}` in {self._cwd}: {why}", "start_failed")
             return False
         self._started += 1
         started = time.monotonic()
@@ -313,45 +355,12 @@ class Supervisor:
             reason = "crashed"  # the built-in consumer's crash knob exits EXIT_CRASH; a program, anything but 0
         else:
             reason = "exited"
-        delay = self._restart_delay
-        if not task.killed and not task.stopping and not told and uptime < self._quick_exit:
-            delay = self._quick_exited(task)
-        elif uptime >= self._quick_exit:
-            self._backoff.quick_exits = 0
+        delay = self._health.exited(task, uptime, told, self._cwd)
         replaced = not task.stopping and task.revision == self._revision and not self._stop.is_set()
         if replaced:
             self._pending_starts.append(now + delay)
         self._emit({"event": "task_exited", "task": task.id, "exit_code": code, "reason": reason, "told": told,
                     "uptime": round(uptime, 3), "orphans": task.group.orphans, "restart_in": delay if replaced else None})
-        if self._backoff.quick_exits >= FAILING_AFTER and self._backoff.failure is None:
-            self._fail(self._never_up_message(), "quick_exits")
-
-    def _quick_exited(self, task: _Task) -> float:
-        """Count a quick exit; the restart delay after it: restart_delay, doubling with each
-        quick exit in a row up to MAX_RESTART_DELAY (never below restart_delay)."""
-        backoff = self._backoff
-        backoff.quick_exits += 1
-        backoff.latest = task
-        step = max(self._restart_delay, MIN_BACKOFF) * 2 ** (backoff.quick_exits - 1)
-        return max(self._restart_delay, min(MAX_RESTART_DELAY, step))
-
-    def _fail(self, message: str, cause: str) -> None:
-        self._backoff.failure = message
-        self._emit({"event": "service_failing", "cause": cause, "quick_exits": self._backoff.quick_exits, "message": message})
-
-    def _never_up_message(self) -> str:
-        task = self._backoff.latest
-        assert task is not None
-        code = task.group.returncode or 0
-        how = f"exit code {code}" if code >= 0 else f"signal {_signal_name(-code)}"
-        message = (f"the consumer service does not stay up: {self._backoff.quick_exits} tasks in a row exited within "
-                   f"{self._quick_exit:g}s of their start (the latest, {task.id}, with {how}), running "
-                   f"`{shlex.join(task.argv)}` in {self._cwd}")
-        for path in (task.err_path, task.out_path):
-            lines = _tail_lines(path, TAIL_LINES)
-            if lines:
-                return message + f"; the end of {path}:\n" + "\n".join("    " + line for line in lines)
-        return message + f"; it wrote nothing ({task.err_path} and {task.out_path.name} are empty)"
 
     def _drain(self, task: _Task) -> bool:
         """Read an exited task's output to its end (handed out by the next `events()`);
