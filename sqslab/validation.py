@@ -532,6 +532,13 @@ def program_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
                 "`program` applies in `consumer` (its command, cwd, env, ready, stop_grace, image): give your program's "
                 "own settings in program.env")))
     ready = program.get("ready")
+    env = program.get("env")
+    if isinstance(env, dict) and "AWS_ACCESS_KEY_ID" in env and not (isinstance(ready, dict) and ({"log", "delay"} & ready.keys())):
+        problems.append(doc.problem(("consumer", "program", "env", "AWS_ACCESS_KEY_ID"), (
+            "each task signs with an access key of its own (sqslab-task-N), by which the SQS journal tells the tasks apart; "
+            "with this one, no task is ever seen polling, so the default readiness (its first ReceiveMessage call) never "
+            "comes: drop AWS_ACCESS_KEY_ID, or give ready.log or ready.delay (fates hold either way; per-task counts go "
+            "under the key)")))
     if isinstance(ready, dict) and "log" in ready and "delay" in ready:
         problems.append(doc.problem(("consumer", "program", "ready"), "give ready.log or ready.delay, not both (neither: its first "
                                     "ReceiveMessage call); ready.timeout goes with any of them"))

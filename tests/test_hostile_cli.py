@@ -51,3 +51,16 @@ def test_a_ready_timeout_alone_keeps_the_default_readiness(cli, write):
                  "load: [{burst: 1}]\n", "both.yaml")
     result = cli("validate", both)
     assert result.exit_code == 2 and "give ready.log or ready.delay, not both" in result.output
+
+
+def test_a_program_that_signs_with_its_own_key_needs_a_readiness_it_can_show(cli, write):
+    """program.env: {AWS_ACCESS_KEY_ID: testing} with the default readiness waited 60 s and
+    failed with no hint: validate says why at once, and what to do."""
+    path = write("version: 1\nname: k\nconsumer: {program: {command: [python3, -c, pass], env: {AWS_ACCESS_KEY_ID: testing}}}\n"
+                 "load: [{burst: 1}]\n")
+    result = cli("validate", path)
+    assert result.exit_code == 2 and "consumer.program.env.AWS_ACCESS_KEY_ID" in result.output
+    assert "drop AWS_ACCESS_KEY_ID, or give ready.log or ready.delay" in result.output
+    fine = write("version: 1\nname: k\nconsumer: {program: {command: [python3, -c, pass], env: {AWS_ACCESS_KEY_ID: testing}, "
+                 "ready: {delay: 1s}}}\nload: [{burst: 1}]\n", "fine.yaml")
+    assert cli("validate", fine).exit_code == 0
