@@ -230,14 +230,18 @@ def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ..
     results = {str(path): check_file(path, host) for path in files}
     problems = [p for found in results.values() for p in found]
     # What a valid scenario will execute on this machine, said before anything runs it.
-    executes = {}
+    executes, notes = {}, {}
     for file, found in results.items():
-        program = None if found else load_scenario(file, host).program
-        if program is not None:
-            executes[file] = {"command": list(program.command), "cwd": program.cwd}
+        scenario = None if found else load_scenario(file, host)
+        if scenario is not None and scenario.program is not None:
+            executes[file] = {"command": list(scenario.program.command), "cwd": scenario.program.cwd}
+        note = _retention_note(scenario) if scenario is not None else None
+        if note:
+            notes[file] = note
     if as_json:
         files_out = [{"file": f, "valid": not found, "problems": [p.as_dict() for p in found],
-                      **({"executes": executes[f]} if f in executes else {})} for f, found in results.items()]
+                      **({"executes": executes[f]} if f in executes else {}), **({"notes": [notes[f]]} if f in notes else {})}
+                     for f, found in results.items()]
         payload = {"valid": not problems, "files": files_out}
         click.echo(json.dumps(payload, indent=2))
     else:
@@ -245,12 +249,30 @@ def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ..
             click.echo(str(problem))
         for file, what in executes.items():
             click.echo(f"{file}: executes {shlex.join(what['command'])} (in {what['cwd']}) as each consumer task", err=True)
+        for file, note in notes.items():
+            click.echo(f"{file}: note: {note}", err=True)
         bad = sum(1 for found in results.values() if found)
         if problems:
             click.echo(f"{_count(len(problems), 'problem')} in {bad} of {_count(len(files), 'file')}", err=True)
         else:
             click.echo(f"{len(files)} scenario file{'s' if len(files) != 1 else ''} valid", err=True)
     sys.exit(Exit.USAGE if problems else Exit.PASSED)
+
+
+def _retention_note(scenario: Any) -> str | None:
+    """What a valid scenario may not mean: a retention shorter than the run, so messages
+    still queued by then expire (their fate: expired). Not a problem: it may be the experiment."""
+    from sqslab.timeline import plan as make_plan
+    from sqslab.units import format_duration
+
+    load = max([row.end or row.start or 0.0 for row in make_plan(scenario)] + [0.0])
+    longest = load + scenario.settle_timeout
+    retention = scenario.infra.retention
+    if retention >= longest:
+        return None
+    return (f"infra.queue.retention {format_duration(retention)} is shorter than the run can take ({format_duration(load)} "
+            f"of load + settle.timeout {format_duration(scenario.settle_timeout)}): messages still queued by then expire "
+            "(their fate: expired)")
 
 
 @main.command(context_settings=CONTEXT)

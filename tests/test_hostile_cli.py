@@ -64,3 +64,13 @@ def test_a_program_that_signs_with_its_own_key_needs_a_readiness_it_can_show(cli
     fine = write("version: 1\nname: k\nconsumer: {program: {command: [python3, -c, pass], env: {AWS_ACCESS_KEY_ID: testing}, "
                  "ready: {delay: 1s}}}\nload: [{burst: 1}]\n", "fine.yaml")
     assert cli("validate", fine).exit_code == 0
+
+
+def test_validate_notes_a_retention_shorter_than_the_run(cli, write):
+    """A retention of 1 minute over a 66 s run: the expired messages were LOST and validate
+    said nothing. It is valid (it may be the experiment), and validate says what follows."""
+    path = write("version: 1\nname: ret\ninfra: {queue: {retention: 1m}}\nload: [{rate: 5/s, duration: 66s}]\n")
+    result = cli("validate", path)
+    assert result.exit_code == 0
+    assert "note: infra.queue.retention 1m is shorter than the run can take" in result.output and "expired" in result.output
+    assert "note:" not in cli("validate", write("version: 1\nname: ok\nload: [{burst: 1}]\n", "ok.yaml")).output
