@@ -142,7 +142,10 @@ def receive_rows(event: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
     kind = event.get("event")
     if event.get("source") == "target" and isinstance(event.get("task"), str):
         if kind == "task_exited":
-            return "etask_exit", (event["task"], event.get("reason"), event.get("ts"))
+            reason = event.get("reason")
+            if reason == "stopped" and event.get("exit_code") not in (0, None):
+                reason = "stopped_abruptly"  # SIGTERM ended it before it finished (no handler), or SIGKILL after the grace
+            return "etask_exit", (event["task"], reason, event.get("ts"))
         if kind == "task_stopping":
             return "etask_stop", (event["task"], event.get("ts"))
         return None
@@ -346,7 +349,8 @@ def _task_order(task: str) -> tuple[int, str]:
     return (int(number), task) if number.isdigit() else (1 << 30, task)
 
 
-_DIED = "(SELECT task FROM etask WHERE reason IN ('killed', 'crashed'))"
+#: Tasks that died rather than finished: killed, crashed, or ended by their stop before they were done.
+_DIED = "(SELECT task FROM etask WHERE reason IN ('killed', 'crashed', 'stopped_abruptly'))"
 
 # (name, explained?, query of (sqslab id, what)) -- one row per receive or id.
 _CHECKS: list[tuple[str, str | None, str]] = [

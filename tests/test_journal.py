@@ -236,3 +236,22 @@ def test_a_malformed_event_line_is_left_out_and_said_not_an_internal_error():
     ledger = build_ledger(only_sent + bad, Audit(at=100.0, exact=True), sqs_journal=journal)
     assert ledger.fates() == {"A": "processed_once", "B": "processed_once"} and ledger.source == "SQS journal"
     assert any("2 consumer event line(s) named no message" in a for a in ledger.anomalies)
+
+
+def test_a_processing_whose_delete_a_stop_cut_short_is_explained():
+    """A program without a SIGTERM handler said `processed`, then the roll's SIGTERM ended it
+    before its delete (exit -15); SQS gave the message to another task. The two stories differ
+    for a reason the lab knows, as for a killed task: no finding (CI saw it once)."""
+    events, journal = _story()
+    journal = [line for line in journal if not (line["op"] == "delete" and line["mid"] == "m1")]
+    journal += [{"op": "receive", "by": "task-2", "mid": "m1", "rc": 2, "ts": 9.2},
+                {"op": "delete", "by": "task-2", "mid": "m1", "rc": 2, "effect": "deleted", "ts": 9.3}]
+    def ev(kind: str, task: str, rc: int, ts: float) -> dict[str, Any]:
+        return {"event": kind, "source": "consumer", "task": task, "id": "A", "message_id": "m1", "receive_count": rc, "ts": ts}
+    events += [ev("received", "task-2", 2, 9.2), ev("processed", "task-2", 2, 9.25),
+               {"event": "task_stopping", "source": "target", "task": "task-1", "ts": 2.06},
+               {"event": "task_exited", "source": "target", "task": "task-1", "reason": "stopped", "exit_code": -15, "ts": 2.1}]
+    check = _check(events, journal)["check"]
+    assert check["agree"], check
+    graceful = [e if e.get("event") != "task_exited" else {**e, "exit_code": 0} for e in events]
+    assert not _check(graceful, journal)["check"]["agree"], "a task that stopped cleanly had no excuse"
