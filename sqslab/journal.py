@@ -72,7 +72,7 @@ CREATE TABLE jgone (mid TEXT PRIMARY KEY, how TEXT, by TEXT) WITHOUT ROWID;
 CREATE TABLE jdlq (mid TEXT PRIMARY KEY, ts REAL) WITHOUT ROWID;
 CREATE TABLE jfault (by TEXT NOT NULL, api TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (by, api)) WITHOUT ROWID;
 CREATE TABLE erecv (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
-CREATE TABLE edone (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, kind TEXT, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
+CREATE TABLE edone (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, kind TEXT, ts REAL, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
 CREATE TABLE edelfail (mid TEXT NOT NULL, rc INTEGER NOT NULL, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
 CREATE TABLE etask (task TEXT PRIMARY KEY, reason TEXT, stopping REAL, ended REAL) WITHOUT ROWID;
 """
@@ -83,7 +83,7 @@ RECEIVE_EVENTS = {"received": "erecv", "abandoned": "erecv", "released": "erecv"
 
 STATEMENTS = {
     "erecv": "INSERT OR IGNORE INTO erecv VALUES (?, ?, ?)",
-    "edone": "INSERT OR IGNORE INTO edone VALUES (?, ?, ?, ?)",
+    "edone": "INSERT OR IGNORE INTO edone VALUES (?, ?, ?, ?, ?)",
     "edelfail": "INSERT OR IGNORE INTO edelfail VALUES (?, ?)",
     "etask_exit": "INSERT INTO etask (task, reason, ended) VALUES (?, ?, ?) ON CONFLICT (task) DO UPDATE SET reason = excluded.reason, "
                   "ended = excluded.ended",
@@ -156,7 +156,7 @@ def receive_rows(event: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
     if table == "erecv":
         return "erecv", (mid, rc, str(event.get("task") or "?"))
     if table == "edone":
-        return "edone", (mid, rc, str(event.get("task") or "?"), kind)
+        return "edone", (mid, rc, str(event.get("task") or "?"), kind, event.get("ts"))
     return "edelfail", (mid, rc)
 
 
@@ -349,8 +349,13 @@ def _task_order(task: str) -> tuple[int, str]:
     return (int(number), task) if number.isdigit() else (1 << 30, task)
 
 
-#: Tasks that died rather than finished: killed, crashed, or ended by their stop before they were done.
-_DIED = "(SELECT task FROM etask WHERE reason IN ('killed', 'crashed', 'stopped_abruptly'))"
+_DIED = "(SELECT task FROM etask WHERE reason IN ('killed', 'crashed'))"
+#: A processing (edone e) whose task died before its delete: killed, crashed, or ended by its
+#: stop before it was done (SIGTERM with no handler, SIGKILL after the grace) within
+#: STOP_SLACK of it. A task that says "processed" long before its stop and never deletes
+#: has no excuse: that is a consumer whose events disagree with SQS.
+_CUT_SHORT = (f"(e.task IN {_DIED} OR EXISTS (SELECT 1 FROM etask t WHERE t.task = e.task AND t.reason = 'stopped_abruptly' "
+              f"AND t.stopping IS NOT NULL AND e.ts >= t.stopping - {STOP_SLACK}))")
 
 # (name, explained?, query of (sqslab id, what)) -- one row per receive or id.
 _CHECKS: list[tuple[str, str | None, str]] = [
@@ -371,11 +376,11 @@ _CHECKS: list[tuple[str, str | None, str]] = [
      (f"SELECT coalesce(s.sid, e.mid), 'message ' || e.mid || ' receive ' || e.rc || ' by ' || e.task FROM edone e "
      f"LEFT JOIN jsend s ON s.mid = e.mid WHERE NOT EXISTS (SELECT 1 FROM jdel d WHERE d.mid = e.mid AND d.rc = e.rc "
      f"AND d.effect IN {_ATTEMPTS}) AND NOT EXISTS (SELECT 1 FROM edelfail f WHERE f.mid = e.mid AND f.rc = e.rc) "
-     f"AND e.task NOT IN {_DIED}")),
+     f"AND NOT {_CUT_SHORT}")),
     ("deletes that failed or died with their task", "explained",
      (f"SELECT coalesce(s.sid, e.mid), e.task FROM edone e LEFT JOIN jsend s ON s.mid = e.mid "
      f"WHERE NOT EXISTS (SELECT 1 FROM jdel d WHERE d.mid = e.mid AND d.rc = e.rc AND d.effect IN {_ATTEMPTS}) "
-     f"AND (EXISTS (SELECT 1 FROM edelfail f WHERE f.mid = e.mid AND f.rc = e.rc) OR e.task IN {_DIED})")),
+     f"AND (EXISTS (SELECT 1 FROM edelfail f WHERE f.mid = e.mid AND f.rc = e.rc) OR {_CUT_SHORT})")),
     ("delete seen by SQS of a receive its task did not report processing", None,
      (f"SELECT coalesce(s.sid, d.mid), 'message ' || d.mid || ' receive ' || d.rc || ' by ' || d.by FROM jdel d "
      f"LEFT JOIN jsend s ON s.mid = d.mid WHERE d.by {_CONSUMER} AND d.effect IN {_ATTEMPTS} "

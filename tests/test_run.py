@@ -471,7 +471,7 @@ consumer: {work_time: 5ms, wait_time: 1s}
 load: [{rate: 20/s, duration: 3s}]
 actions:
   - {name: outage, at: 1s, do: sqs_fault, api: "*", error: unavailable, for: 1500ms}
-expect: [lost == 0]
+expect: [lost == 0, send_failed <= 10%]
 """
 
 
