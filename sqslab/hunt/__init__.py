@@ -138,8 +138,7 @@ class Hunt:
         minimal: Trial | None = None
         confirm: Trial | None = None
         if found is not None and not self.stopped:
-            minimal = self._shrink(found)
-            confirm = self._confirm(minimal, found)
+            minimal, confirm = self._confirm(self._shrink(found), found)
         elif found is not None:
             minimal = found
         minimal_path = None
@@ -197,18 +196,19 @@ class Hunt:
 
     # ------------------------------------------------------------ shrinking
 
-    def _shrink(self, found: Trial) -> Trial:
-        """The smallest variation that still fails as `found` does, within the shrink
-        share of the budget (a confirmation run's estimate kept back)."""
+    def _shrink(self, found: Trial) -> list[Trial]:
+        """The shrink chain: `found`, then each smaller variation that still failed as it
+        does, the smallest last, within the shrink share of the budget (a confirmation
+        run's estimate kept back)."""
         until = min(self.clock.end, time.monotonic() + SHRINK_SHARE * self.options.budget)
-        current = found
+        chain = [found]
         visited = {variation_key(found.variation)}
         while True:
-            step = self._shrink_step(current, found, until, visited)
+            step = self._shrink_step(chain[-1], found, until, visited)
             if step is None:
-                return current
-            current = step
-            visited.add(variation_key(current.variation))
+                return chain
+            chain.append(step)
+            visited.add(variation_key(step.variation))
 
     def _shrink_step(self, current: Trial, found: Trial, until: float, visited: set[str]) -> Trial | None:
         """The first candidate smaller than current that fails as found does, or None.
@@ -233,9 +233,21 @@ class Hunt:
                 return trial
         return None
 
-    def _confirm(self, minimal: Trial, found: Trial) -> Trial | None:
-        trial = self._try(minimal.variation, "confirm", self.clock.end)
-        return trial if trial is not None and trial.exit_code is not None else None
+    def _confirm(self, chain: list[Trial], found: Trial) -> tuple[Trial, Trial | None]:
+        """(the minimal variation, its confirming re-run): the smallest of the chain whose
+        re-run fails again as `found` did. A failure that depends on timing may not come
+        back at the smallest size; then the next larger one is re-run, and so on up the
+        chain while the budget lasts. When none came back, the smallest and its last re-run
+        (the report says: NOT confirmed, flaky)."""
+        last: Trial | None = None
+        for trial in reversed(chain):
+            rerun = self._try(trial.variation, "confirm", self.clock.end)
+            if rerun is None or rerun.exit_code is None:
+                break  # out of budget
+            if same_failure(rerun, found):
+                return trial, rerun
+            last = last or rerun
+        return chain[-1], last
 
     # ------------------------------------------------------------ writing
 
