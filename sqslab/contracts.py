@@ -7,6 +7,8 @@ both sides to this module.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from enum import IntEnum
 from typing import Any
@@ -75,3 +77,25 @@ def sqslab_id(body: str, attributes: dict[str, Any] | None) -> str | None:
     except (ValueError, AttributeError, TypeError):
         return None
     return ident if isinstance(ident, str) else None
+
+
+# The SQS journal's line authentication (sqslab.emulator.journal writes, sqslab.journal reads):
+# here, so reading a journal does not import the emulator.
+#: The environment variable that gives the emulator the journal's key (hex).
+ENV_JOURNAL_KEY = "SQSLAB_JOURNAL_KEY"
+#: The start of an authenticated line, before its MAC.
+MAC_PREFIX = '{"mac":"'
+#: Hex digits of the MAC kept (128 bits).
+MAC_HEX = 32
+
+
+def line_mac(key: bytes, unsigned: str) -> str:
+    """The MAC of one journal line's JSON (as written before the MAC was put in front)."""
+    return hmac.new(key, unsigned.encode(), hashlib.sha256).hexdigest()[:MAC_HEX]
+
+
+def unsigned_line(line: str) -> tuple[str, str] | None:
+    """(the MAC, the line's JSON as it was signed) of an authenticated line, else None."""
+    if not line.startswith(MAC_PREFIX) or line[len(MAC_PREFIX) + MAC_HEX:len(MAC_PREFIX) + MAC_HEX + 2] != '",':
+        return None
+    return line[len(MAC_PREFIX):len(MAC_PREFIX) + MAC_HEX], "{" + line[len(MAC_PREFIX) + MAC_HEX + 2:]

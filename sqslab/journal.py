@@ -42,7 +42,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqslab.emulator.journal import line_mac, unsigned_line
+from sqslab.contracts import line_mac, unsigned_line
 from sqslab.fates import FATES
 
 #: The journal's file in the run directory (the local target has the emulator write it there).

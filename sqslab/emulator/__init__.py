@@ -25,8 +25,8 @@ from types import TracebackType
 from typing import IO, Any
 
 from sqslab.consumer.sqsfaults import describe_fault  # stdlib-only modules: cheap to import
+from sqslab.contracts import ENV_JOURNAL_KEY
 from sqslab.credentials import DUMMY_ENV, emulator_env, emulator_session
-from sqslab.emulator.journal import ENV_JOURNAL_KEY
 from sqslab.emulator.lab import Behavior
 from sqslab.emulator.middleware import OBSERVER_HEADER
 from sqslab.emulator.server import READY_PREFIX

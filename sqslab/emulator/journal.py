@@ -19,8 +19,6 @@ and sqslab.journal drops, and reports, any line whose MAC does not hold.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import os
 import threading
@@ -28,24 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-#: The environment variable that gives the emulator the journal's key (hex).
-ENV_JOURNAL_KEY = "SQSLAB_JOURNAL_KEY"
-#: The start of an authenticated line, before its MAC.
-MAC_PREFIX = '{"mac":"'
-#: Hex digits of the MAC kept (128 bits).
-MAC_HEX = 32
-
-
-def line_mac(key: bytes, unsigned: str) -> str:
-    """The MAC of one journal line's JSON (as written before the MAC was put in front)."""
-    return hmac.new(key, unsigned.encode(), hashlib.sha256).hexdigest()[:MAC_HEX]
-
-
-def unsigned_line(line: str) -> tuple[str, str] | None:
-    """(the MAC, the line's JSON as it was signed) of an authenticated line, else None."""
-    if not line.startswith(MAC_PREFIX) or line[len(MAC_PREFIX) + MAC_HEX:len(MAC_PREFIX) + MAC_HEX + 2] != '",':
-        return None
-    return line[len(MAC_PREFIX):len(MAC_PREFIX) + MAC_HEX], "{" + line[len(MAC_PREFIX) + MAC_HEX + 2:]
+from sqslab.contracts import ENV_JOURNAL_KEY, MAC_PREFIX, line_mac
 
 
 class Journal:
