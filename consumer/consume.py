@@ -59,6 +59,14 @@ try:
     import sqsfaults  # beside this file: /app in the image, sqslab/consumer in the package
 except ImportError:  # imported as sqslab.consumer.consume
     from sqslab.consumer import sqsfaults  # type: ignore[no-redef]
+try:
+    import knobs  # generated from sqslab/settings.py: each knob's default, limits and choices
+except ImportError:  # imported as sqslab.consumer.consume
+    from sqslab.consumer import knobs  # type: ignore[no-redef]
+try:
+    import events as ev  # the consumer events' names and fields (docs/contracts.md), beside this file too
+except ImportError:  # imported as sqslab.consumer.consume
+    from sqslab.consumer import events as ev  # type: ignore[no-redef]
 
 EXIT_CRASH = 137  # what a SIGKILLed container reports; the crash knob mimics it (sqslab.contracts)
 EXIT_CONFIG = 2
@@ -138,6 +146,17 @@ def _env_choice(env: dict[str, str], name: str, default: str, choices: tuple[str
     return raw
 
 
+def _env_knob(env: dict[str, str], name: str, kind: str, default: Any, lo: Any, hi: Any, choices: tuple[str, ...]) -> Any:
+    """One knob as its row of knobs.KNOBS (the settings table's) says to read it."""
+    if kind == "float":
+        return _env_float(env, name, default, lo, hi)
+    if kind == "int":
+        return _env_int(env, name, default, lo, hi)
+    if kind == "bool":
+        return _env_bool(env, name, default)
+    return _env_choice(env, name, default, choices)
+
+
 def ecs_task_id(env: dict[str, str], timeout: float = 1.0) -> str | None:
     """Return the ECS task id from the task metadata endpoint (v4), or None.
 
@@ -174,20 +193,9 @@ def load_config(env: dict[str, str]) -> dict[str, Any]:
         "queue_url": queue_url,
         "endpoint_url": env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None,
         "region": env.get("AWS_REGION", "").strip() or "us-west-1",
-        "wait_time_seconds": _env_int(env, "SQSLAB_WAIT_TIME_SECONDS", 20, 0, 20),
-        "max_messages": _env_int(env, "SQSLAB_MAX_MESSAGES", 10, 1, 10),
-        "work_time_min_ms": _env_float(env, "SQSLAB_WORK_TIME_MIN_MS", 50.0, 0, 3_600_000),
-        "work_time_max_ms": _env_float(env, "SQSLAB_WORK_TIME_MAX_MS", 200.0, 0, 3_600_000),
-        "error_rate": _env_float(env, "SQSLAB_ERROR_RATE", 0.0, 0, 1),
-        "crash_rate": _env_float(env, "SQSLAB_CRASH_RATE", 0.0, 0, 1),
-        "slow_rate": _env_float(env, "SQSLAB_SLOW_RATE", 0.0, 0, 1),
-        "slow_time_ms": _env_float(env, "SQSLAB_SLOW_TIME_MS", 0.0, 0, 3_600_000),
-        "idempotency": _env_bool(env, "SQSLAB_IDEMPOTENCY", False),
-        "idempotency_window_seconds": _env_float(env, "SQSLAB_IDEMPOTENCY_WINDOW_SECONDS", 300.0, 0, 1e9),
+        **{key: _env_knob(env, variable, kind, default, low, high, choices)
+           for variable, key, kind, default, low, high, choices in knobs.KNOBS},
         "poison_marker": env.get("SQSLAB_POISON_MARKER", "").strip() or POISON_MARKER,
-        "release_on_stop": _env_bool(env, "SQSLAB_RELEASE_ON_STOP", False),
-        "delete_mode": _env_choice(env, "SQSLAB_DELETE_MODE", "each", ("each", "batch")),
-        "on_failure": _env_choice(env, "SQSLAB_ON_FAILURE", "stop_group", ("stop_group", "continue")),
         "log_level": (env.get("SQSLAB_LOG_LEVEL", "").strip() or "INFO").upper(),
     }
     try:
@@ -330,9 +338,9 @@ class Consumer:
         """Consume until stopped; return the exit code."""
         backoff = 0.0
         try:
-            self.events.emit("started", config=_public_config(self.cfg))
+            self.events.emit(ev.STARTED, config=_public_config(self.cfg))
             for name in unknown_variables(self.env):
-                self.events.emit("config_warning", variable=name, message=f"{name} is not a variable this consumer reads; is it misspelt?")
+                self.events.emit(ev.CONFIG_WARNING, variable=name, message=f"{name} is not a variable this consumer reads; is it misspelt?")
             while self.stop_reason is None:
                 try:
                     messages = self._receive()
@@ -340,7 +348,7 @@ class Consumer:
                     break
                 except Exception as exc:  # noqa: BLE001 - any poll failure is a poll_error
                     backoff = min(max(backoff * 2, 0.5), 20.0)
-                    self.events.emit("poll_error", reason=_describe(exc))
+                    self.events.emit(ev.POLL_ERROR, reason=_describe(exc))
                     self._log(f"poll failed, retrying in {backoff:.1f} s: {_describe(exc)}")
                     # Jitter from its own generator: the task's stream stays per message.
                     self._sleep_idle(backoff * (0.75 + 0.5 * self._jitter.random()))
@@ -350,7 +358,7 @@ class Consumer:
                 self.deletes.flush()
         except _Stop:
             pass
-        self.events.emit("stopped", reason=self.stop_reason or "stop", processed=self.processed)
+        self.events.emit(ev.STOPPED, reason=self.stop_reason or "stop", processed=self.processed)
         return 0
 
     def _receive(self) -> list[dict[str, Any]]:
@@ -412,7 +420,7 @@ class Consumer:
 
         facts = _facts(message, cfg["poison_marker"])
         payload, problem, receipt = facts.pop("payload"), facts.pop("problem"), message.get("ReceiptHandle")
-        self.events.emit("received", **facts)
+        self.events.emit(ev.RECEIVED, **facts)
         event = {k: v for k, v in facts.items() if k != "receive_count"}
 
         if problem is not None:
@@ -421,7 +429,7 @@ class Consumer:
         assert payload is not None and facts["id"] is not None
 
         if cfg["idempotency"] and self._seen_recently(facts["id"]):
-            self.events.emit("duplicate_skipped", **facts)
+            self.events.emit(ev.DUPLICATE_SKIPPED, **facts)
             self.deletes.delete(receipt, facts)
             return True
 
@@ -438,7 +446,7 @@ class Consumer:
 
         if u_crash < cfg["crash_rate"]:
             time.sleep(work_ms * u_crash_at / 1000.0)
-            self.events.emit("crashed", **event)
+            self.events.emit(ev.CRASHED, **event)
             sys.stderr.flush()
             os._exit(EXIT_CRASH)  # no cleanup, no delete: like a killed container
 
@@ -451,7 +459,7 @@ class Consumer:
         if cfg["idempotency"]:
             self._remember(facts["id"])
         self.processed += 1
-        self.events.emit("processed", **facts, work_ms=round(work_ms, 3))
+        self.events.emit(ev.PROCESSED, **facts, work_ms=round(work_ms, 3))
         self.deletes.delete(receipt, facts)
         return True
 
@@ -466,15 +474,15 @@ class Consumer:
                 self.sqs.change_message_visibility(
                     QueueUrl=self.cfg["queue_url"], ReceiptHandle=message.get("ReceiptHandle"), VisibilityTimeout=0
                 )
-                self.events.emit("released", **fields)
+                self.events.emit(ev.RELEASED, **fields)
                 return
             except Exception as exc:  # noqa: BLE001 - then it waits out its timeout like the rest
                 self._log(f"release of {fields['message_id']} failed: {_describe(exc)}", force=True)
-        self.events.emit("abandoned", **fields)
+        self.events.emit(ev.ABANDONED, **fields)
 
     def _fail(self, facts: dict[str, Any], reason: str) -> None:
         # Not deleted: SQS delivers it again after the visibility timeout (or dead-letters it).
-        self.events.emit("failed", **facts, reason=reason)
+        self.events.emit(ev.FAILED, **facts, reason=reason)
 
     # ----- idempotency store (this task's memory only)
 
@@ -539,7 +547,7 @@ class Deletes:
             self._failed(pending[int(failure["Id"])][1], str(failure.get("Code")))
 
     def _failed(self, facts: dict[str, Any], reason: str) -> None:
-        self.events.emit("delete_failed", **{k: v for k, v in facts.items() if k not in ("payload", "problem")}, reason=reason)
+        self.events.emit(ev.DELETE_FAILED, **{k: v for k, v in facts.items() if k not in ("payload", "problem")}, reason=reason)
         self._log(f"delete of {facts.get('message_id')} failed, SQS will deliver it again: {reason}", force=True)
 
 

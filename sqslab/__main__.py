@@ -8,6 +8,8 @@ import signal
 import sys
 from typing import Any, NoReturn
 
+from sqslab.contracts import Exit
+
 _interrupted = False
 
 
@@ -38,10 +40,10 @@ def main() -> None:
         cli()
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
-        _leave(130)
+        _leave(Exit.INTERRUPTED)
     except SystemExit as exit_:
         if _interrupted:
-            _leave(130)
+            _leave(Exit.INTERRUPTED)
         raise exit_ from None
 
 

@@ -635,9 +635,17 @@ def report(run_dirs: tuple[Path, ...], as_html: bool, as_json: bool, as_markdown
         raise InfraError(f"{failed} of {len(targets)} report{'s' if len(targets) != 1 else ''} failed")
 
 
+def _profile_setting() -> Any:
+    """The `sqs.behavior` row of the settings table: `sqslab emulator --behavior`'s choices and default."""
+    from sqslab.settings import BY_KEY
+
+    return BY_KEY["sqs.behavior"]
+
+
 @main.command(context_settings=CONTEXT)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
-@click.option("--behavior", type=click.Choice(["exact", "aws"]), default="exact", show_default=True,
+@click.option("--behavior", type=click.Choice(list(_profile_setting().choices)), default=_profile_setting().default,
+              show_default=True,
               help="exact, or SQS's documented departures from exactness (README, `sqs`).")
 @click.option("--sqs", "sqs_settings", multiple=True, metavar="KEY=VALUE",
               help="One `sqs` behaviour setting, as in a scenario: --sqs duplicates=5%  --sqs count_lag=10s (repeatable).")
@@ -681,28 +689,15 @@ def _check_writable(option: str, path: Path | None) -> None:
 def _emulator_lab(behavior: str, settings: tuple[str, ...], faults: tuple[str, ...], seed: int | None) -> dict[str, Any] | None:
     """The emulator's lab configuration from `sqslab emulator`'s options; a usage error
     names a bad one. None when it is all defaults."""
-    import yaml
-
-    from sqslab.emulator.lab import Behavior
+    from sqslab.emulator.lab import lab_config
     from sqslab.scenario import resolve_fault
-    from sqslab.settings import by_name
+    from sqslab.settings import OptionError, behavior_options
     from sqslab.units import UnitError
 
-    known = {name: s for name, s in by_name("sqs").items() if name != "behavior"}
-    given: dict[str, Any] = {}
-    for text in settings:
-        key, _, raw = text.partition("=")
-        setting = known.get(key.strip())
-        if setting is None:
-            close = difflib.get_close_matches(key.strip(), list(known), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise click.BadParameter(f"{key!r} is not an sqs setting; {hint}known: {', '.join(known)}", param_hint="--sqs")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-            given[setting.name] = setting.resolve(value)
-            Behavior.resolve(behavior, **given)
-        except (UnitError, ValueError, TypeError, yaml.YAMLError) as exc:
-            raise click.BadParameter(f"{text}: {exc}", param_hint="--sqs") from None
+    try:
+        given = behavior_options(behavior, settings)
+    except OptionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sqs") from None
     rules = []
     for i, text in enumerate(faults):
         parts = text.split(":")
@@ -716,9 +711,9 @@ def _emulator_lab(behavior: str, settings: tuple[str, ...], faults: tuple[str, .
             rules.append(resolve_fault(fault, f"--fault {i + 1}"))
         except (UnitError, ValueError) as exc:
             raise click.BadParameter(f"{text!r}: {exc}", param_hint="--fault") from None
-    if behavior == "exact" and not given and not rules and seed is None:
+    if behavior == _profile_setting().default and not given and not rules and seed is None:
         return None
-    return {"behavior": {"behavior": behavior, **given}, "faults": rules, "seed": seed}
+    return lab_config(behavior, given, rules, seed)
 
 
 @main.command(context_settings=CONTEXT)

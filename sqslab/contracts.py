@@ -2,7 +2,8 @@
 
 The built-in consumer (consumer/consume.py) is a standalone program for its image and
 cannot import sqslab: it restates the names it reads, and tests/test_consumer.py holds
-both sides to this module.
+both sides to this module. The consumer events' names and fields live beside it, in
+sqslab.consumer.events (consumer/events.py), which both the consumer and sqslab import.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqslab.fates import FATES, MEANINGS
+from sqslab.fates import FIGURES as FATE_FIGURES
 from sqslab.sqs_facts import FIGURES as SQS_FIGURES
 from sqslab.units import UnitError, format_duration, parse_duration
 
@@ -22,13 +24,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "sent": ("count", "messages the producer sent (SQS accepted)"),
     "send_failed": ("count", "messages the producer could not send"),
     "processed": ("count", "ids processed at least once"),
-    "processed_once": ("count", "ids processed exactly once"),
-    "duplicates": ("count", "ids processed more than once"),
-    "dead_lettered": ("count", "ids that ended in the DLQ"),
-    "still_queued": ("count", "ids still in the queue at the end, in any state (in flight, delayed, visible)"),
-    "expired": ("count", "ids SQS dropped when their retention period ran out (by the SQS journal; local target)"),
-    "purged": ("count", "ids a PurgeQueue call dropped (by the SQS journal; local target)"),
-    "lost": ("count", "ids sent but nowhere: not processed, not in the DLQ, not queued"),
+    **{FATE_FIGURES[fate]: ("count", MEANINGS[fate]) for fate in FATES},  # one per fate (sqslab.fates)
     "receives": ("count", "deliveries to consumers (SQS's receive count where it saw more than the consumers logged)"),
     "redeliveries": ("count", "deliveries beyond the first of each id"),
     "failures": ("count", "failed processing attempts (error knob, poison, bad payload)"),

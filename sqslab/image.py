@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqslab.contracts import ECR_REPOSITORY, Exit
+
 __all__ = [
     "DEFAULT_REPOSITORY",
     "ImageError",
@@ -43,7 +45,7 @@ __all__ = [
     "push_image",
 ]
 
-DEFAULT_REPOSITORY = "sqs-demo/consumer"
+DEFAULT_REPOSITORY = ECR_REPOSITORY
 DEFAULT_REGION = "us-west-1"
 #: Fargate's task definitions say X86_64 (terraform/modules/service).
 PLATFORM = "linux/amd64"
@@ -304,10 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = push_image(args.tag, args.region, args.repository, args.context, on_line=lambda line: print(line, file=sys.stderr))
     except ImageError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return Exit.ERROR
     print(f"image tag: {result.tag}  (sqslab run --target aws --image-tag {result.tag} ...)", file=sys.stderr)
     print(result.uri)
-    return 0
+    return Exit.PASSED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,8 +42,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sqslab.consumer import events as ev
 from sqslab.contracts import line_mac, unsigned_line
-from sqslab.fates import FATES
+from sqslab.fates import DEAD_LETTERED, DUPLICATE, EXPIRED, FATES, LOST, PROCESSED_ONCE, PURGED, STILL_QUEUED
 
 #: The journal's file in the run directory (the local target has the emulator write it there).
 JOURNAL_FILE = "sqs_journal.jsonl"
@@ -77,9 +78,9 @@ CREATE TABLE edelfail (mid TEXT NOT NULL, rc INTEGER NOT NULL, PRIMARY KEY (mid,
 CREATE TABLE etask (task TEXT PRIMARY KEY, reason TEXT, stopping REAL, ended REAL) WITHOUT ROWID;
 """
 
-#: Consumer events (kind -> the receive table they go to).
-RECEIVE_EVENTS = {"received": "erecv", "abandoned": "erecv", "released": "erecv",
-                  "processed": "edone", "duplicate_skipped": "edone", "delete_failed": "edelfail"}
+#: Consumer events (kind -> the receive table they go to): a receive, done with it, its delete failed.
+RECEIVE_EVENTS = {**dict.fromkeys(sorted(ev.RECEIVES), "erecv"), **dict.fromkeys(sorted(ev.DONE), "edone"),
+                  ev.DELETE_FAILED: "edelfail"}
 
 STATEMENTS = {
     "erecv": "INSERT OR IGNORE INTO erecv VALUES (?, ?, ?)",
@@ -220,13 +221,13 @@ CREATE TEMP VIEW jmsg AS SELECT s.mid, s.sid,
   EXISTS (SELECT 1 FROM jdlq q WHERE q.mid = s.mid) AS in_dlq
 FROM jsend s WHERE s.dropped = 0 AND s.sid IS NOT NULL;
 CREATE TEMP TABLE jfates AS SELECT sid, CASE
-    WHEN sum(deleting) > 1 THEN 'duplicate'
-    WHEN sum(deleting) = 1 THEN 'processed_once'
-    WHEN max(in_dlq AND NOT gone) THEN 'dead_lettered'
-    WHEN max(NOT gone) THEN 'still_queued'
-    WHEN max(gone_how = 'expired') THEN 'expired'
-    WHEN max(gone_how = 'purged') THEN 'purged'
-    ELSE 'lost' END AS fate,
+    WHEN sum(deleting) > 1 THEN '{DUPLICATE}'
+    WHEN sum(deleting) = 1 THEN '{PROCESSED_ONCE}'
+    WHEN max(in_dlq AND NOT gone) THEN '{DEAD_LETTERED}'
+    WHEN max(NOT gone) THEN '{STILL_QUEUED}'
+    WHEN max(gone_how = 'expired') THEN '{EXPIRED}'
+    WHEN max(gone_how = 'purged') THEN '{PURGED}'
+    ELSE '{LOST}' END AS fate,
   sum(deleting) AS deleting, sum(receives) AS receives, max(max_rc) AS max_rc, max(last_receive) AS last_receive,
   min(first_delete) AS first_delete
 FROM jmsg GROUP BY sid;
@@ -282,7 +283,7 @@ def section(store: Any, compare: bool, lines: int) -> dict[str, Any]:
     """summary.json's `ledger.journal`: the fates as SQS saw them, per-task counts, and
     (when the consumers told their side) the self-check."""
     counts = dict(store.query("SELECT fate, count(*) FROM jfates GROUP BY fate"))
-    (redelivered,), = store.query("SELECT count(*) FROM jfates WHERE fate = 'processed_once' AND receives > 1")
+    (redelivered,), = store.query(f"SELECT count(*) FROM jfates WHERE fate = '{PROCESSED_ONCE}' AND receives > 1")
     (stale,), = store.query(f"SELECT count(*) FROM jdel WHERE by {_CONSUMER} AND effect IN ('stale_ignored', 'stale_deleted')")
     result: dict[str, Any] = {
         "lines": lines,
@@ -388,7 +389,8 @@ _CHECKS: list[tuple[str, str | None, str]] = [
     ("id the producer reported sent that never reached SQS", None,
      "SELECT m.id, m.id FROM message m WHERE m.sent = 1 AND NOT EXISTS (SELECT 1 FROM jsend s WHERE s.sid = m.id)"),
     ("ids skipped as duplicates by the consumer (SQS saw a second delete)", "explained",
-     "SELECT DISTINCT coalesce(s.sid, e.mid), e.task FROM edone e LEFT JOIN jsend s ON s.mid = e.mid WHERE e.kind = 'duplicate_skipped'"),
+     (f"SELECT DISTINCT coalesce(s.sid, e.mid), e.task FROM edone e LEFT JOIN jsend s ON s.mid = e.mid "
+     f"WHERE e.kind = '{ev.DUPLICATE_SKIPPED}'")),
 ]
 
 
@@ -407,8 +409,8 @@ def check(store: Any) -> dict[str, Any]:
             continue
         total += len(rows)
         disagreements += [f"{name}: {what} (id {sid})" for sid, what in rows[:max(0, DISAGREEMENT_LIST_LIMIT - len(disagreements))]]
-    fates = store.query("SELECT f.id, f.fate, coalesce(j.fate, 'lost') FROM fates f LEFT JOIN jfates j ON j.sid = f.id "
-                        "WHERE f.fate != coalesce(j.fate, 'lost')")
+    fates = store.query(f"SELECT f.id, f.fate, coalesce(j.fate, '{LOST}') FROM fates f LEFT JOIN jfates j ON j.sid = f.id "
+                        f"WHERE f.fate != coalesce(j.fate, '{LOST}')")
     differing = 0
     for sid, ours, theirs in fates:
         if store.query("SELECT 1 FROM explained_id WHERE id = ?", sid):

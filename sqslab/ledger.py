@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sqslab import journal
-from sqslab.fates import FATES, PROBLEMS
+from sqslab.consumer import events as ev
+from sqslab.fates import DEAD_LETTERED, DUPLICATE, EXPIRED, FATES, FIGURES, LOST, PROBLEMS, PROCESSED_ONCE, PURGED, STILL_QUEUED
 from sqslab.ordering import duplicate_figures, ordering
 from sqslab.rundir import read_jsonl
 from sqslab.sqs_facts import EVENTS as SQS_EVENTS
@@ -62,13 +63,11 @@ CREATE TABLE sqs_dup (message_id TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 1)
 
 # Each consumer event kind: the message columns it adds to, and the task column it counts.
 _CONSUMER = {
-    "received": ("receives", "received"),
-    "abandoned": ("receives", "received"),
-    "released": ("receives", "received"),
-    "processed": ("processed", "processed"),
-    "failed": ("failures", "failed"),
-    "duplicate_skipped": ("skipped", "duplicate_skipped"),
-    "crashed": ("crashed", "crashed"),
+    **dict.fromkeys(sorted(ev.RECEIVES), ("receives", "received")),
+    ev.PROCESSED: ("processed", "processed"),
+    ev.FAILED: ("failures", "failed"),
+    ev.DUPLICATE_SKIPPED: ("skipped", "duplicate_skipped"),
+    ev.CRASHED: ("crashed", "crashed"),
 }
 
 
@@ -143,14 +142,14 @@ class LedgerStore:
             if not isinstance(mid, str):
                 return
             ts = event.get("ts")
-            if kind == "processed":
+            if kind == ev.PROCESSED:
                 self._row("processed", (mid, ts))
             elif _CONSUMER[kind][0] == "receives":
                 self._row("receive", (mid, _int(event.get("receive_count")), ts))
                 self._row("delivery", (mid, task))
                 if isinstance(event.get("message_id"), str):
                     self._row("copy", (mid, event["message_id"]))
-            elif kind == "failed":
+            elif kind == ev.FAILED:
                 self._row("failed", (mid, ts, ts))
                 self._row("failure", (mid, str(event.get("reason") or "")))
             else:
@@ -184,13 +183,13 @@ class LedgerStore:
                 OR (m.sent_at IS NOT NULL AND m.sent_at + {float(audit.delay)!r} > {float(audit.at)!r})"""
         self.db.execute("INSERT OR REPLACE INTO totals VALUES ('send_failed', ?)", (self._send_failed,))
         self.db.execute(f"""CREATE VIEW fates AS SELECT m.*, CASE
-              WHEN m.processed > 1 THEN 'duplicate'
-              WHEN m.processed = 1 THEN 'processed_once'
-              WHEN m.id IN (SELECT id FROM dlq) THEN 'dead_lettered'
-              WHEN m.id IN (SELECT id FROM queued){guess} THEN 'still_queued'
-              WHEN m.id IN (SELECT id FROM gone WHERE how = 'expired') THEN 'expired'
-              WHEN m.id IN (SELECT id FROM gone WHERE how = 'purged') THEN 'purged'
-              ELSE 'lost' END AS fate,
+              WHEN m.processed > 1 THEN '{DUPLICATE}'
+              WHEN m.processed = 1 THEN '{PROCESSED_ONCE}'
+              WHEN m.id IN (SELECT id FROM dlq) THEN '{DEAD_LETTERED}'
+              WHEN m.id IN (SELECT id FROM queued){guess} THEN '{STILL_QUEUED}'
+              WHEN m.id IN (SELECT id FROM gone WHERE how = 'expired') THEN '{EXPIRED}'
+              WHEN m.id IN (SELECT id FROM gone WHERE how = 'purged') THEN '{PURGED}'
+              ELSE '{LOST}' END AS fate,
             max(m.receives, m.max_rc) AS deliveries
             FROM message m WHERE m.sent = 1""")
         self.db.execute("COMMIT")
@@ -354,14 +353,8 @@ def _figures(store: LedgerStore, counts: dict[str, int], audit: Audit, histogram
     figures: dict[str, Any] = {
         "sent": sent,
         "send_failed": totals.get("send_failed", 0),
-        "processed": counts["processed_once"] + counts["duplicate"],
-        "processed_once": counts["processed_once"],
-        "duplicates": counts["duplicate"],
-        "dead_lettered": counts["dead_lettered"],
-        "still_queued": counts["still_queued"],
-        "expired": counts["expired"],
-        "purged": counts["purged"],
-        "lost": counts["lost"],
+        "processed": counts[PROCESSED_ONCE] + counts[DUPLICATE],
+        **{FIGURES[fate]: counts[fate] for fate in FATES},
         "receives": receives,
         "redeliveries": redeliveries,
         "failures": totals["failures"],
@@ -381,7 +374,7 @@ def _dlq_other(store: LedgerStore, audit: Audit) -> int:
     """DLQ messages that stand for no dead-lettered id: copies of ids with another fate (a
     processed id whose second send ended there), further copies of an id, messages not of
     this run. dlq.messages = dead_lettered + dlq.other when the audit read the whole DLQ."""
-    (others,), = store.query("SELECT count(*) FROM dlq WHERE id NOT IN (SELECT id FROM fates WHERE fate = 'dead_lettered')")
+    (others,), = store.query(f"SELECT count(*) FROM dlq WHERE id NOT IN (SELECT id FROM fates WHERE fate = '{DEAD_LETTERED}')")
     return int(others) + audit.dlq_extra_copies
 
 
@@ -423,13 +416,13 @@ def _problems(store: LedgerStore) -> list[dict[str, Any]]:
         tasks = [task for (task,) in store.query("SELECT task FROM delivery WHERE id = ? ORDER BY task", mid)]
         problem = {"id": mid, "fate": fate, "phase": phase, "receive_count": max_rc, "receives": deliveries,
                    "processed": processed, "failures": failures, "tasks": tasks}
-        if fate == "purged":
+        if fate == PURGED:
             for (by,) in store.query("SELECT by FROM gone WHERE id = ?", mid):
                 problem["purged_by"] = by
-        if fate == "still_queued":
+        if fate == STILL_QUEUED:
             for state, until in store.query("SELECT state, until FROM held WHERE id = ?", mid):
                 problem["held"] = {"state": state, "until": until}  # "still queued (in flight until T)"
-        if fate == "duplicate":
+        if fate == DUPLICATE:
             # Who made the extra processing: SQS (a copy survived a delete), the producer (it
             # sent the id twice), else the consumer side (a visibility overrun, a crash, a lost delete).
             problem["cause"] = "sqs" if sqs_copies else "producer" if dup_sends else "consumer"

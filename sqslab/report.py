@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqslab.consumer import events as ev
 from sqslab.expectations import FIGURES, describe_value
-from sqslab.fates import FATES
+from sqslab.fates import DUPLICATE, FATES, LOST
 from sqslab.fates import LABELS as FATE_LABELS
 from sqslab.ledger import percentile
 from sqslab.rundir import Run, RunDirError, latest_run, load_run
@@ -326,7 +327,7 @@ def read_latencies(run: Run) -> list[tuple[float, float]]:
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
             # Only sent and processed events matter: skip the rest without parsing them.
-            if '"sent"' not in line and '"processed"' not in line:
+            if '"sent"' not in line and f'"{ev.PROCESSED}"' not in line:
                 continue
             try:
                 event = json.loads(line)
@@ -339,7 +340,7 @@ def read_latencies(run: Run) -> list[tuple[float, float]]:
                 continue
             if kind == "sent" and event.get("sent_at") is not None:
                 sent_at[mid] = event["sent_at"]
-            elif kind == "processed" and event.get("source") == "consumer" and event.get("ts") is not None \
+            elif kind == ev.PROCESSED and event.get("source") == "consumer" and event.get("ts") is not None \
                     and (mid not in first or event["ts"] < first[mid]):
                 first[mid] = event["ts"]
     if t0 is None:
@@ -444,8 +445,8 @@ def journal_lines(summary: dict[str, Any]) -> list[str]:
         lines.append("fates from the queues at the end (no SQS journal on AWS, and the program prints no sqslab events): "
                      "processed = gone from the queue, at least once; receives, duplicates and latencies are unavailable")
     if ledger.get("source") == "SQS journal":
-        lines.append("fates from the SQS journal (the program prints no sqslab events): deleted by two receives = "
-                     "processed more than once")
+        lines.append(f"fates from the SQS journal (the program prints no sqslab events): deleted by two receives = "
+                     f"{FATE_LABELS[DUPLICATE]}")
     if journal:
         tasks = ", ".join(f"{task} {c.get('received', 0)}/{c.get('deleted', 0)}" for task, c in journal.get("per_task", {}).items())
         lines.append(f"SQS journal: {journal.get('lines', 0)} operations; receives/deletes per task: {tasks or 'none'}")
@@ -520,7 +521,7 @@ def compare_rows(runs: list[Run], samples: list[list[dict[str, Any]]] | None = N
             sent = (run.summary.get("figures") or {}).get("sent") or 0
             value = counts.get(fate)
             cells.append("—" if value is None else (f"{value} ({100 * value / sent:.1f}%)" if sent else str(value)))
-        rows.append({"label": FATE_LABELS[fate], "kind": "lost" if fate == "lost" else "ledger", "cells": cells})
+        rows.append({"label": FATE_LABELS[fate], "kind": "lost" if fate == LOST else "ledger", "cells": cells})
     rows.append({"label": "peak backlog (visible + in flight)", "kind": "figure",
                  "cells": [_text(peak_backlog(s)) for s in samples]})
     for name in ("drain_time", "duration", "sent", "receives", "redeliveries", "dlq.messages", "tasks.max_running",

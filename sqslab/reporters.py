@@ -27,7 +27,8 @@ from typing import Any
 
 from sqslab import __version__
 from sqslab.expectations import FIGURES, describe_value
-from sqslab.fates import FATES, PROBLEMS
+from sqslab.fates import DUPLICATE, FATES, LOST, PROBLEMS, said, tone
+from sqslab.fates import FIGURES as FATE_FIGURES
 from sqslab.fates import LABELS as FATE_LABELS
 from sqslab.hookspecs import hookimpl
 from sqslab.report import (
@@ -226,13 +227,14 @@ def render_html(run: Any, options: dict[str, Any]) -> str:
     ledger = summary.get("ledger") or {}
     counts = ledger.get("counts") or {}
     sent = figures.get("sent") or 0
-    fates = [{"fate": fate, "label": FATE_LABELS[fate], "count": counts.get(fate, 0),
+    fates = [{"fate": fate, "label": FATE_LABELS[fate], "count": counts.get(fate, 0), "tone": tone(fate, counts.get(fate, 0)),
               "share": (100 * counts.get(fate, 0) / sent) if sent else None} for fate in FATES]
     data = run_view(run, max_points, samples)
     return env.get_template("report.html.j2").render(
         run=run, summary={**summary, "scenario": scenario_name(run)}, figures=figures, ledger=ledger, fates=fates, has_ledger=bool(counts),
         key_figures=key_figures(run), peak_backlog=peak_backlog(samples), headline=headline(run, samples), data=data,
-        sqs_lines=sqs_lines(summary), causes=CAUSES,
+        sqs_lines=sqs_lines(summary), causes=CAUSES, fate_labels=FATE_LABELS, lost=LOST, duplicate=DUPLICATE,
+        lost_figure=FATE_FIGURES[LOST], problem_fates=said(PROBLEMS),
         environment=summary.get("environment") or {}, version=__version__, **_assets())
 
 
@@ -285,7 +287,7 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
         rows = []
         for fate in FATES:
             value = counts.get(fate, 0)
-            label = f"**{FATE_LABELS[fate]}**" if fate == "lost" and value else FATE_LABELS[fate]
+            label = f"**{FATE_LABELS[fate]}**" if fate == LOST and value else FATE_LABELS[fate]
             rows.append([label, value, f"{100 * value / sent:.1f}%" if sent else ""])
         lines += _md_table(["fate", "messages", "share"], rows, "lrr")
         lines.append("")

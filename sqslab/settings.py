@@ -9,6 +9,10 @@ change it during a run. From this one table come:
 - the limits the validator checks on durations (whole seconds, SQS's ranges);
 - the resolved `Infra` and `Knobs` (sqslab.scenario), with every default filled;
 - the consumer's environment (`Knobs.to_env`), the tfvars and the queue attributes;
+- the built-in consumer's own defaults, limits and choices (consumer/knobs.py, generated:
+  `python -m sqslab.settings`, checked by a test);
+- the `sqs` behaviour model: each profile's values (PROFILES), the checks of a value
+  (resolve_behavior: sqslab.emulator.lab.Behavior), `sqslab emulator --sqs` (behavior_options);
 - README's reference tables (`sqslab schema --markdown`), checked by a test.
 
 Adding a consumer knob or a queue setting: a row here, the code that uses it, its test.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as _field
 from typing import Any
 
 from sqslab.units import format_duration, parse_duration, parse_fraction, parse_range, parse_rate, parse_size
@@ -49,7 +54,8 @@ class Setting:
     sqs_flags: tuple[tuple[str, str, str], ...] = ()  # (queue or dlq, attribute, value) set when a boolean is true
     live: bool = False  # set_consumer may change it during a run
     target_note: str = ""  # where only one target uses it
-    profiled: bool = False  # sqs.*: the default comes from the `behavior` profile (sqslab.emulator.lab.PROFILES)
+    #: sqs.*: the default under each `behavior` profile, as a scenario writes it ({"exact": "0s", "aws": "2s"}): PROFILES
+    profiles: Mapping[str, Any] | None = _field(default=None, hash=False)
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -60,6 +66,11 @@ class Setting:
     def name(self) -> str:
         """The attribute name on the resolved object."""
         return self.field or self.path[-1]
+
+    @property
+    def profiled(self) -> bool:
+        """Whether the default comes from the `behavior` profile (an `sqs` behaviour setting)."""
+        return self.profiles is not None
 
     def resolve(self, raw: Any) -> Any:
         """A valid scenario value (or the default when raw is None) in resolved units."""
@@ -77,6 +88,37 @@ class Setting:
         if self.kind == "fraction":
             return parse_fraction(value)
         return value
+
+    def check(self, value: Any) -> None:
+        """Raise ValueError unless value is a resolved value of this kind within its limits
+        and choices: the emulator's check of a behaviour setting that may not have come
+        through the validator (its command line, its control endpoint)."""
+        numeric = not isinstance(value, bool) and isinstance(value, (int, float))
+        if self.kind == "fraction":
+            if not numeric or not 0 <= value <= 1:
+                raise ValueError(f"{self.name} must be a number from 0 to 1, not {value!r}")
+        elif self.kind == "boolean":
+            if not isinstance(value, bool):
+                raise ValueError(f"{self.name} must be true or false, not {value!r}")
+        elif self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be {' or '.join(map(str, self.choices))}, not {value!r}")
+        elif self.kind in ("duration", "integer"):
+            whole = self.kind == "integer"
+            if not numeric or (whole and not isinstance(value, int)) or not self._within(value):
+                what = "a whole number" if whole else ""
+                unit = "" if whole else " seconds"
+                raise ValueError(f"{self.name} must be {what}{' ' if what else ''}{self._bounds()}{unit}, not {value!r}")
+        else:
+            raise NotImplementedError(f"{self.key}: no check for kind {self.kind}")
+
+    def _within(self, value: float) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def _bounds(self) -> str:
+        if self.high is None:
+            return f"of at least {self.low:g}" if self.low is not None else "any number"
+        return f"{self.low or 0:g} to {self.high:g}" if self.low is not None else f"at most {self.high:g}"
 
     def limits_text(self) -> str:
         """The limits in words, e.g. `0s-12h, whole seconds` or `1-1000`."""
@@ -177,29 +219,29 @@ SETTINGS: tuple[Setting, ...] = (
        "each at the rate below (aws column); any of them can be set on its own.", choices=("exact", "aws"), target_note="local"),
     _s("sqs.duplicates", "fraction", None,
        "Standard queues: share of deletes after which one copy of the message survives and is delivered again when its "
-       "visibility timeout ends (at-least-once delivery).", profiled=True, target_note="local"),
+       "visibility timeout ends (at-least-once delivery).", profiles={"exact": 0, "aws": 0.01}, target_note="local"),
     _s("sqs.reorder", "boolean", None,
        "Standard queues: best-effort order; a receive draws its batch from the oldest few ready messages.",
-       profiled=True, target_note="local"),
+       profiles={"exact": False, "aws": True}, target_note="local"),
     _s("sqs.short_poll_sample", "fraction", None,
        "Standard queues: the share of ready messages a short poll (wait_time 0) sees, so empty and partial receives "
-       "happen while messages are available.", profiled=True, target_note="local"),
+       "happen while messages are available.", profiles={"exact": 1, "aws": 0.5}, target_note="local"),
     _s("sqs.count_lag", "duration", None,
-       "ApproximateNumberOf* report a value the queue had up to this long ago.", low=0, high=3600, profiled=True,
-       target_note="local"),
+       "ApproximateNumberOf* report a value the queue had up to this long ago.", low=0, high=3600,
+       profiles={"exact": "0s", "aws": "2s"}, target_note="local"),
     _s("sqs.stale_receipt", "choice", None,
        "A delete or visibility change with a receipt handle that is no longer the message's latest: ignore (succeeds, "
-       "does nothing: SQS's \"may not be deleted\") or delete (acts).", choices=("ignore", "delete"), profiled=True,
-       target_note="local"),
+       "does nothing: SQS's \"may not be deleted\") or delete (acts).", choices=("ignore", "delete"),
+       profiles={"exact": "delete", "aws": "ignore"}, target_note="local"),
     _s("sqs.not_inflight", "choice", None,
        "ChangeMessageVisibility on a message no longer in flight: error (MessageNotInflight) or accept.",
-       choices=("error", "accept"), profiled=True, target_note="local"),
+       choices=("error", "accept"), profiles={"exact": "accept", "aws": "error"}, target_note="local"),
     _s("sqs.receive_loss", "fraction", None,
        "Share of received messages SQS counts as received (in flight, receive count up) but never hands over: why "
-       "AWS advises against maxReceiveCount 1.", profiled=True, target_note="local"),
+       "AWS advises against maxReceiveCount 1.", profiles={"exact": 0, "aws": 0.001}, target_note="local"),
     _s("sqs.inflight_limit", "integer", None,
        "Messages in flight past which a short poll fails with OverLimit and a long poll answers empty.", low=1,
-       profiled=True, target_note="local"),
+       profiles={"exact": 120_000, "aws": 120_000}, target_note="local"),
     # ------------------------------------------------------------ settle
     _s("settle.until", "choice", "drained", "drained: after the load, wait until visible + in flight + delayed = 0; none: stop at once.",
        choices=("drained", "none")),
@@ -232,6 +274,70 @@ SECTIONS: dict[str, str] = {
     "limits": "Bounds on the load, checked before anything runs; raise one to go beyond it on purpose.",
     "hunt": "What `sqslab hunt` may vary in this scenario (docs/hunt.md); `sqslab run` ignores this section.",
 }
+
+
+# ---------------------------------------------------------------- the `sqs` behaviour model
+
+
+def behavior_rows() -> list[Setting]:
+    """The `sqs` behaviour settings (each `sqs.*` setting with a default per profile), in table order."""
+    return [s for s in SETTINGS if s.profiles is not None]
+
+
+#: {profile: {behaviour setting: resolved value}} for each `sqs.behavior` choice, from the
+#: rows' `profiles`. `aws` makes each documented departure of SQS from exactness happen often
+#: enough to be seen in a run of a few hundred messages; real SQS does most of them far more rarely.
+PROFILES: dict[str, dict[str, Any]] = {
+    profile: {s.name: s.resolve(s.profiles[profile]) for s in behavior_rows() if s.profiles is not None}
+    for profile in BY_KEY["sqs.behavior"].choices
+}
+
+
+def resolve_behavior(behavior: str = "exact", overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every behaviour setting (resolved), in table order: the profile's values with the
+    overrides (resolved values; None: the profile's). ValueError names an unknown profile or
+    setting, or a value outside its kind, limits or choices."""
+    if behavior not in PROFILES:
+        raise ValueError(f"behavior must be one of {', '.join(PROFILES)}, not {behavior!r}")
+    rows = {s.name: s for s in behavior_rows()}
+    given = dict(overrides or {})
+    unknown = set(given) - set(rows)
+    if unknown:
+        raise ValueError(f"unknown sqs behaviour setting(s): {', '.join(sorted(unknown))}")
+    values = {**PROFILES[behavior], **{k: v for k, v in given.items() if v is not None}}
+    for name, setting in rows.items():
+        setting.check(values[name])
+    return values
+
+
+class OptionError(ValueError):
+    """A bad `KEY=VALUE` option; the message says why."""
+
+
+def behavior_options(behavior: str, texts: Iterable[str]) -> dict[str, Any]:
+    """{name: resolved value} from `KEY=VALUE` behaviour settings (`sqslab emulator --sqs`),
+    each VALUE in YAML as a scenario writes it, resolved by its row as a scenario's is and
+    checked against the profile by resolve_behavior. OptionError names a bad one."""
+    import difflib
+
+    import yaml
+
+    known = {s.name: s for s in behavior_rows()}
+    given: dict[str, Any] = {}
+    for text in texts:
+        key, _, raw = text.partition("=")
+        setting = known.get(key.strip())
+        if setting is None:
+            close = difflib.get_close_matches(key.strip(), list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise OptionError(f"{key!r} is not an sqs setting; {hint}known: {', '.join(known)}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+            given[setting.name] = setting.resolve(value)
+            resolve_behavior(behavior, given)
+        except (ValueError, TypeError, yaml.YAMLError) as exc:
+            raise OptionError(f"{text}: {exc}") from None
+    return given
 
 
 def under(prefix: str) -> list[Setting]:
@@ -299,6 +405,56 @@ def consumer_env(values: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
+#: Where consumer_knobs_source() writes, for the image (consumer/Dockerfile) and, by a
+#: symlink, the package (sqslab/consumer/knobs.py).
+CONSUMER_KNOBS_FILE = "consumer/knobs.py"
+
+
+def consumer_knob_rows() -> list[tuple[str, str, str, Any, float | None, float | None, tuple[Any, ...]]]:
+    """How the built-in consumer reads each knob's variable: (variable, config key, type:
+    int | float | bool | choice, default, low, high, choices), the default and the limits
+    in the variable's unit. The default is the variable's text for the table's default, as
+    read, so a consumer started with no knob set behaves as the scenario defaults say."""
+    rows: list[tuple[str, str, str, Any, float | None, float | None, tuple[Any, ...]]] = []
+    for setting in under("consumer"):
+        if not setting.env:
+            continue
+        scale = 1000 if setting.env_unit == "ms" else 1
+        if setting.kind in ("duration", "duration_range"):
+            kind = "int" if setting.whole_seconds and setting.env_unit == "s" else "float"
+        else:
+            kind = {"fraction": "float", "integer": "int", "boolean": "bool", "choice": "choice"}[setting.kind]
+        low, high = (0, 1) if setting.kind == "fraction" else (setting.low, setting.high)
+        number = int if kind == "int" else float
+        bounds = [None if b is None else number(b * scale) for b in (low, high)] if kind in ("int", "float") else [None, None]
+        for variable, text in env_values(setting, setting.resolve(None)).items():
+            default: Any = number(text) if kind in ("int", "float") else text == "true" if kind == "bool" else text
+            key = variable.removeprefix("SQSLAB_").lower()
+            rows.append((variable, key, kind, default, bounds[0], bounds[1], setting.choices if kind == "choice" else ()))
+    return rows
+
+
+def consumer_knobs_source() -> str:
+    """consumer/knobs.py: the built-in consumer's defaults, limits and choices, generated
+    from the table so the consumer (boto3 and the standard library only) states none of
+    them itself; tests/test_consumer.py checks the file is what this gives."""
+    lines = [
+        '"""The built-in consumer\'s knobs: generated from sqslab/settings.py by `python -m sqslab.settings`; do not edit.',
+        "",
+        "One row per environment variable the consumer reads a knob from: (variable, config key,",
+        "type, default, low, high, choices), the default and the limits in the variable's unit",
+        "(ms, s or as is). The consumer imports nothing else of sqslab: its image holds this file.",
+        '"""',
+        "",
+        "from typing import Any",
+        "",
+        "KNOBS: tuple[tuple[str, str, str, Any, Any, Any, tuple[str, ...]], ...] = (",
+    ]
+    lines += [f"    {row!r}," for row in consumer_knob_rows()]
+    lines += [")", ""]
+    return "\n".join(lines)
+
+
 def tfvar_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """{Terraform variable: value} for resolved infra settings {name: value}; durations
     in whole seconds, in table order."""
@@ -344,8 +500,6 @@ def default_text(setting: Setting) -> str:
     if setting.required:
         return "required"
     if setting.profiled:
-        from sqslab.emulator.lab import PROFILES
-
         def show(value: Any) -> str:
             if isinstance(value, bool):
                 return str(value).lower()
@@ -462,3 +616,12 @@ def schema_section(prefix: str) -> dict[str, Any]:
     if prefix in SECTIONS:
         schema["description"] = SECTIONS[prefix]
     return schema
+
+
+if __name__ == "__main__":  # python -m sqslab.settings: write consumer/knobs.py again after a change to the table
+    import sys
+    from pathlib import Path
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / CONSUMER_KNOBS_FILE
+    target.write_text(consumer_knobs_source())
+    print(target)

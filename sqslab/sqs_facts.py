@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from sqslab.consumer import events as ev
 from sqslab.consumer.sqsfaults import SQS_APIS
 
-#: Event kinds this module counts.
-EVENTS = ("sqs_fault", "sqs_behavior", "retried", "api_error", "redriven")
+#: Event kinds this module counts: faults (the emulator's, or a consumer's own client's), the
+#: SDK's retries and calls given up (sqslab.consumer.events), SQS's departures from exactness
+#: (the emulator's `sqs_behavior`) and what redrive moved (the redrive_dlq action's `redriven`).
+EVENTS = (ev.SQS_FAULT, "sqs_behavior", ev.RETRIED, ev.API_ERROR, "redriven")
 #: sqs_behavior kinds -> the figure that counts them.
 BEHAVIOR_FIGURES = {"duplicate": "sqs_duplicates", "stale_receipt": "stale_receipts", "empty_receive": "empty_receives",
                     "receive_loss": "receives_lost"}
@@ -48,13 +51,13 @@ class SqsTally:
     def take(self, event: dict[str, Any]) -> None:
         """Count one event whose kind is in EVENTS."""
         kind = event.get("event")
-        if kind == "sqs_fault":
+        if kind == ev.SQS_FAULT:
             self.faults[(str(event.get("api")), str(event.get("kind")))] += 1
         elif kind == "sqs_behavior":
             self.behavior[str(event.get("kind"))] += 1
-        elif kind == "retried":
+        elif kind == ev.RETRIED:
             self.retried[str(event.get("error"))] += 1
-        elif kind == "api_error":
+        elif kind == ev.API_ERROR:
             self.api_errors[(str(event.get("api")), str(event.get("error")))] += 1
         elif kind == "redriven":
             self.redriven += int(event.get("count") or 0)

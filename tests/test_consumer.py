@@ -169,26 +169,15 @@ def consumers() -> Iterator[Callable[..., ConsumerProcess]]:
 
 
 def assert_event_shapes(events: list[dict[str, Any]]) -> None:
-    """Every event carries ts, event and task, and the fields docs/contracts.md lists."""
-    required = {
-        "started": {"config"},
-        "received": {"message_id", "id", "seq", "receive_count"},
-        "processed": {"message_id", "id", "receive_count", "work_ms"},
-        "failed": {"message_id", "id", "receive_count", "reason"},
-        "duplicate_skipped": {"message_id", "id", "receive_count"},
-        "delete_failed": {"message_id", "id", "receive_count", "reason"},
-        "crashed": {"message_id", "id"},
-        "poll_error": {"reason"},
-        "stopped": {"reason", "processed"},
-        "config_warning": {"variable", "message"},
-        "retried": {"api", "attempt", "error"},
-        "api_error": {"api", "error", "attempts"},
-        "sqs_fault": {"api", "kind", "latency", "rule", "side"},
-    }
+    """Every event carries ts, event and task, and the fields sqslab.consumer.events (so
+    docs/contracts.md) lists for it, and no other."""
+    from sqslab.consumer.events import COMMON, FIELDS
+
     for e in events:
-        assert {"ts", "event", "task"} <= e.keys(), e
+        assert set(COMMON) <= e.keys(), e
         assert isinstance(e["ts"], float)
-        assert required[e["event"]] <= e.keys(), e
+        fields = FIELDS[e["event"]]
+        assert set(fields.required) <= e.keys() <= {*COMMON, *fields.required, *fields.optional}, e
 
 
 # --------------------------------------------------------------------------- integration
@@ -540,14 +529,21 @@ def test_dockerfile_essentials() -> None:
     requirements = (ROOT / "consumer" / "requirements.txt").read_text()
     assert re.search(r"^boto3>=[\d.]+,<[\d.]+$", requirements, re.M), requirements
     ignore = (ROOT / "consumer" / ".dockerignore").read_text().split()
-    assert ignore[ignore.index("*") :] == ["*", "!consume.py", "!sqsfaults.py", "!requirements.txt"]
-    assert re.search(r"^COPY consume.py sqsfaults.py \./$", text, re.M), "the image runs consume.py with sqsfaults.py beside it"
+    # The image holds consume.py and the modules beside it that it imports (consumer/*.py), nothing else.
+    modules = sorted(p.name for p in (ROOT / "consumer").glob("*.py"))
+    assert {"consume.py", "sqsfaults.py", "knobs.py"} <= set(modules), modules
+    kept = ignore[ignore.index("*") :]
+    assert kept[0] == "*" and sorted(kept[1:]) == sorted([f"!{m}" for m in modules] + ["!requirements.txt"]), kept
+    copy = re.search(r"^COPY (consume\.py(?: \S+\.py)*) \./$", text, re.M)
+    assert copy and sorted(copy.group(1).split()) == modules, "the image runs consume.py with the modules it imports beside it"
 
 
 def test_installed_package_carries_the_consumer() -> None:
     # Same bytes whether sqslab is imported from the source tree (symlink) or installed.
     assert Path(consume.__file__).read_bytes() == CONSUME.read_bytes()
     assert Path(consume.sqsfaults.__file__).read_bytes() == (ROOT / "consumer" / "sqsfaults.py").read_bytes()
+    assert Path(consume.knobs.__file__).read_bytes() == (ROOT / "consumer" / "knobs.py").read_bytes()
+    assert Path(consume.ev.__file__).read_bytes() == (ROOT / "consumer" / "events.py").read_bytes()
 
 
 # -- the consumer's environment is the settings table's ------------------------------------------------
@@ -619,6 +615,62 @@ def test_the_consumers_own_defaults_are_the_tables() -> None:
     from sqslab.contracts import EXIT_CRASH, POISON_MARKER
 
     assert (consume.EXIT_CRASH, consume.POISON_MARKER) == (EXIT_CRASH, POISON_MARKER)
+
+
+def test_the_consumers_knobs_file_is_generated_from_the_table() -> None:
+    """consumer/knobs.py is what `python -m sqslab.settings` writes: after a change to the
+    table, run it again (the consumer states no default, limit or choice of its own)."""
+    from sqslab.settings import CONSUMER_KNOBS_FILE, consumer_knobs_source
+
+    text = (ROOT / CONSUMER_KNOBS_FILE).read_text()
+    assert text.startswith('"""The built-in consumer\'s knobs: generated from sqslab/settings.py by `python -m sqslab.settings`; '
+                           'do not edit.')
+    assert text == consumer_knobs_source(), "consumer/knobs.py is stale: run `python -m sqslab.settings`"
+    source = CONSUME.read_text()
+    for variable, *_ in consume.knobs.KNOBS:
+        assert f'"{variable}",' not in source.split("def load_config", 1)[1].split("\ndef ", 1)[0], variable
+
+
+def test_the_generator_writes_the_knobs_file(tmp_path: Path) -> None:
+    target = tmp_path / "knobs.py"
+    done = subprocess.run([sys.executable, "-m", "sqslab.settings", str(target)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert target.read_text() == (ROOT / "consumer" / "knobs.py").read_text()
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"SQSLAB_WAIT_TIME_SECONDS": "21"}, "SQSLAB_WAIT_TIME_SECONDS='21' is outside 0..20"),
+    ({"SQSLAB_MAX_MESSAGES": "0"}, "SQSLAB_MAX_MESSAGES='0' is outside 1..10"),
+    ({"SQSLAB_MAX_MESSAGES": "2.5"}, "SQSLAB_MAX_MESSAGES='2.5' is not an integer"),
+    ({"SQSLAB_ERROR_RATE": "1.5"}, "SQSLAB_ERROR_RATE='1.5' is outside 0..1"),
+    ({"SQSLAB_SLOW_TIME_MS": "x"}, "SQSLAB_SLOW_TIME_MS='x' is not a number"),
+    ({"SQSLAB_WORK_TIME_MAX_MS": "3600001"}, "SQSLAB_WORK_TIME_MAX_MS='3600001' is outside 0..3.6e+06"),
+    ({"SQSLAB_IDEMPOTENCY": "maybe"}, "SQSLAB_IDEMPOTENCY='maybe' is not true or false"),
+    ({"SQSLAB_DELETE_MODE": "all"}, "SQSLAB_DELETE_MODE='all' is not one of each, batch"),
+    ({"SQSLAB_ON_FAILURE": "skip"}, "SQSLAB_ON_FAILURE='skip' is not one of stop_group, continue"),
+])
+def test_a_bad_knob_is_refused_with_the_tables_limits_and_choices(env: dict[str, str], message: str) -> None:
+    with pytest.raises(consume.ConfigError) as err:
+        consume.load_config({"SQSLAB_QUEUE_URL": "q", **env})
+    assert str(err.value) == message
+
+
+def test_a_consumer_started_by_hand_in_its_image_gets_the_tables_defaults(tmp_path: Path) -> None:
+    """As in the image: consume.py, sqsfaults.py and knobs.py in one folder, no sqslab to
+    import, only the queue set: the same defaults as the scenario's."""
+    from sqslab.settings import resolve_section
+
+    defaults = resolve_section("consumer", None)
+    for name in ("consume.py", "sqsfaults.py", "knobs.py", "events.py"):
+        shutil.copy(ROOT / "consumer" / name, tmp_path / name)
+    script = (f"import json, sys; sys.path.insert(0, {str(tmp_path)!r}); import consume; "
+              "print(json.dumps([consume.knobs.__file__, consume.load_config({'SQSLAB_QUEUE_URL': 'q', 'SQSLAB_SEED': '1'})]))")
+    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    where, cfg = json.loads(done.stdout)
+    assert where == str(tmp_path / "knobs.py")
+    for knob in CONFIG_OF:
+        assert _config_values(knob, cfg) == pytest.approx(_knob_values(knob, defaults[knob])), knob
 
 
 def test_an_unknown_sqslab_variable_is_a_warning_event() -> None:

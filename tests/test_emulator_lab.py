@@ -1036,3 +1036,48 @@ def test_redrive_a_fifo_dlq_back_to_its_fifo_queue_in_order(emu: Emulator, sqs: 
 
 def test_sqs_apis_are_botocores_sqs_operations() -> None:
     assert list(sqsfaults.SQS_APIS) == list(botocore.session.get_session().get_service_model("sqs").operation_names)
+
+
+def test_the_behaviour_model_is_the_settings_tables() -> None:
+    """Each `sqs` behaviour setting is one row of sqslab/settings.py: its name, its value per
+    profile, its kind, limits and choices. The profiles, Behavior and its checks come from
+    the rows; the lab configuration is built in one place (lab_config)."""
+    from sqslab import settings
+    from sqslab.emulator.lab import lab_config
+
+    rows = settings.behavior_rows()
+    assert [s.key for s in rows] == [s.key for s in settings.under("sqs") if s.key != "sqs.behavior"]
+    assert list(PROFILES) == list(settings.BY_KEY["sqs.behavior"].choices) == ["exact", "aws"]
+    assert PROFILES is settings.PROFILES
+    for profile, values in PROFILES.items():
+        assert list(values) == [s.name for s in rows]
+        assert values == {s.name: s.resolve(s.profiles[profile]) for s in rows if s.profiles}
+        assert Behavior.resolve(profile).as_dict() == values
+    assert PROFILES["exact"] == {"duplicates": 0.0, "reorder": False, "short_poll_sample": 1.0, "count_lag": 0.0,
+                                 "stale_receipt": "delete", "not_inflight": "accept", "receive_loss": 0.0, "inflight_limit": 120_000}
+    assert PROFILES["aws"] == {"duplicates": 0.01, "reorder": True, "short_poll_sample": 0.5, "count_lag": 2.0,
+                               "stale_receipt": "ignore", "not_inflight": "error", "receive_loss": 0.001, "inflight_limit": 120_000}
+    behavior = Behavior.resolve("aws", count_lag=0.5)
+    assert (behavior.count_lag, behavior.stale_receipt) == (0.5, "ignore") and behavior == Behavior.resolve("aws", count_lag=0.5)
+    with pytest.raises(AttributeError):
+        behavior.duplicates = 0.5  # type: ignore[misc]
+    for bad, message in (({"duplicates": 2}, "duplicates must be a number from 0 to 1, not 2"),
+                         ({"receive_loss": True}, "receive_loss must be a number from 0 to 1, not True"),
+                         ({"reorder": 1}, "reorder must be true or false, not 1"),
+                         ({"count_lag": 3601.0}, "count_lag must be 0 to 3600 seconds, not 3601.0"),
+                         ({"stale_receipt": "maybe"}, "stale_receipt must be ignore or delete, not 'maybe'"),
+                         ({"not_inflight": "x"}, "not_inflight must be error or accept, not 'x'"),
+                         ({"inflight_limit": 0}, "inflight_limit must be a whole number of at least 1, not 0"),
+                         ({"inflight_limit": 2.5}, "inflight_limit must be a whole number of at least 1, not 2.5"),
+                         ({"no_such": 1}, "unknown sqs behaviour setting(s): no_such")):
+        with pytest.raises(ValueError) as err:
+            Behavior(**bad)
+        assert str(err.value) == message
+    with pytest.raises(ValueError, match="behavior must be one of exact, aws, not 'fast'"):
+        Behavior.resolve("fast")
+    assert lab_config("aws", {"duplicates": 0.05}, [], 3) == {"behavior": {"behavior": "aws", "duplicates": 0.05}, "faults": [], "seed": 3}
+    with pytest.raises(ValueError, match="duplicates"):
+        lab_config("exact", {"duplicates": 2})
+    assert settings.behavior_options("aws", ["duplicates=5%", "count_lag=10s"]) == {"duplicates": 0.05, "count_lag": 10.0}
+    with pytest.raises(settings.OptionError, match="did you mean 'reorder'"):
+        settings.behavior_options("exact", ["reordr=true"])

@@ -16,7 +16,7 @@ from typing import Any
 from sqslab.backends import Log
 from sqslab.consumer import sqsfaults
 from sqslab.contracts import ENV_SQS_FAULTS
-from sqslab.emulator.lab import PROFILES
+from sqslab.settings import PROFILES
 
 
 class ClientFaults:

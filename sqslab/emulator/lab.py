@@ -8,8 +8,9 @@ methods (sqs_backend.py, sqs_queue.py) ask it what to do; the WSGI middleware
 (middleware.py) asks its fault plan about each call. With the `exact` profile and no
 faults every question is one attribute read, and the emulator is what it always was.
 
-Nothing here imports moto; ``PROFILES`` is read by sqslab.scenario to resolve a
-scenario's `sqs:` section, so a profile is defined once.
+Nothing here imports moto. The behaviour settings, each profile's values (``PROFILES``)
+and their checks are rows of the settings table (sqslab.settings), stated once there;
+``lab_config()`` is the one builder of the configuration the child starts from.
 """
 
 from __future__ import annotations
@@ -20,21 +21,14 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqslab.consumer.sqsfaults import FaultPlan
 from sqslab.emulator.journal import Journal
+from sqslab.settings import PROFILES as PROFILES  # re-exported: sqslab.emulator.lab.PROFILES
+from sqslab.settings import behavior_rows, resolve_behavior
 
-#: The behaviour settings and their values under each `behavior` profile. `aws` makes
-#: each documented departure of SQS from exactness happen often enough to be seen in a
-#: run of a few hundred messages; real SQS does most of them far more rarely.
-PROFILES: dict[str, dict[str, Any]] = {
-    "exact": {"duplicates": 0.0, "reorder": False, "short_poll_sample": 1.0, "count_lag": 0.0,
-              "stale_receipt": "delete", "not_inflight": "accept", "receive_loss": 0.0, "inflight_limit": 120_000},
-    "aws": {"duplicates": 0.01, "reorder": True, "short_poll_sample": 0.5, "count_lag": 2.0,
-            "stale_receipt": "ignore", "not_inflight": "error", "receive_loss": 0.001, "inflight_limit": 120_000},
-}
 #: How far a reordering receive looks past the oldest ready message (times its batch size).
 REORDER_WINDOW = 2
 #: The most (caller, API) pairs whose first call the journal notes.
@@ -43,51 +37,55 @@ MAX_CALLERS = 100_000
 COUNT_HISTORY_STEP = 0.1
 
 
-@dataclass
 class Behavior:
-    """The behaviour settings in force (see PROFILES and the README's `sqs` section)."""
+    """The behaviour settings in force: one attribute per `sqs` behaviour setting of the
+    settings table (sqslab.settings: its rows give the names, each profile's values and the
+    checks); ``Behavior()`` is the exact profile. ValueError for a bad value."""
 
-    duplicates: float = 0.0
-    reorder: bool = False
-    short_poll_sample: float = 1.0
-    count_lag: float = 0.0
-    stale_receipt: str = "delete"
-    not_inflight: str = "accept"
-    receive_loss: float = 0.0
-    inflight_limit: int = 120_000
-
-    def __post_init__(self) -> None:
-        for name in ("duplicates", "short_poll_sample", "receive_loss"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a number from 0 to 1, not {value!r}")
-        if not isinstance(self.reorder, bool):
-            raise ValueError(f"reorder must be true or false, not {self.reorder!r}")
-        if isinstance(self.count_lag, bool) or not isinstance(self.count_lag, (int, float)) or not 0 <= self.count_lag <= 3600:
-            raise ValueError(f"count_lag must be 0 to 3600 seconds, not {self.count_lag!r}")
-        if self.stale_receipt not in ("ignore", "delete"):
-            raise ValueError(f"stale_receipt must be ignore or delete, not {self.stale_receipt!r}")
-        if self.not_inflight not in ("error", "accept"):
-            raise ValueError(f"not_inflight must be error or accept, not {self.not_inflight!r}")
-        if isinstance(self.inflight_limit, bool) or not isinstance(self.inflight_limit, int) or self.inflight_limit < 1:
-            raise ValueError(f"inflight_limit must be a whole number of at least 1, not {self.inflight_limit!r}")
+    def __init__(self, **values: Any) -> None:
+        # Plain instance attributes, so each question the patched methods ask is one attribute read.
+        self.__dict__.update(resolve_behavior("exact", values))
 
     @classmethod
     def resolve(cls, behavior: str = "exact", **overrides: Any) -> Behavior:
         """A profile with some settings overridden (None: the profile's value)."""
-        if behavior not in PROFILES:
-            raise ValueError(f"behavior must be one of {', '.join(PROFILES)}, not {behavior!r}")
-        values = dict(PROFILES[behavior])
-        known = {f.name for f in fields(cls)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise ValueError(f"unknown sqs behaviour setting(s): {', '.join(sorted(unknown))}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        return cls(**resolve_behavior(behavior, overrides))
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for a name that is no setting (the settings are instance attributes).
+        raise AttributeError(f"no sqs behaviour setting {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a Behavior does not change: make another (Behavior.resolve)")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Behavior) and self.as_dict() == other.as_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Behavior({', '.join(f'{k}={v!r}' for k, v in self.as_dict().items())})"
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings, for the command line and the control endpoint."""
-        return asdict(self)
+        """The settings in table order, for the command line and the control endpoint."""
+        return {s.name: self.__dict__[s.name] for s in behavior_rows()}
+
+
+def lab_config(behavior: str = "exact", settings: Mapping[str, Any] | None = None, faults: Iterable[dict[str, Any]] = (),
+               seed: int | None = None) -> dict[str, Any]:
+    """The emulator's lab configuration, as ``Emulator(lab=...)`` and ``python -m
+    sqslab.emulator --lab`` take it: the `behavior` profile and the behaviour settings
+    (resolved) that override it, the fault rules (sqslab.consumer.sqsfaults) and the seed of
+    the draws. The one place it is built: a scenario's `sqs` section and `sqslab emulator`'s
+    options both come here. ValueError for a bad setting, here rather than in the child."""
+    given = dict(settings or {})
+    resolve_behavior(behavior, given)
+    return {"behavior": {"behavior": behavior, **given}, "faults": list(faults), "seed": seed}
+
+
+def from_config(config: Mapping[str, Any], events_path: str | None = None, journal_path: str | None = None) -> Lab:
+    """The lab a lab configuration (lab_config) describes; ValueError or TypeError for a bad one."""
+    return Lab(Behavior.resolve(**config.get("behavior", {})), config.get("faults"), config.get("seed"), events_path, journal_path)
 
 
 class Lab:

@@ -114,8 +114,7 @@ def _patch(lab_config: dict[str, Any], events_path: str | None, journal_path: st
     from sqslab.emulator import lab, patches
 
     try:
-        behavior = lab.Behavior.resolve(**lab_config.get("behavior", {}))
-        lab.configure(lab.Lab(behavior, lab_config.get("faults"), lab_config.get("seed"), events_path, journal_path))
+        lab.configure(lab.from_config(lab_config, events_path, journal_path))
         patches.apply()
     except (ValueError, TypeError, OSError, patches.PatchError) as exc:
         what = "bad lab configuration: " if not isinstance(exc, patches.PatchError) else ""
