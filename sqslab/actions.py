@@ -9,49 +9,49 @@ schema. It returns a short text of what it did, for the event log and the report
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqslab.hookspecs import hookimpl
 from sqslab.schema import FAULT_PROPERTIES, unit_defs
 from sqslab.units import parse_duration
 
+if TYPE_CHECKING:
+    from sqslab.consumers import ConsumerKind
+    from sqslab.scheduler import ActionContext
 
-def _knob_schema() -> dict[str, Any]:
-    """set_consumer's parameters: the consumer knobs the settings table marks live."""
-    from sqslab.settings import live_knobs, schema_property
 
-    knobs: dict[str, Any] = {s.name: schema_property(s) for s in live_knobs()}
-    knobs["env"] = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}, "minProperties": 1,
-                    "description": "consumer.program: environment variables the new revision's tasks get (added to program.env)."}
-    return {"type": "object", "properties": knobs, "additionalProperties": False, "minProperties": 1,
+def _revision_schema(kinds: Mapping[str, ConsumerKind]) -> dict[str, Any]:
+    """set_consumer's parameters: what each kind of consumer takes (the built-in consumer's
+    live knobs, a program's `env`, a plugin kind's own)."""
+    properties: dict[str, Any] = {}
+    for kind in kinds.values():
+        properties.update(kind.revision_schema())
+    return {"type": "object", "properties": properties, "additionalProperties": False, "minProperties": 1,
             "$defs": unit_defs("duration", "duration_range", "fraction")}
 
 
-def kill_consumer(ctx: Any, params: dict[str, Any]) -> str:
+def kill_consumer(ctx: ActionContext, params: dict[str, Any]) -> str:
     """Kill N running consumer tasks abruptly (SIGKILL locally, StopTask on ECS); the service replaces them."""
     killed = ctx.target.kill(params.get("count", 1), ctx.rng)
     return f"killed {len(killed)} task(s): {', '.join(killed) or 'none running'}"
 
 
-def scale(ctx: Any, params: dict[str, Any]) -> str:
+def scale(ctx: ActionContext, params: dict[str, Any]) -> str:
     """Change the desired number of consumer tasks; scale-in stops tasks gracefully (SIGTERM)."""
     ctx.target.scale(params["to"])
     return f"desired count set to {params['to']}"
 
 
-def set_consumer(ctx: Any, params: dict[str, Any]) -> str:
-    """Roll the consumer tasks to new knobs (the built-in consumer) or environment (`env`, a
-    consumer program), as a new task definition revision would."""
-    if "env" in params:
-        env = {str(k): ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in params["env"].items()}
-        ctx.target.set_consumer(ctx.update_knobs({}), env=env)
-        return "consumers rolled to " + ", ".join(f"{k}={v}" for k, v in env.items())
-    ctx.target.set_consumer(ctx.update_knobs(params))
-    return "consumers rolled to " + ", ".join(f"{k}={v}" for k, v in params.items())
+def set_consumer(ctx: ActionContext, params: dict[str, Any]) -> str:
+    """Roll the consumer tasks to a new revision: new knobs (the built-in consumer) or
+    environment (`env`, a consumer program), as a new task definition revision would."""
+    consumer = ctx.revise_consumer(params)
+    ctx.target.set_consumer(consumer)
+    return "consumers rolled to " + consumer.revision_text(params)
 
 
-def wait(ctx: Any, params: dict[str, Any]) -> str:
+def wait(ctx: ActionContext, params: dict[str, Any]) -> str:
     """Wait for a time or until a condition on live metrics holds; actions `after:` it start then."""
     if "for" in params:
         seconds = parse_duration(params["for"])
@@ -61,7 +61,7 @@ def wait(ctx: Any, params: dict[str, Any]) -> str:
     return f"'{params['until']}' held after {waited:.1f}s"
 
 
-def sqs_fault(ctx: Any, params: dict[str, Any]) -> str:
+def sqs_fault(ctx: ActionContext, params: dict[str, Any]) -> str:
     """Make SQS API calls fail (or slow down) from now on, for `for` or to the end of the run."""
     from sqslab.scenario import resolve_fault
 
@@ -76,7 +76,7 @@ def sqs_fault(ctx: Any, params: dict[str, Any]) -> str:
     return f"{what} on {apis} at {rule['rate']:.0%}{until}"
 
 
-def redrive_dlq(ctx: Any, params: dict[str, Any]) -> str:
+def redrive_dlq(ctx: ActionContext, params: dict[str, Any]) -> str:
     """Move the DLQ's messages back to the queue they came from with SQS's redrive API
     (StartMessageMoveTask), and wait until the move task ends."""
     if not ctx.dlq_url:
@@ -152,4 +152,4 @@ def register_actions(register: Callable[..., None]) -> None:
     """Register kill_consumer, scale, set_consumer, sqs_fault, redrive_dlq and wait."""
     for name, function, schema in BUILTIN_ACTIONS:
         register(name, function, schema=schema)
-    register("set_consumer", set_consumer, schema=_knob_schema())
+    register("set_consumer", set_consumer, schema=_revision_schema)

@@ -233,8 +233,9 @@ def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ..
     executes, notes = {}, {}
     for file, found in results.items():
         scenario = None if found else load_scenario(file, host)
-        if scenario is not None and scenario.program is not None:
-            executes[file] = {"command": list(scenario.program.command), "cwd": scenario.program.cwd}
+        runs = scenario.consumer.executes() if scenario is not None else None
+        if runs is not None:
+            executes[file] = runs
         note = _retention_note(scenario) if scenario is not None else None
         if note:
             notes[file] = note
@@ -360,14 +361,14 @@ def plan(scenario_path: str, target: str, overrides: tuple[str, ...], as_json: b
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @plugin_options
 def plugins(as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
-    """List the loaded plugins and the actions, reporters and targets each registers."""
+    """List the loaded plugins and the actions, reporters, targets and consumer kinds each registers."""
     host = _host(plugins_dirs)
     if as_json:
         click.echo(json.dumps(host.describe(), indent=2))
         return
-    for kind in ("actions", "reporters", "targets"):
+    for kind in ("actions", "reporters", "targets", "kinds"):
         table = getattr(host, kind)
-        click.echo(f"{kind}:")
+        click.echo(f"{'consumer kinds' if kind == 'kinds' else kind}:")
         for name, item in sorted(table.items()):
             click.echo(f"  {name:<16} {item.description}  [{item.plugin}]")
             for option in getattr(item, "options", ()):
@@ -406,8 +407,9 @@ def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, An
                          on_event=progress.event if progress else None)
     if not quiet:
         click.echo(f"running {scenario.name} on {target}: ~{expected:.0f}s of load, then settling", err=True)
-    if scenario.program is not None:  # said even with -q: the scenario runs a command on this machine
-        click.echo(f"executes: {scenario.program.text} (in {scenario.program.cwd}) as each consumer task", err=True)
+    runs = scenario.consumer.executes()
+    if runs is not None:  # said even with -q: the scenario runs a command on this machine
+        click.echo(f"executes: {shlex.join(runs['command'])} (in {runs['cwd']}) as each consumer task", err=True)
     from sqslab.rundir import RunDirInUse
 
     try:

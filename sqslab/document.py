@@ -235,3 +235,8 @@ def _syntax_hint(what: str) -> str:
     if "mapping values are not allowed" in what:
         return " (a missing space after ':' or a missing quote before it?)"
     return ""
+
+
+def scenario_folder(scenario_path: str) -> Path:
+    """The folder a scenario's relative paths start from (the working directory for text)."""
+    return Path(scenario_path).resolve().parent if scenario_path and not scenario_path.startswith("<") else Path.cwd()

@@ -3,7 +3,7 @@
 A plugin is a module or object with functions marked `@sqslab.hookimpl`. Each hook is
 handed a `register` callback, so one plugin can add several things and the host can
 refuse a name that is already taken. The built-in actions, reporters and targets are
-registered through these very hooks.
+registered through these very hooks, and so are the built-in consumer kinds.
 """
 
 from __future__ import annotations
@@ -40,9 +40,23 @@ def register_targets(register: Callable[..., None]) -> None:
     """Add places a scenario can run: `register(name, factory, description=..., options=...)`.
 
     :param register: call it once per target. ``factory(log, **options)`` returns an
-        object that does what ``sqslab.backends.Target`` says (plan, provision, start and
-        stop consumers, kill, scale, set_consumer, tasks, consumer_events, teardown);
+        object that does what ``sqslab.backends.Target`` says (plan, provision, sqs_client,
+        start_consumers, kill, scale, set_consumer, tasks, consumer_events, sqs_fault,
+        stop_consumers, teardown, queue_states, journal_key, failure);
         ``log`` receives its events. ``options`` is a sequence of
         ``sqslab.backends.TargetOption``: each becomes a ``--NAME`` flag of ``run``,
         ``sweep`` and ``plan``, and reaches the factory as the keyword NAME.
+    """
+
+
+@hookspec
+def register_consumer_kinds(register: Callable[..., None]) -> None:
+    """Add kinds of consumer: `register(kind, description=...)`.
+
+    :param register: call it once per kind. ``kind`` is a
+        ``sqslab.consumers.ConsumerKind``: its ``name``, the ``key`` of the ``consumer``
+        section that selects it, that section's ``schema()``, its ``problems(doc, data)``
+        and ``resolve(consumer, scenario_path, seed)``, which returns the
+        ``sqslab.consumers.Consumer`` each task runs (how a task starts locally, what it
+        needs on AWS, which events it tells, how its fates are found).
     """

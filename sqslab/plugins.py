@@ -19,12 +19,16 @@ import pluggy
 
 from sqslab import hookspecs
 from sqslab.backends import TargetFactory, TargetOption
+from sqslab.consumers import ConsumerKind
 
 ENTRY_POINT_GROUP = "sqslab"
 #: Names a target option cannot take: the `run` command's own options and the factory's `log`.
 RESERVED_TARGET_OPTIONS = ("log", "target", "set", "overrides", "out", "json", "as_json", "quiet", "q", "runs_dir",
                            "max_consumers", "plugins_dir", "plugins_dirs", "scenario_path", "help", "h")
-DEFAULT_PLUGINS = ("sqslab.actions", "sqslab.reporters", "sqslab.backends.local", "sqslab.backends.aws")
+DEFAULT_PLUGINS = ("sqslab.actions", "sqslab.reporters", "sqslab.backends.local", "sqslab.backends.aws", "sqslab.consumers.builtin",
+                   "sqslab.consumers.program")
+#: The hooks, in the order the host calls them.
+HOOKS = ("register_actions", "register_reporters", "register_targets", "register_consumer_kinds")
 
 
 class PluginError(Exception):
@@ -54,15 +58,26 @@ class Reporter:
 
 
 @dataclass(frozen=True)
-class Target:
-    """A place a scenario runs (local, aws): a factory of target objects, `factory(log,
-    **options)`, and the options it takes (offered on the command line as `--NAME`)."""
+class TargetSpec:
+    """A place a scenario runs (local, aws) as a plugin registered it: a factory of target
+    objects (sqslab.backends.Target), `factory(log, **options)`, and the options it takes
+    (offered on the command line as `--NAME`)."""
 
     name: str
     factory: TargetFactory
     description: str
     plugin: str
     options: tuple[TargetOption, ...] = ()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of consumer (sqslab.consumers.ConsumerKind) as a plugin registered it."""
+
+    name: str
+    kind: ConsumerKind
+    description: str
+    plugin: str
 
 
 @dataclass
@@ -72,16 +87,22 @@ class PluginHost:
     manager: pluggy.PluginManager
     actions: dict[str, Action] = field(default_factory=dict)
     reporters: dict[str, Reporter] = field(default_factory=dict)
-    targets: dict[str, Target] = field(default_factory=dict)
+    targets: dict[str, TargetSpec] = field(default_factory=dict)
+    kinds: dict[str, Kind] = field(default_factory=dict)
+
+    @property
+    def consumer_kinds(self) -> dict[str, ConsumerKind]:
+        """The kinds of consumer, by name, in registration order (the built-ins first)."""
+        return {name: spec.kind for name, spec in self.kinds.items()}
 
     def describe(self) -> list[dict[str, Any]]:
         """One entry per plugin with what it registered, for `sqslab plugins`."""
         by_plugin: dict[str, dict[str, Any]] = {}
-        for kind in ("actions", "reporters", "targets"):
+        for kind in ("actions", "reporters", "targets", "kinds"):
             for item in getattr(self, kind).values():
                 entry = by_plugin.setdefault(item.plugin, {"name": item.plugin, "version": _version(item.plugin),
-                                                           "actions": [], "reporters": [], "targets": []})
-                entry[kind].append(item.name)
+                                                           "actions": [], "reporters": [], "targets": [], "consumer_kinds": []})
+                entry["consumer_kinds" if kind == "kinds" else kind].append(item.name)
         return sorted(by_plugin.values(), key=lambda e: (not e["name"].startswith("sqslab."), e["name"]))
 
 
@@ -111,7 +132,7 @@ def load_plugins(plugins_dirs: list[Path] | tuple[Path, ...] = (), entry_points:
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{exc} (known hooks: register_actions, register_reporters, register_targets)") from exc
+        raise PluginError(f"{exc} (known hooks: {', '.join(HOOKS)})") from exc
     return _collect(manager)
 
 
@@ -142,15 +163,47 @@ def _import_file(path: Path) -> Any:
 
 def _collect(manager: pluggy.PluginManager) -> PluginHost:
     host = PluginHost(manager)
+    # Kinds first: an action's schema may depend on them (set_consumer's parameters).
     for kind, hook, make in (
-        ("actions", manager.hook.register_actions, _make_action),
+        ("kinds", manager.hook.register_consumer_kinds, _make_kind),
+        ("actions", manager.hook.register_actions, _action_maker(host)),
         ("reporters", manager.hook.register_reporters, _make_reporter),
         ("targets", manager.hook.register_targets, _make_target),
     ):
+        if kind == "actions":
+            _check_kinds(host.kinds)
         for impl in hook.get_hookimpls():  # registration order: built-ins first, so they keep their names
             plugin_name = manager.get_name(impl.plugin) or repr(impl.plugin)
-            impl.function(register=_registrar(getattr(host, kind), kind[:-1], make, plugin_name))
+            register = _registrar(getattr(host, kind), kind[:-1], make, plugin_name)
+            impl.function(register=_by_kind_name(register) if kind == "kinds" else register)
     return host
+
+
+def _check_kinds(kinds: dict[str, Kind]) -> None:
+    """One default kind; every other kind's key its own, and not a built-in consumer knob."""
+    from sqslab.settings import under
+
+    defaults = [spec for spec in kinds.values() if spec.kind.key is None]
+    if len(defaults) != 1:
+        raise PluginError(f"exactly one consumer kind must have no key (the default, sqslab.consumers.builtin); "
+                          f"registered: {', '.join(s.name for s in defaults) or 'none'}")
+    taken = {s.name: "a built-in consumer knob" for s in under("consumer")}
+    for spec in kinds.values():
+        key = spec.kind.key
+        if key is None:
+            continue
+        if key in taken:
+            raise PluginError(f"plugin {spec.plugin}: consumer kind {spec.name!r}: consumer.{key} is already {taken[key]}")
+        taken[key] = f"the key of consumer kind {spec.name!r}"
+
+
+def _by_kind_name(register: Callable[..., None]) -> Callable[..., None]:
+    """register_consumer_kinds' `register(kind, description=...)`: the kind's own name is its name."""
+
+    def register_kind(kind: Any, description: str = "") -> None:
+        register(getattr(kind, "name", None), kind, description=description)
+
+    return register_kind
 
 
 def _registrar(table: dict[str, Any], kind: str, make: Callable[..., Any], plugin: str) -> Callable[..., None]:
@@ -166,9 +219,23 @@ def _registrar(table: dict[str, Any], kind: str, make: Callable[..., Any], plugi
     return register
 
 
-def _make_action(name: str, function: Callable[..., Any], plugin: str, schema: dict | None = None, description: str = "") -> Action:
+def _action_maker(host: PluginHost) -> Callable[..., Action]:
+    """_make_action, with the kinds the host has registered so far."""
+
+    def make(name: str, function: Callable[..., Any], plugin: str, schema: dict | Callable[..., dict] | None = None,
+             description: str = "") -> Action:
+        return _make_action(name, function, plugin, schema, description, host.consumer_kinds)
+
+    return make
+
+
+def _make_action(name: str, function: Callable[..., Any], plugin: str, schema: dict | Callable[..., dict] | None = None,
+                 description: str = "", kinds: dict[str, ConsumerKind] | None = None) -> Action:
+    """An action; a `schema` given as a function is called with the consumer kinds, by name."""
     import jsonschema
 
+    if callable(schema):
+        schema = schema(kinds or {})
     schema = schema if schema is not None else {"type": "object", "properties": {}, "additionalProperties": False}
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
@@ -184,10 +251,19 @@ def _make_reporter(name: str, function: Callable[..., Any], plugin: str, extensi
 
 
 def _make_target(name: str, factory: TargetFactory, plugin: str, description: str = "",
-                 options: tuple[TargetOption, ...] | list[TargetOption] = ()) -> Target:
+                 options: tuple[TargetOption, ...] | list[TargetOption] = ()) -> TargetSpec:
     options = tuple(options)
     for option in options:
         if not isinstance(option, TargetOption) or not option.name.isidentifier() or option.name in RESERVED_TARGET_OPTIONS:
             raise PluginError(f"plugin {plugin}: target {name!r}: options must be TargetOption objects whose name is a Python "
                               f"identifier other than {', '.join(RESERVED_TARGET_OPTIONS)}, got {option!r}")
-    return Target(name, factory, description or (factory.__doc__ or "").strip().split("\n")[0], plugin, options)
+    return TargetSpec(name, factory, description or (factory.__doc__ or "").strip().split("\n")[0], plugin, options)
+
+
+def _make_kind(name: str, kind: Any, plugin: str, description: str = "") -> Kind:
+    if not isinstance(kind, ConsumerKind):
+        raise PluginError(f"plugin {plugin}: consumer kind {name!r} must be a sqslab.consumers.ConsumerKind, got {kind!r}")
+    key = kind.key
+    if key is not None and (not isinstance(key, str) or not key.isidentifier()):
+        raise PluginError(f"plugin {plugin}: consumer kind {name!r}: its key must be an identifier (consumer.<key>), got {key!r}")
+    return Kind(name, kind, description or (type(kind).__doc__ or "").strip().split("\n")[0], plugin)

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 #: How long stopped consumers get to finish the message in hand before they are killed.
 STOP_GRACE = 10.0
-#: How long the first consumers get to start polling before the run gives up.
-START_TIMEOUT = 60.0
 #: The longest the runner waits for one of its threads to end once told to.
 JOIN_TIMEOUT = 10.0
 
@@ -200,11 +198,11 @@ class Runner:
         self.sampler = Sampler(self.recorder, target, self.sqs, self.endpoints, self.scenario.sample_interval, self._on_sample)
         self.scheduler = ActionScheduler(self.scenario, self.host, self.recorder, target, self.client, self.endpoints,
                                          lambda: self.sampler.latest if self.sampler else {}, self.stop, self._phase_end)
-        target.start_consumers(self.scenario.infra.consumers, self.scenario.knobs)
+        consumer = self.scenario.consumer
+        target.start_consumers(self.scenario.infra.consumers, consumer)
         # t0 is the start of the load on a running service, as a service already in place would be.
-        program = self.scenario.program
-        self.sampler.wait_started(self.scenario.infra.consumers, program.ready_timeout if program else START_TIMEOUT, self._check,
-                                  f" (ready: {program.readiness})" if program else "", self.run_dir / "tasks")
+        self.sampler.wait_started(self.scenario.infra.consumers, consumer.ready_timeout, self._check,
+                                  f" (ready: {consumer.readiness})" if consumer.readiness else "", self.run_dir / "tasks")
 
     # ------------------------------------------------------------ from t0
 
@@ -286,13 +284,14 @@ class Runner:
         audit = audit_queues(self.target, self.sqs, self.endpoints, self.sampler, self.recorder, scenario.infra.visibility_timeout,
                              scenario.infra.delay, fifo=scenario.infra.fifo)
         audit.t0 = self.recorder.t0_wall
-        ledger = ledger_of_run(self.run_dir, audit, program=scenario.program is not None, journal_key=self.target.journal_key())
+        own = scenario.consumer.own  # sqslab's own consumer, or yours (sqslab.consumers.Consumer.own)
+        ledger = ledger_of_run(self.run_dir, audit, program=not own, journal_key=self.target.journal_key())
         forged = journal.forged_finding(int(ledger.journal.get("forged_lines") or 0), self.run_dir / journal.JOURNAL_FILE)
         if forged:
             self.facts.findings.append(forged)
             self.recorder.emit({"event": "finding", "about": "run directory", "finding": forged})
-        disagreement = journal.disagreement(ledger.journal, program=scenario.program is not None)
-        if disagreement and scenario.program is not None:
+        disagreement = journal.disagreement(ledger.journal, program=not own)
+        if disagreement and not own:
             self.facts.findings.append(disagreement)  # about the user's program, not the lab
             self.recorder.emit({"event": "finding", "about": "consumer", "finding": disagreement})
         elif disagreement:

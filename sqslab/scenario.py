@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shlex
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from sqslab.bodies import read_template_file
-from sqslab.contracts import ENV_POISON_MARKER, ENV_SEED, POISON_MARKER
-from sqslab.document import Document, Problem, format_path, parse_document, read_document
+from sqslab.consumers import Consumer, ConsumerKind, builtin_kinds, kind_of
+from sqslab.consumers.builtin import BuiltinConsumer, Knobs, resolve_knobs
+from sqslab.document import Document, Problem, format_path, parse_document, read_document, scenario_folder
 from sqslab.expectations import FIGURES, LIVE_METRICS, Condition, parse_condition
 from sqslab.schema import ACTION_KEYS, PHASE_KINDS
-from sqslab.settings import BY_KEY, consumer_env, resolve_section
+from sqslab.settings import BY_KEY, resolve_section
 from sqslab.timeline import Phase
 from sqslab.units import parse_duration, parse_fraction, parse_range, parse_rate, parse_size
 from sqslab.validation import default_action_name, default_phase_name, split_after, validate_document
@@ -45,36 +46,6 @@ def _default(key: str) -> Any:
 
 
 # ---------------------------------------------------------------- resolved scenario
-
-
-@dataclass(frozen=True)
-class Knobs:
-    """The built-in consumer's behaviour; times in seconds. One field per `consumer.*`
-    setting (tests hold the two to each other); defaults from the settings table."""
-
-    work_time: tuple[float, float] = _default("consumer.work_time")
-    error_rate: float = _default("consumer.error_rate")
-    crash_rate: float = _default("consumer.crash_rate")
-    slow_rate: float = _default("consumer.slow_rate")
-    slow_time: float = _default("consumer.slow_time")
-    idempotency: bool = _default("consumer.idempotency")
-    idempotency_window: float = _default("consumer.idempotency_window")
-    poison_rate: float = _default("consumer.poison_rate")
-    release_on_stop: bool = _default("consumer.release_on_stop")
-    delete: str = _default("consumer.delete")
-    on_failure: str = _default("consumer.on_failure")
-    batch_size: int = _default("consumer.batch_size")
-    wait_time: float = _default("consumer.wait_time")
-
-    def to_env(self) -> dict[str, str]:
-        """The consumer's environment for these knobs (docs/contracts.md)."""
-        return consumer_env(asdict(self))
-
-    def updated(self, changes: dict[str, Any]) -> Knobs:
-        """These knobs with scenario-style changes (`work_time: 1s..2s`, `error_rate: 0`) applied."""
-        values = asdict(self)
-        values.update(resolve_section("consumer", changes, only_given=True))
-        return Knobs(**values)
 
 
 @dataclass(frozen=True)
@@ -103,7 +74,7 @@ class Infra:
 @dataclass(frozen=True)
 class SqsConfig:
     """How the embedded SQS behaves: the `behavior` profile, every behaviour setting
-    resolved against it (sqslab.emulator.lab.Behavior's fields), and the API faults of
+    resolved against it (the `sqs` behaviour rows of sqslab.settings), and the API faults of
     the whole run as fault rules (sqslab.consumer.sqsfaults)."""
 
     behavior: str = "exact"
@@ -113,70 +84,15 @@ class SqsConfig:
     @property
     def exact(self) -> bool:
         """Whether SQS is left exact: exact settings and no faults."""
-        from sqslab.emulator.lab import PROFILES
+        from sqslab.settings import PROFILES
 
         return not self.faults and self.settings == PROFILES["exact"]
 
     def lab(self, seed: int | None) -> dict[str, Any]:
         """The emulator's lab configuration (sqslab.emulator.lab)."""
-        return {"behavior": {"behavior": self.behavior, **self.settings}, "faults": list(self.faults), "seed": seed}
+        from sqslab.emulator.lab import lab_config
 
-
-@dataclass(frozen=True)
-class Program:
-    """The user's own consumer program (`consumer.program`): what each task runs."""
-
-    command: tuple[str, ...]
-    cwd: str  # absolute
-    env: dict[str, str] = field(default_factory=dict)
-    ready_log: str | None = None  # a line of its output containing this: started
-    ready_delay: float | None = None  # or: started this long after its process
-    ready_timeout: float = 60.0
-    stop_grace: float = 10.0
-    image: str | None = None  # the aws target's container image
-
-    @property
-    def text(self) -> str:
-        """The command as a person would type it."""
-        return shlex.join(self.command)
-
-    @property
-    def readiness(self) -> str:
-        """When a task counts as started, in words."""
-        if self.ready_log is not None:
-            return f"a line of its output containing {self.ready_log!r}"
-        if self.ready_delay is not None:
-            return f"{self.ready_delay:g}s after it starts"
-        return "its first ReceiveMessage call"
-
-
-def scenario_folder(scenario_path: str) -> Path:
-    """The folder a scenario's relative paths start from (the working directory for text)."""
-    return Path(scenario_path).resolve().parent if scenario_path and not scenario_path.startswith("<") else Path.cwd()
-
-
-def resolve_program(raw: dict[str, Any] | None, scenario_path: str) -> Program | None:
-    """`consumer.program` (assumed valid), its cwd made absolute against the scenario's folder."""
-    if not raw:
-        return None
-    command = raw["command"]
-    argv = tuple(shlex.split(command) if isinstance(command, str) else command)
-    base = scenario_folder(scenario_path)
-    ready = raw.get("ready") or {}
-    return Program(
-        command=argv,
-        cwd=str((base / raw.get("cwd", ".")).resolve()),
-        env={str(k): _env_text(v) for k, v in (raw.get("env") or {}).items()},
-        ready_log=ready.get("log"),
-        ready_delay=parse_duration(ready["delay"]) if "delay" in ready else None,
-        ready_timeout=parse_duration(ready["timeout"]) if "timeout" in ready else 60.0,
-        stop_grace=parse_duration(raw.get("stop_grace", "10s")),
-        image=raw.get("image"),
-    )
-
-
-def _env_text(value: Any) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return lab_config(self.behavior, self.settings, self.faults, seed)
 
 
 @dataclass(frozen=True)
@@ -220,7 +136,7 @@ class Scenario:
     settle_timeout: float
     expect: tuple[Condition, ...]
     sqs: SqsConfig = field(default_factory=SqsConfig)
-    program: Program | None = None  # the user's consumer program; None: the built-in consumer
+    consumer: Consumer = field(default_factory=BuiltinConsumer)  # what each consumer task runs (sqslab.consumers)
     data: dict[str, Any] = field(repr=False, default_factory=dict)
     path: str = ""
 
@@ -252,7 +168,7 @@ def _finish(doc: Document, problems: list[Problem], host: PluginHost, overrides:
         problems = validate_document(doc, host)
     if problems:
         raise ScenarioError(problems)
-    return resolve(doc.data, path=doc.file)
+    return resolve(doc.data, path=doc.file, kinds=host.consumer_kinds)
 
 
 def check_file(path: Path | str, host: PluginHost, overrides: list[str] | tuple[str, ...] = ()) -> list[Problem]:
@@ -331,18 +247,13 @@ def resolve_infra(infra: dict[str, Any]) -> Infra:
     return Infra(**resolve_section("infra", infra))
 
 
-def resolve_knobs(consumer: dict[str, Any]) -> Knobs:
-    """Consumer knobs from the scenario's `consumer` mapping (assumed valid), defaults filled."""
-    return Knobs(**resolve_section("consumer", consumer))
-
-
 def resolve_sqs(sqs: dict[str, Any]) -> SqsConfig:
     """The `sqs` section (assumed valid): the profile, each setting resolved against it, the faults."""
-    from sqslab.emulator.lab import Behavior
+    from sqslab.settings import resolve_behavior
 
     given = resolve_section("sqs", sqs, only_given=True)
     behavior = given.pop("behavior", "exact")
-    settings = Behavior.resolve(behavior, **given).as_dict()
+    settings = resolve_behavior(behavior, given)
     faults = tuple(resolve_fault(raw, f"sqs.faults[{i}]") for i, raw in enumerate(sqs.get("faults") or []))
     return SqsConfig(behavior, settings, faults)
 
@@ -411,19 +322,21 @@ def resolve_action(raw: dict[str, Any], index: int) -> ActionSpec:
     )
 
 
-def resolve(data: dict[str, Any], path: str = "") -> Scenario:
-    """A Scenario from valid scenario data: units parsed, defaults filled, phases timed."""
-    consumer = dict(data.get("consumer") or {})
-    program = resolve_program(consumer.pop("program", None), path)
-    knobs = resolve_knobs(consumer)
+def resolve(data: dict[str, Any], path: str = "", kinds: Mapping[str, ConsumerKind] | None = None) -> Scenario:
+    """A Scenario from valid scenario data: units parsed, defaults filled, phases timed; its
+    consumer resolved by its kind (of `kinds`, default sqslab's own)."""
+    kinds = builtin_kinds() if kinds is None else kinds
+    section = dict(data.get("consumer") or {})
+    top = resolve_section("", data)
+    consumer = kind_of(section, kinds).resolve(section, path, top["seed"])
+    knobs = resolve_knobs({k: v for k, v in section.items() if all(k != kind.key for kind in kinds.values())})
     infra = resolve_infra(data.get("infra") or {})
     phases, start = [], 0.0
     for i, raw in enumerate(data.get("load") or []):
         phase = resolve_phase(raw, i, start, knobs.poison_rate, infra.fifo, base=scenario_folder(path),
-                              program_cwd=Path(program.cwd) if program else None)
+                              program_cwd=consumer.folder)
         phases.append(phase)
         start += phase.duration or 0.0
-    top = resolve_section("", data)
     settle = resolve_section("settle", data.get("settle"))
     return Scenario(
         name=top["name"],
@@ -438,7 +351,7 @@ def resolve(data: dict[str, Any], path: str = "") -> Scenario:
         settle_timeout=settle["timeout"],
         expect=tuple(parse_condition(text, FIGURES) for text in data.get("expect") or []),
         sqs=resolve_sqs(data.get("sqs") or {}),
-        program=program,
+        consumer=consumer,
         data=data,
         path=path,
     )
@@ -458,19 +371,9 @@ def resolved_dict(scenario: Scenario) -> dict[str, Any]:
         "actions": [{**asdict(a), "when": a.when.text if a.when else None} for a in scenario.actions],
         "settle": {"until": scenario.settle_until, "timeout": scenario.settle_timeout},
         "sqs": asdict(scenario.sqs),
-        "program": asdict(scenario.program) if scenario.program else None,
+        "consumer": scenario.consumer.resolved(),
         "expect": [c.text for c in scenario.expect],
     }
-
-
-def task_environment(knobs: Knobs, seed: int | None) -> dict[str, str]:
-    """The built-in consumer's environment on any target, but for where it runs (queue
-    URL, endpoint, task id, credentials): its knobs, the poison marker, the run's seed."""
-    env = knobs.to_env()
-    env[ENV_POISON_MARKER] = POISON_MARKER
-    if seed is not None:
-        env[ENV_SEED] = str(seed)
-    return env
 
 
 def dump_yaml(data: dict[str, Any]) -> str:

@@ -14,16 +14,17 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqslab.backends import Endpoints, Target, TargetError
 from sqslab.expectations import LIVE_METRICS, parse_condition
 from sqslab.schema import DEFAULT_ACTION_TIMEOUT
 
 if TYPE_CHECKING:
+    from sqslab.consumers import Consumer
     from sqslab.plugins import PluginHost
     from sqslab.recorder import Recorder
-    from sqslab.scenario import ActionSpec, Knobs, Scenario
+    from sqslab.scenario import ActionSpec, Scenario
 
 
 class Interrupted(Exception):
@@ -60,7 +61,7 @@ class ActionContext:
         self._scheduler = scheduler
         self.spec = spec
         self.scenario: Scenario = scheduler.scenario
-        self.target: Any = _GuardedTarget(scheduler.target, scheduler.ended)
+        self.target = cast(Target, _GuardedTarget(scheduler.target, scheduler.ended))
         self.sqs: Any = scheduler.sqs
         self.queue_url: str = scheduler.endpoints.queue_url
         self.dlq_url: str | None = scheduler.endpoints.dlq_url
@@ -100,9 +101,9 @@ class ActionContext:
         """The most recent sample of live metrics."""
         return dict(self._scheduler.latest())
 
-    def update_knobs(self, changes: dict[str, Any]) -> Knobs:
-        """The run's consumer knobs with these changes; they become the current knobs."""
-        return self._scheduler.update_knobs(changes)
+    def revise_consumer(self, changes: dict[str, Any]) -> Consumer:
+        """The run's consumer revised by these `set_consumer` parameters; it becomes the current one."""
+        return self._scheduler.revise_consumer(changes)
 
     def emit(self, event: dict[str, Any]) -> None:
         """Record an event in the run's events.jsonl."""
@@ -122,7 +123,7 @@ class ActionScheduler:
         self.ended = threading.Event()  # set: the run is over; actions may not touch the target
         self._phase_ends = phase_ends
         self._lock = threading.RLock()
-        self.knobs = scenario.knobs
+        self.consumer = scenario.consumer  # its current revision (set_consumer)
         self.done = {a.name: threading.Event() for a in scenario.actions}
         self.records: dict[str, dict[str, Any]] = {
             a.name: {"name": a.name, "do": a.do, "trigger": a.trigger, "params": a.params, "status": "not fired"}
@@ -195,11 +196,11 @@ class ActionScheduler:
         """How many actions failed (raised or timed out)."""
         return sum(1 for r in self.records.values() if r["status"] in ("failed", "timed out"))
 
-    def update_knobs(self, changes: dict[str, Any]) -> Knobs:
-        """The current consumer knobs with changes applied (set_consumer)."""
+    def revise_consumer(self, changes: dict[str, Any]) -> Consumer:
+        """The current consumer with a `set_consumer`'s parameters applied."""
         with self._lock:
-            self.knobs = self.knobs.updated(changes)
-            return self.knobs
+            self.consumer = self.consumer.revised(changes)
+            return self.consumer
 
     # ------------------------------------------------------------ one action
 

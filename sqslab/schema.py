@@ -13,7 +13,7 @@ import copy
 import difflib
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqslab.consumer.sqsfaults import KINDS as FAULT_KINDS
@@ -22,6 +22,7 @@ from sqslab.settings import schema_section
 from sqslab.units import UnitError, describe, format_duration, parse_duration, parse_fraction, parse_range, parse_rate, parse_size
 
 if TYPE_CHECKING:
+    from sqslab.consumers import ConsumerKind
     from sqslab.plugins import PluginHost
 
 PHASE_KINDS = ("rate", "ramp", "burst", "count", "pause")
@@ -113,29 +114,6 @@ _DEFS: dict[str, Any] = {
         "description": "An API fault: calls to `api` fail with `error` and/or take `latency`, at `rate`.",
         "properties": FAULT_PROPERTIES,
     },
-    "program": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["command"],
-        "description": "Your own consumer program, run as each consumer task instead of the built-in consumer.",
-        "properties": {
-            "command": {"oneOf": [{"type": "string", "minLength": 1},
-                                  {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-                        "description": "The program: a list (argv), or a string split like a shell would."},
-            "cwd": {"type": "string", "description": "Its working directory, relative to the scenario file (default: the scenario's)."},
-            "env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
-                    "description": "Its own environment variables (besides the SDK settings and SQSLAB_* sqslab gives)."},
-            "ready": {"type": "object", "additionalProperties": False,
-                      "description": "When a task counts as started: a line in its output, or a delay "
-                                     "(default: its first receive, as the SQS journal shows); and how long to wait for it.",
-                      "properties": {"log": {"type": "string", "minLength": 1, "description": "Text a line of its output contains."},
-                                     "timeout": {"$ref": "#/$defs/duration", "description": "How long to wait for it (default 60s)."},
-                                     "delay": {"$ref": "#/$defs/duration", "description": "Started this long after its process."}}},
-            "stop_grace": {"$ref": "#/$defs/duration", "default": "10s",
-                           "description": "How long a stopped task has after SIGTERM before SIGKILL."},
-            "image": {"type": "string", "minLength": 1, "description": "The aws target: the container image of the program."},
-        },
-    },
     "action": {
         "type": "object",
         "description": "One action: exactly one trigger (at, after, when), `do` naming the action, and the action's own parameters.",
@@ -168,8 +146,6 @@ def _base_schema() -> dict[str, Any]:
             properties["actions"] = {"type": "array", "description": "Things done to the system during the run.",
                                      "items": {"$ref": "#/$defs/action"}}
         properties[key] = value
-        if key == "consumer":
-            value["properties"]["program"] = {"$ref": "#/$defs/program"}
         if key == "hunt":
             value["properties"].update(copy.deepcopy(HUNT_PROPERTIES))
         if key == "sqs":
@@ -189,14 +165,23 @@ def _base_schema() -> dict[str, Any]:
     }
 
 
-def base_schema() -> dict[str, Any]:
-    """The scenario format v1 JSON Schema, without plugin actions (a copy to change at will)."""
-    return copy.deepcopy(_base_schema())
+def base_schema(kinds: Mapping[str, ConsumerKind] | None = None) -> dict[str, Any]:
+    """The scenario format v1 JSON Schema, without plugin actions (a copy to change at will),
+    with the sections of these consumer kinds (default: sqslab's own) in `consumer`."""
+    from sqslab.consumers import builtin_kinds
+
+    schema = copy.deepcopy(_base_schema())
+    consumer = schema["properties"]["consumer"]["properties"]
+    for kind in (builtin_kinds() if kinds is None else kinds).values():
+        section = kind.schema()
+        if kind.key is not None and section is not None:
+            consumer[kind.key] = copy.deepcopy(section)
+    return schema
 
 
 def full_schema(host: PluginHost) -> dict[str, Any]:
-    """The schema with every loaded action's parameters, for editors and `sqslab schema`."""
-    schema = base_schema()
+    """The schema with every loaded action's parameters and consumer kind, for editors and `sqslab schema`."""
+    schema = base_schema(host.consumer_kinds)
     action = schema["$defs"]["action"]
     action["properties"]["do"]["enum"] = sorted(host.actions)
     branches = []

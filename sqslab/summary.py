@@ -53,7 +53,7 @@ def partial_summary(facts: RunFacts) -> dict[str, Any]:
         "scenario": facts.scenario.name,
         "description": facts.scenario.description,
         "target": facts.target,
-        "consumer": consumer_facts(facts.scenario.program),
+        "consumer": facts.scenario.consumer.facts(),
         "run_dir": facts.run_dir,
         "started_at": facts.started_at,
         "t0": facts.t0,
@@ -64,13 +64,6 @@ def partial_summary(facts: RunFacts) -> dict[str, Any]:
         "environment": {"versions": versions(), "platform": platform.platform(), "target": facts.target,
                         "endpoint_url": facts.endpoint_url},
     }
-
-
-def consumer_facts(program: Any) -> dict[str, Any]:
-    """Which consumer ran: the built-in one, or the scenario's program (command, folder, image)."""
-    if program is None:
-        return {"kind": "built-in", "command": "consumer/consume.py"}
-    return {"kind": "program", "command": program.text, "cwd": program.cwd, "image": program.image}
 
 
 def verdict(errors: list[str], expectations: list[dict[str, Any]], findings: Sequence[str] = ()) -> tuple[str, int]:

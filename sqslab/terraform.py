@@ -116,19 +116,18 @@ def stack_variables(scenario: Any, image_tag: str, name: str | None = None) -> d
     from dataclasses import asdict
 
     from sqslab.contracts import ECR_REPOSITORY
-    from sqslab.scenario import task_environment
     from sqslab.settings import tfvar_values
 
-    program = getattr(scenario, "program", None)
+    consumer = scenario.consumer
     return {
         "name": name or scenario.stack_name,
         **tfvar_values(asdict(scenario.infra)),
         "image_tag": image_tag,
         "log_retention_days": LOG_RETENTION_DAYS,
         "ecr_repository_name": ECR_REPOSITORY,
-        # Your own program: its image and its environment; else the built-in consumer's knobs.
-        "consumer_image": program.image if program is not None else "",
-        "consumer_env": dict(program.env) if program is not None else task_environment(scenario.knobs, scenario.seed),
+        # An image of the consumer's own ("": the project's consumer image), and its environment.
+        "consumer_image": consumer.image or "",
+        "consumer_env": consumer.environment(),
     }
 
 

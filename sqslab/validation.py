@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,9 +50,10 @@ def validate_document(doc: Document, host: PluginHost) -> list[Problem]:
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}" if data is not None else "nothing"
         return [doc.problem((), f"a scenario is a mapping of keys (version, name, infra, ...), got {kind}")]
-    schema = base_schema()
+    schema = base_schema(host.consumer_kinds)
     problems = explain_alternatives(doc, data, schema, schema_problems(doc, data, schema))
     problems += action_problems(doc, data, host)
+    problems += consumer_problems(doc, data, host)
     for check in MEANING_CHECKS:
         problems += check(doc, data)
     return sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.col, p.path))
@@ -198,6 +198,17 @@ def action_problems(doc: Document, data: dict[str, Any], host: PluginHost) -> li
         checked = {k: v for k, v in params.items() if k in allowed or not closed}
         problems.extend(p for p in schema_problems(doc, checked, param_schema, path) if "unknown key" not in p.message)
     return problems
+
+
+def consumer_problems(doc: Document, data: dict[str, Any], host: PluginHost) -> list[Problem]:
+    """One kind of consumer (sqslab.consumers), and what that kind finds wrong with the scenario."""
+    from sqslab.consumers import kind_of
+
+    consumer = mapping(data, "consumer")
+    present = [k.key for k in host.consumer_kinds.values() if k.key is not None and k.key in consumer]
+    problems = [doc.problem(("consumer", key), f"consumer.{present[0]} and consumer.{key} are two kinds of consumer; "
+                            "a scenario runs one") for key in present[1:]]
+    return problems + kind_of(consumer, host.consumer_kinds).problems(doc, data)
 
 
 # ---------------------------------------------------------------- meaning
@@ -511,81 +522,6 @@ def fault_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def program_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
-    """`consumer.program`: no built-in knob beside it, a command a shell could split, a
-    working directory that exists; `set_consumer` changes knobs of the built-in consumer
-    and `env` of a program, not the other way round."""
-    consumer = mapping(data, "consumer")
-    program = consumer.get("program")
-    problems = []
-    setters = [(i, a) for i, a in enumerate(items(data, "actions")) if isinstance(a, dict) and a.get("do") == "set_consumer"]
-    if not isinstance(program, dict):
-        for i, action in setters:
-            if "env" in action:
-                problems.append(doc.problem(("actions", i, "env"), "env sets a consumer program's environment; this scenario runs "
-                                            "the built-in consumer (set its knobs instead, or give consumer.program)"))
-        return problems
-    for key in consumer:
-        if key != "program":
-            problems.append(doc.problem(("consumer", key), (
-                f"{key} is a knob of the built-in consumer and does nothing to consumer.program; with a program only "
-                "`program` applies in `consumer` (its command, cwd, env, ready, stop_grace, image): give your program's "
-                "own settings in program.env")))
-    ready = program.get("ready")
-    env = program.get("env")
-    if isinstance(env, dict) and "AWS_ACCESS_KEY_ID" in env and not (isinstance(ready, dict) and ({"log", "delay"} & ready.keys())):
-        problems.append(doc.problem(("consumer", "program", "env", "AWS_ACCESS_KEY_ID"), (
-            "each task signs with an access key of its own (sqslab-task-N), by which the SQS journal tells the tasks apart; "
-            "with this one, no task is ever seen polling, so the default readiness (its first ReceiveMessage call) never "
-            "comes: drop AWS_ACCESS_KEY_ID, or give ready.log or ready.delay (fates hold either way; per-task counts go "
-            "under the key)")))
-    if isinstance(ready, dict) and "log" in ready and "delay" in ready:
-        problems.append(doc.problem(("consumer", "program", "ready"), "give ready.log or ready.delay, not both (neither: its first "
-                                    "ReceiveMessage call); ready.timeout goes with any of them"))
-    command = program.get("command")
-    if isinstance(command, str):
-        try:
-            shlex.split(command)
-        except ValueError as exc:
-            problems.append(doc.problem(("consumer", "program", "command"), f"cannot split this command like a shell: {exc}"))
-    cwd = program.get("cwd")
-    base = folder_of(doc)
-    if isinstance(cwd, str) and not (base / cwd).is_dir():
-        problems.append(doc.problem(("consumer", "program", "cwd"),
-                                    f"no directory {base / cwd} (cwd is relative to the scenario file)"))
-    elif not problems and "image" not in program:  # with an image, the command is the container's on AWS
-        problems += _command_problems(doc, program, base / cwd if isinstance(cwd, str) else base)
-    for i, action in setters:
-        for key in action:
-            if key not in ACTION_KEYS and key != "env":
-                problems.append(doc.problem(("actions", i, key), (
-                    f"{key} is a knob of the built-in consumer; with consumer.program, set_consumer takes `env` "
-                    "(the program's new environment variables)")))
-    return problems
-
-
-def _command_problems(doc: Document, program: dict[str, Any], cwd: Path) -> list[Problem]:
-    """A command the tasks could not start (not found, not executable), refused before the
-    run, naming the path searched (sqslab.backends.program.check_command)."""
-    from types import SimpleNamespace
-
-    from sqslab.backends.program import check_command
-
-    command = program.get("command")
-    try:
-        argv = shlex.split(command) if isinstance(command, str) else command
-    except ValueError:
-        return []  # said above
-    env = program.get("env")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        return []  # the schema says what is wrong
-    problem = check_command(SimpleNamespace(command=argv, cwd=str(cwd), env=env if isinstance(env, dict) else {}))
-    if problem is None:
-        return []
-    key, _, message = problem.partition(": ")
-    return [doc.problem(tuple(key.split(".")), message)]
-
-
 def folder_of(doc: Document) -> Path:
     """The folder a scenario's relative paths start from."""
     return Path(doc.file).resolve().parent if doc.file and not doc.file.startswith("<") else Path.cwd()
@@ -643,7 +579,7 @@ def _block_offset(doc: Document, problem: Problem) -> int:
 
 
 MEANING_CHECKS: tuple[Check, ...] = (limit_problems, knob_problems, phase_problems, trigger_problems, expect_problems, load_problems,
-                                     fifo_problems, fault_problems, redrive_problems, program_problems, body_problems)
+                                     fifo_problems, fault_problems, redrive_problems, body_problems)
 
 
 # ---------------------------------------------------------------- shared with resolution

@@ -26,7 +26,7 @@ from sqslab.backends import TargetError, TaskCounts
 from sqslab.backends.aws import AwsTarget, destroy_run, find_kept_run, stack_has_resources
 from sqslab.backends.aws_logs import LogReader
 from sqslab.backends.aws_stack import stack_name
-from sqslab.scenario import Knobs
+from sqslab.consumers.builtin import BuiltinConsumer, Knobs, task_environment
 
 REGION = "us-west-1"
 CLUSTER, SERVICE, FAMILY, LOG_GROUP = "lab-1a2b", "lab-1a2b-consumer", "lab-1a2b-consumer", "/ecs/lab-1a2b/consumer"
@@ -127,7 +127,7 @@ def stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "3")  # the running count moto reports for a new service
     with mock_aws():
         lab = Stack(3, {"SQSLAB_QUEUE_URL": "https://sqs.us-west-1.amazonaws.com/123456789012/lab-1a2b-queue",
-                        "AWS_REGION": REGION, "SQSLAB_SEED": "7", **Knobs().to_env()})
+                        "AWS_REGION": REGION, **task_environment(Knobs(), 7)})
         lab.run_tasks(3)
         yield lab
 
@@ -166,7 +166,7 @@ def test_scale_sets_the_desired_count(stack: Stack) -> None:
 
 
 def test_set_consumer_registers_the_next_revision_and_rolls_the_service(stack: Stack) -> None:
-    stack.target.set_consumer(Knobs().updated({"error_rate": 0.5, "work_time": "1s..2s"}))
+    stack.target.set_consumer(BuiltinConsumer(Knobs(), 7).revised({"error_rate": 0.5, "work_time": "1s..2s"}))
     service = stack.service()
     assert service["taskDefinition"].endswith(f"{FAMILY}:2")
     new = stack.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
@@ -191,7 +191,7 @@ def test_sqs_fault_on_aws_is_client_side_in_the_producer_and_rolled_out_to_the_t
 
     from sqslab.scenario import resolve_fault
 
-    stack.target.set_consumer(Knobs())  # what start_consumers does first: the run's knobs
+    stack.target.set_consumer(BuiltinConsumer(Knobs(), 7))  # what start_consumers does first: the run's consumer
     stack.target.sqs_fault(resolve_fault({"api": "SendMessage", "error": "throttling"}, "action t", start=time.time() - 1))
     producer, observer = stack.target.sqs_client(), stack.target.sqs_client(observer=True)
     queue_url = stack.outputs["queue_url"]
@@ -273,11 +273,11 @@ def test_stop_consumers_scales_to_zero_and_collects_the_last_events(stack: Stack
 
 
 def test_start_consumers_sets_the_count_and_waits_until_running(stack: Stack) -> None:
-    stack.target.start_consumers(2, Knobs())
+    stack.target.start_consumers(2, BuiltinConsumer(Knobs(), 7))
     service = stack.service()
     assert (service["desiredCount"], service["runningCount"]) == (2, 2)
     assert service["taskDefinition"].endswith(":1"), "same knobs: no new revision"
-    stack.target.start_consumers(2, Knobs(error_rate=0.3))
+    stack.target.start_consumers(2, BuiltinConsumer(Knobs(error_rate=0.3), 7))
     assert stack.service()["taskDefinition"].endswith(":2"), "other knobs: a revision with them"
 
 
@@ -292,7 +292,7 @@ def test_a_task_that_cannot_start_fails_at_once(aws_env: None, monkeypatch: pyte
         lab.target.start_timeout = 60.0
         t0 = time.monotonic()
         with pytest.raises(TargetError) as err:
-            lab.target.start_consumers(1, Knobs())
+            lab.target.start_consumers(1, BuiltinConsumer(Knobs()))
         assert time.monotonic() - t0 < 5
     message = str(err.value)
     assert "stopped before it ran: CannotPullContainerError" in message and "sqslab image push --region us-west-1" in message
@@ -306,7 +306,7 @@ def test_start_consumers_gives_up_after_the_timeout_with_the_service_events(aws_
         lab = Stack(2, Knobs().to_env())
         lab.target.start_timeout = 0.2
         with pytest.raises(TargetError, match=r"only 0 of 2 consumer tasks were running after 0.2s"):
-            lab.target.start_consumers(2, Knobs())
+            lab.target.start_consumers(2, BuiltinConsumer(Knobs()))
 
 
 class FakeTerraform:
@@ -581,9 +581,9 @@ class FakeEcsAgent(threading.Thread):
     SIGTERM the ones StopTask or a scale-in stopped, roll to a new revision, and ship each
     task's stdout to CloudWatch Logs like the awslogs driver."""
 
-    def __init__(self, endpoint: str, outputs: dict[str, Any], endpoints: Any, seed: int | None, program: Any = None) -> None:
+    def __init__(self, endpoint: str, outputs: dict[str, Any], endpoints: Any, seed: int | None, consumer: Any) -> None:
         super().__init__(name="fake-ecs-agent", daemon=True)
-        self.program = program  # consumer.program: its image "runs" its command
+        self.consumer = consumer  # its image "runs" what its local task runs, with the container's environment
         import boto3
 
         kw = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -628,22 +628,14 @@ class FakeEcsAgent(threading.Thread):
     def start_task(self, taskdef: str) -> None:
         import subprocess
 
-        from sqslab.backends.local import consumer_env, consumer_program
-
         network = self.ecs.describe_services(cluster=self.cluster, services=[self.service])["services"][0]["networkConfiguration"]
         arn = self.ecs.run_task(cluster=self.cluster, taskDefinition=taskdef, launchType="FARGATE", networkConfiguration=network,
                                 startedBy="ecs-svc/1", group=f"service:{self.service}")["tasks"][0]["taskArn"]
         task_id = arn.rsplit("/", 1)[1]
         container = self.ecs.describe_task_definition(taskDefinition=taskdef)["taskDefinition"]["containerDefinitions"][0]
         knobs = {e["name"]: e["value"] for e in container["environment"]}
-        if self.program is not None and container["image"] == self.program.image:
-            from sqslab.backends.program import program_env
-
-            command, cwd = list(self.program.command), self.program.cwd
-            env = {**program_env(self.endpoints, self.program, task_id, {}), **knobs}
-        else:
-            command, cwd, env = [sys.executable, str(consumer_program())], None, consumer_env(self.endpoints, knobs, task_id)
-        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        task = self.consumer.local_task(task_id, self.endpoints)
+        proc = subprocess.Popen(task.command, env={**task.env, **knobs}, cwd=task.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 text=True)
         self.procs[arn], self.revision[arn] = proc, taskdef
         stream = f"consumer/consumer/{task_id}"
@@ -690,7 +682,6 @@ class SimulatedStackTarget(AwsTarget):
         import boto3
 
         from sqslab.backends.local import create_queues
-        from sqslab.scenario import task_environment
 
         kw = dict(endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
         name = stack_name("sim")
@@ -703,10 +694,8 @@ class SimulatedStackTarget(AwsTarget):
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.0.0/25")["Subnet"]["SubnetId"]
         group = ec2.create_security_group(GroupName=f"{name}-consumer", Description="tasks", VpcId=vpc)["GroupId"]
         network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group], "assignPublicIp": "ENABLED"}}
-        program = self._program = scenario.program
-        own = dict(program.env) if program is not None else task_environment(scenario.knobs, scenario.seed)
-        env = {**own, "SQSLAB_QUEUE_URL": queue_url, "AWS_REGION": REGION}
-        image = program.image if program is not None else "sqs-demo/consumer:sim"
+        env = {**scenario.consumer.environment(), "SQSLAB_QUEUE_URL": queue_url, "AWS_REGION": REGION}
+        image = scenario.consumer.image or "sqs-demo/consumer:sim"
         taskdef = ecs.register_task_definition(
             family=f"{name}-consumer", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
             containerDefinitions=[{"name": "consumer", "image": image, "essential": True, "memory": 512,
@@ -719,7 +708,7 @@ class SimulatedStackTarget(AwsTarget):
         outputs = {"queue_url": queue_url, "dlq_url": dlq_url, "cluster_name": name, "service_name": f"{name}-consumer",
                    "log_group_name": f"/ecs/{name}/consumer", "region": REGION}
         endpoints = self.use_stack(outputs)
-        agent = FakeEcsAgent(self.endpoint, outputs, endpoints, scenario.seed, program=program)
+        agent = FakeEcsAgent(self.endpoint, outputs, endpoints, scenario.seed, scenario.consumer)
         agent.start()
         self.agents.append(agent)
         return endpoints
@@ -740,7 +729,8 @@ def run_on_simulated_aws(scenario: Any, endpoint: str, tmp_path: Path) -> tuple[
         def register_targets(register: Any) -> None:
             register("aws", SimulatedStackTarget, description="the AWS target, ECS simulated")
 
-    sim_host = load_plugins(entry_points=False, builtins=("sqslab.actions", "sqslab.reporters"), extra=(Plugin,))
+    sim_host = load_plugins(entry_points=False, extra=(Plugin,),
+                            builtins=("sqslab.actions", "sqslab.reporters", "sqslab.consumers.builtin", "sqslab.consumers.program"))
     try:
         result = run_scenario(scenario, sim_host, RunOptions(target="aws", target_options={"keep": False, "image_tag": "sim"},
                                                              out=tmp_path / "run", handle_signals=False))

@@ -596,7 +596,7 @@ NON_DEFAULT = {
 def test_every_knob_round_trips_through_the_environment(knob: str) -> None:
     """Knobs.to_env() -> the consumer's load_config(): each knob arrives with the value
     set, a renamed variable would fall back to the consumer's default and fail here."""
-    from sqslab.scenario import Knobs, task_environment
+    from sqslab.consumers.builtin import Knobs, task_environment
 
     knobs = Knobs().updated({knob: NON_DEFAULT[knob]})
     default_cfg = consume.load_config({"SQSLAB_QUEUE_URL": "q", **task_environment(Knobs(), 1)})
@@ -694,10 +694,12 @@ def test_a_local_task_gets_none_of_the_callers_sqslab_variables(monkeypatch: pyt
     """sqslab's own settings (SQSLAB_LOAD_PLUGINS, SQSLAB_CHECKOV...) stay with sqslab: the
     consumer would warn about each, and they are not its knobs."""
     from sqslab.backends import Endpoints
-    from sqslab.backends.local import consumer_env
+    from sqslab.consumers.builtin import BuiltinConsumer, Knobs
 
     monkeypatch.setenv("SQSLAB_LOAD_PLUGINS", "")
     monkeypatch.setenv("AWS_PROFILE", "someone-real")
-    env = consumer_env(Endpoints("http://q", None, "http://127.0.0.1:1", "eu-west-1"), {"SQSLAB_ERROR_RATE": "0.5"}, "task-1")
-    assert sorted(k for k in env if k.startswith("SQSLAB_")) == ["SQSLAB_ERROR_RATE", "SQSLAB_QUEUE_URL", "SQSLAB_TASK_ID"]
+    consumer = BuiltinConsumer(Knobs(error_rate=0.5))
+    env = consumer.local_task("task-1", Endpoints("http://q", None, "http://127.0.0.1:1", "eu-west-1")).env
+    assert env["SQSLAB_ERROR_RATE"] == "0.5"
+    assert sorted(k for k in env if k.startswith("SQSLAB_") and k not in consumer.environment()) == ["SQSLAB_QUEUE_URL", "SQSLAB_TASK_ID"]
     assert consume.unknown_variables(env) == [] and "AWS_PROFILE" not in env and env["AWS_REGION"] == "eu-west-1"

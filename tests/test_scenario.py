@@ -368,12 +368,12 @@ def test_a_consumer_program_resolves_against_the_scenario_folder(write, host, tm
         actions:
           - {at: 1s, do: set_consumer, env: {THREADS: 8}}
     """), host)
-    program = scenario.program
+    program = scenario.consumer
     assert program.command == ("node", "index.js", "--queue", "my queue")
     assert program.cwd == str(tmp_path / "worker") and program.env == {"THREADS": "4", "DEBUG": "true"}
     assert (program.ready_log, program.ready_timeout, program.stop_grace) == ("listening", 45, 3)
     assert "listening" in program.readiness
-    assert load_scenario(write("version: 1\nname: x\n", "plain.yaml"), host).program is None
+    assert load_scenario(write("version: 1\nname: x\n", "plain.yaml"), host).consumer.kind == "builtin"
 
 
 def test_a_consumer_program_refuses_the_built_in_knobs_and_a_missing_folder(write, host):

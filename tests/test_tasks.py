@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from sqslab.backends.program import check_command
 from sqslab.backends.supervisor import FAILING_AFTER, Supervisor
-from sqslab.scenario import Program
+from sqslab.consumers import LocalTask
+from sqslab.consumers.program import Program, check_command
 
 #: A task whose leader forks a worker that keeps running (as the dramatiq and celery CLIs
 #: do); both write their pid next to PIDS_DIR/<task>. With IGNORE_TERM the worker ignores
@@ -78,8 +78,8 @@ class Service:
         self.dir = tmp_path
         self.events: list[dict[str, Any]] = []
         environment = {**os.environ, **(env or {})}
-        self.supervisor = Supervisor(tmp_path / "tasks", argv, lambda task_id: environment, restart_delay,
-                                     self.events.append, cwd=tmp_path, stop_timeout=stop_timeout, **kwargs)
+        self.supervisor = Supervisor(tmp_path / "tasks", lambda task_id: LocalTask(argv(task_id), environment, tmp_path),
+                                     restart_delay, self.events.append, stop_timeout=stop_timeout, **kwargs)
 
     def of(self, name: str) -> list[dict[str, Any]]:
         return [e for e in list(self.events) if e.get("event") == name]

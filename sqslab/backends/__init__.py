@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from sqslab.scenario import Knobs, Scenario
+    from sqslab.consumers import Consumer
+    from sqslab.scenario import Scenario
 
 #: Where a target's events go: the runner records each one in events.jsonl.
 Log = Callable[[dict[str, Any]], None]
@@ -112,8 +113,9 @@ class Target(Protocol):
         sampler, the final audit), which faults leave alone."""
         ...
 
-    def start_consumers(self, count: int, knobs: Knobs) -> None:
-        """Start the service at `count` tasks with these knobs; return when they are starting."""
+    def start_consumers(self, count: int, consumer: Consumer) -> None:
+        """Start the service at `count` tasks of this consumer (sqslab.consumers: what each
+        task runs); return when they are starting."""
         ...
 
     def kill(self, count: int, rng: random.Random) -> list[str]:
@@ -124,8 +126,8 @@ class Target(Protocol):
         """Change the desired number of tasks."""
         ...
 
-    def set_consumer(self, knobs: Knobs) -> None:
-        """Roll the tasks to new knobs, as a new task definition revision would."""
+    def set_consumer(self, consumer: Consumer) -> None:
+        """Roll the tasks to this revision of the consumer, as a new task definition revision would."""
         ...
 
     def tasks(self) -> TaskCounts:

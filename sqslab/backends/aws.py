@@ -14,7 +14,7 @@ service is scaled to 0 and `sqslab destroy RUN_DIR` removes it later).
 
 from __future__ import annotations
 
-import re
+import json
 import signal
 import threading
 import time
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqslab.backends import Endpoints, Log, TargetError, TargetOption, TaskCounts
+from sqslab.backends import Endpoints, Log, Target, TargetError, TargetOption, TaskCounts
 from sqslab.backends.aws_faults import ClientFaults, plan_notes
 from sqslab.backends.aws_logs import LogReader
 from sqslab.backends.aws_service import KILL_REASON, EcsService
@@ -39,8 +39,8 @@ from sqslab.backends.aws_stack import (
     stack_has_resources,
     stack_tfvars,
 )
-from sqslab.backends.program import EVENTS as PROGRAM_EVENTS
-from sqslab.backends.program import ecs_started
+from sqslab.consumers import Consumer
+from sqslab.contracts import ENV_SQS_FAULTS
 from sqslab.hookspecs import hookimpl
 
 __all__ = ["KILL_REASON", "AwsTarget", "destroy_run", "find_kept_run", "stack_has_resources"]
@@ -51,7 +51,7 @@ OPTIONS = (
 )
 
 
-class AwsTarget:
+class AwsTarget(Target):
     """Real SQS + DLQ and ECS Fargate consumers, from the project's Terraform stack."""
 
     name = "aws"
@@ -72,7 +72,7 @@ class AwsTarget:
         self._emit = log or (lambda event: None)
         self.keep = keep
         self._image_tag = image_tag
-        self._program: Any = None  # the scenario's consumer.program, if any
+        self._consumer: Consumer | None = None  # what the tasks run (sqslab.consumers); set_consumer revises it
         self._started_events: list[dict[str, Any]] = []
         self._endpoint_url = endpoint_url
         self._state_dir_option = Path(state_dir) if state_dir is not None else None
@@ -87,20 +87,20 @@ class AwsTarget:
         self._registered: list[str] = []
         self._torn_down = False
         self._faults = ClientFaults(self._emit)  # real SQS takes no injected faults
-        self._knobs: Any = None
 
     def plan(self, scenario: Any) -> list[tuple[str, str]]:
         """The Terraform variables a run would apply (no AWS call)."""
         from sqslab.image import git_revision
 
-        check_program(scenario)
+        check_consumer(scenario.consumer)
         _, tfvars = stack_tfvars(scenario, self._image_tag or git_revision() or "GIT-REVISION")
         sections = [("terraform.tfvars", tfvars)]
         notes = plan_notes(scenario)
         if notes:
             sections.append(("sqs", "".join(f"- {n}\n" for n in notes)))
-        if scenario.program is not None:
-            sections.append(("consumer", "".join(f"- {n}\n" for n in ecs_program_notes(scenario.program))))
+        consumer_notes = scenario.consumer.aws_notes()
+        if consumer_notes:
+            sections.append(("consumer", "".join(f"- {n}\n" for n in consumer_notes)))
         return sections
 
     # ------------------------------------------------------------ provisioning
@@ -110,18 +110,18 @@ class AwsTarget:
         from sqslab import terraform
         from sqslab.image import git_revision
 
-        check_program(scenario)
-        self._program = scenario.program
+        consumer = self._consumer = scenario.consumer
+        check_consumer(consumer)
         self._run_dir = Path(run_dir)
         self.state_dir = (self._state_dir_option or self._run_dir / "terraform").resolve()
-        tag = self._image_tag or git_revision() or ("program" if self._program is not None else None)
+        tag = self._image_tag or git_revision() or ("own-image" if consumer.image else None)
         if not tag:
             raise TargetError("no consumer image tag: pass --image-tag TAG (the tag `sqslab image push` printed), "
                               "or run from a git checkout, whose revision is the default tag")
         variables, tfvars = stack_tfvars(scenario, tag)
         self._region = variables["region"]
         self._faults.start(scenario)
-        if self._program is None:  # a program's image is yours to have pushed (docs/aws.md)
+        if consumer.image is None:  # an image of your own is yours to have pushed (docs/aws.md)
             check_image(self._client("ecr"), variables["ecr_repository_name"], tag, self._region)
         self._emit({"event": "stack", "name": variables["name"], "region": self._region, "image_tag": tag,
                     "state_dir": str(self.state_dir)})
@@ -172,20 +172,20 @@ class AwsTarget:
             raise TargetError("the AWS target has no stack yet")
         return self.ecs
 
-    def start_consumers(self, count: int, knobs: Any) -> None:
-        """Make sure the service runs `count` tasks with these knobs, and wait until ECS
+    def start_consumers(self, count: int, consumer: Consumer) -> None:
+        """Make sure the service runs `count` tasks of this consumer, and wait until ECS
         reports them running (a task that cannot start fails the run at once)."""
-        self._knobs = knobs
+        self._consumer = consumer
         service = self._service()
         described = service.describe()
         current = service.container_env(described["taskDefinition"])
-        if self._program is None and any(current.get(key) != value for key, value in self._faults.task_env(knobs).items()):
-            self.set_consumer(knobs)
+        if any(current.get(key) != value for key, value in self._container_env(consumer).items()):
+            self.set_consumer(consumer)
         if described["desiredCount"] != count:
             self.scale(count)
         with _interruptible() as interrupted:
             service.wait_running(count, self.start_timeout, self.poll_interval, interrupted)
-        if self._program is not None:
+        if not consumer.says_started:
             self._started_events = ecs_started(count)
 
     def kill(self, count: int, rng: Any) -> list[str]:
@@ -202,25 +202,30 @@ class AwsTarget:
         self._service().scale(to)
         self._emit({"event": "service_scaled", "desired": to})
 
-    def set_consumer(self, knobs: Any, env: dict[str, str] | None = None) -> None:
-        """Register a revision of the service's task definition with these knobs (a consumer
-        program: with `env` added) in the container environment (the queue URL, region,
-        seed and the rest kept), and roll the service to it."""
-        self._knobs = knobs
-        changes = dict(env or {}) if self._program is not None else self._faults.task_env(knobs)
-        new = self._service().roll(changes)
+    def set_consumer(self, consumer: Consumer) -> None:
+        """Register a revision of the service's task definition with this consumer's
+        environment (and the fault rules, for a consumer that applies them) in the container
+        (the queue URL, region and the rest kept), and roll the service to it."""
+        self._consumer = consumer
+        new = self._service().roll(self._container_env(consumer))
         self._registered.append(new["taskDefinitionArn"])
         if self.state_dir is not None:
             save_state(self.state_dir, task_definitions=self._registered)
         self._emit({"event": "task_definition_registered", "revision": new["revision"], "task_definition": new["taskDefinitionArn"]})
+
+    def _container_env(self, consumer: Consumer) -> dict[str, str]:
+        """What sqslab sets in the container: the consumer's environment, and the run's fault
+        rules for a consumer that applies them."""
+        rules = self._faults.plan.rules() if consumer.applies_faults else []
+        return {**consumer.environment(), **({ENV_SQS_FAULTS: json.dumps(rules, separators=(",", ":"))} if rules else {})}
 
     def sqs_fault(self, rule: dict[str, Any]) -> None:
         """An API fault from now on: at once in the producer's and the actions' clients, and
         in the consumer tasks through a rolling deployment of their environment (the new
         tasks apply it; ECS takes its usual minute or two to replace them)."""
         self._faults.plan.add(rule)
-        if self._knobs is not None:
-            self.set_consumer(self._knobs)
+        if self._consumer is not None and self._consumer.applies_faults:
+            self.set_consumer(self._consumer)
 
     def tasks(self) -> TaskCounts:
         """Running and desired from DescribeServices; started = task ARNs ever seen
@@ -241,9 +246,10 @@ class AwsTarget:
         """Consumer events from the log group since the last read, each `source: consumer`,
         with CloudWatch's ingestion lag (seconds)."""
         events = self.logs.events() if self.logs is not None else []
-        if self._program is not None:
-            events = [e for e in events if e.get("event") in PROGRAM_EVENTS]  # the rest is the program's own log
-            events, self._started_events = self._started_events + events, []
+        names = self._consumer.events if self._consumer is not None else None
+        if names is not None:
+            events = [e for e in events if e.get("event") in names]  # the rest is the consumer's own log
+        events, self._started_events = self._started_events + events, []
         return events
 
     def stop_consumers(self, grace: float = 10.0) -> None:
@@ -352,28 +358,16 @@ def register_targets(register: Callable[..., None]) -> None:
              description="real SQS + DLQ and ECS Fargate consumers from the project's Terraform stack (your AWS account; costs money)")
 
 
-def check_program(scenario: Any) -> None:
-    """A consumer program on ECS needs its image, and environment names Terraform takes."""
-    program = getattr(scenario, "program", None)
-    if program is None:
-        return
-    if not program.image:
-        raise TargetError("consumer.program needs program.image on the aws target: the image ECS runs as each task "
-                          "(an ECR URI such as 123456789012.dkr.ecr.us-west-1.amazonaws.com/my-worker:1.4)")
-    bad = sorted(k for k in program.env if not re.fullmatch(r"[A-Z][A-Z0-9_]*", k) or k in RESERVED_ENV)
-    if bad:
-        raise TargetError(f"program.env on the aws target takes upper-case names other than {', '.join(RESERVED_ENV)}: "
-                          f"not {', '.join(bad)}")
+def check_consumer(consumer: Consumer) -> None:
+    """What the consumer needs on ECS (its image, environment names Terraform takes), before AWS is touched."""
+    problems = consumer.aws_problems()
+    if problems:
+        raise TargetError("; ".join(problems))
 
 
-def ecs_program_notes(program: Any) -> list[str]:
-    """What `sqslab plan --target aws` says of a consumer program (docs/aws.md)."""
-    return [f"each task runs your image {program.image} with program.env as its environment (and SQSLAB_QUEUE_URL, AWS_REGION)",
-            "a task counts as started when ECS reports it running (ready.log and ready.delay apply on the local target)",
-            ("there is no SQS journal on AWS: fates come from the program's sqslab event lines in CloudWatch Logs if it "
-            "prints them, else from the queues at the end (receives, duplicates and latencies are then unavailable)")]
-
-
-#: What the stack sets in a task's environment itself (terraform/variables.tf, consumer_env).
-RESERVED_ENV = ("SQSLAB_QUEUE_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+def ecs_started(count: int) -> list[dict[str, Any]]:
+    """For a consumer that says nothing of its start: `started` events for the `count` tasks
+    ECS reports running."""
+    now = time.time()
+    return [{"ts": now, "event": "started", "task": f"ecs-{i + 1}", "source": "consumer", "ready": "ECS reports it running"}
+            for i in range(count)]

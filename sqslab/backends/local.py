@@ -12,17 +12,14 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqslab.backends import Endpoints, Log, QueueState, TargetError, TargetOption, TaskCounts
-from sqslab.backends.program import EVENTS as PROGRAM_EVENTS
-from sqslab.backends.program import ProgramWatch, program_env
-from sqslab.backends.supervisor import Supervisor, python_command
+from sqslab.backends import Endpoints, Log, QueueState, Target, TargetError, TargetOption, TaskCounts
+from sqslab.backends.supervisor import Supervisor
 from sqslab.bodies import MAX_BODY
-from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID
-from sqslab.credentials import emulator_env
+from sqslab.consumers import Consumer, LocalTask, TaskWatch
+from sqslab.contracts import ACCESS_KEY_PREFIX
 from sqslab.emulator import client as emulator_client
 from sqslab.emulator.middleware import OBSERVER_HEADER
 from sqslab.hookspecs import hookimpl
@@ -43,7 +40,7 @@ OPTIONS = (
 )
 
 
-class LocalTarget:
+class LocalTarget(Target):
     """Queues on the embedded emulator (or a given endpoint) and consumer processes."""
 
     name = "local"
@@ -56,19 +53,17 @@ class LocalTarget:
         self._emulator: Any = None
         self._endpoints: Endpoints | None = None
         self._supervisor: Supervisor | None = None
-        self._task_env: dict[str, str] = {}
         self._torn_down = False
         self._terraform: Any = None
         self._sqs_events: JsonTail | None = None
-        self._program: Any = None  # the scenario's consumer.program, if any
-        self._program_env: dict[str, str] = {}  # what set_consumer added to its environment
-        self._watch: ProgramWatch | None = None
+        self._consumer: Consumer | None = None  # what the tasks run (sqslab.consumers); set_consumer revises it
+        self._watch: TaskWatch | None = None
 
     def plan(self, scenario: Any) -> list[tuple[str, str]]:
         """Where the queues would be made: nothing beyond the timeline to show."""
         where = self._endpoint_url or "the embedded emulator on 127.0.0.1"
         how = "the project's Terraform stack" if self._provision_with == "terraform" else "boto3"
-        what = f"`{scenario.program.text}` in {scenario.program.cwd}" if scenario.program else "the built-in consumer"
+        what = scenario.consumer.describe()
         return [("local target", (f"queues on {where}, made with {how}; {scenario.infra.consumers} consumer process(es) "
                                  f"at the start, each running {what}\n"))]
 
@@ -77,7 +72,6 @@ class LocalTarget:
     def provision(self, scenario: Any, run_dir: Path) -> Endpoints:
         """Start the emulator unless an endpoint was given, then create the queue and DLQ."""
         from sqslab.emulator import Emulator, EmulatorError
-        from sqslab.scenario import task_environment
 
         endpoint = self._endpoint_url
         # boto3 and the SQS model take a few hundred ms to load: do it while the emulator starts.
@@ -105,19 +99,13 @@ class LocalTarget:
             setup = emulator_client(endpoint, region=region, access_key=ACCESS_KEY_PREFIX + "setup")  # `setup` in the journal
             queue_url, dlq_url = create_queues(setup, scenario, run_dir.name)
         self._endpoints = Endpoints(queue_url, dlq_url, endpoint, region)
-        self._task_env = task_environment(scenario.knobs, scenario.seed)
-        self._program = program = scenario.program
-        if program is None:
-            self._supervisor = Supervisor(run_dir / "tasks", python_command(consumer_program()), self._environment,
-                                          scenario.infra.restart_delay, self._emit)
-        else:
-            if self._emulator is None:
-                raise TargetError("consumer.program needs the embedded emulator, whose journal accounts for a program's "
-                                  "messages: run without --endpoint-url")
-            watch = self._watch = ProgramWatch(program, run_dir / JOURNAL_FILE)
-            self._supervisor = Supervisor(run_dir / "tasks", lambda task_id: list(program.command), self._environment,
-                                          scenario.infra.restart_delay, self._emit, cwd=Path(program.cwd),
-                                          stop_timeout=program.stop_grace, events=PROGRAM_EVENTS, on_start=watch.watch)
+        consumer = self._consumer = scenario.consumer
+        if consumer.needs_emulator and self._emulator is None:
+            raise TargetError(consumer.needs_emulator)
+        self._watch = consumer.watcher(run_dir / JOURNAL_FILE)
+        self._supervisor = Supervisor(run_dir / "tasks", self._task, scenario.infra.restart_delay, self._emit,
+                                      stop_timeout=consumer.stop_grace, events=consumer.events,
+                                      on_start=self._watch.watch if self._watch is not None else None)
         return self._endpoints
 
     def _provision_terraform(self, scenario: Any, run_dir: Path, endpoint: str) -> tuple[str, str | None]:
@@ -159,11 +147,10 @@ class LocalTarget:
             client.meta.events.register("before-sign.sqs", _mark_observer)
         return client
 
-    def _environment(self, task_id: str) -> dict[str, str]:
-        assert self._endpoints is not None
-        if self._program is not None:
-            return program_env(self._endpoints, self._program, task_id, self._program_env)
-        return consumer_env(self._endpoints, self._task_env, task_id)
+    def _task(self, task_id: str) -> LocalTask:
+        """How task_id starts: as the current revision of the consumer says."""
+        assert self._endpoints is not None and self._consumer is not None
+        return self._consumer.local_task(task_id, self._endpoints)
 
     # ------------------------------------------------------------ the service
 
@@ -172,9 +159,9 @@ class LocalTarget:
             raise TargetError("the local target has not been provisioned")
         return self._supervisor
 
-    def start_consumers(self, count: int, knobs: Any) -> None:
-        """Start the service: `count` consumer tasks with these knobs, supervised from now on."""
-        self._task_env.update(knobs.to_env())
+    def start_consumers(self, count: int, consumer: Consumer) -> None:
+        """Start the service: `count` tasks of this consumer, supervised from now on."""
+        self._consumer = consumer
         self._service().start(count)
 
     def kill(self, count: int, rng: Any) -> list[str]:
@@ -185,11 +172,9 @@ class LocalTarget:
         """Set the desired count; surplus tasks get SIGTERM (newest first), missing ones start."""
         self._service().scale(to)
 
-    def set_consumer(self, knobs: Any, env: dict[str, str] | None = None) -> None:
-        """Roll to a new revision: start new tasks with these knobs (a program: with `env`
-        added to its environment), then stop the old ones."""
-        self._task_env = {**self._task_env, **knobs.to_env()}
-        self._program_env = {**self._program_env, **(env or {})}
+    def set_consumer(self, consumer: Consumer) -> None:
+        """Roll to a new revision: start tasks of this consumer, then stop the old ones."""
+        self._consumer = consumer
         self._service().roll()
 
     def tasks(self) -> TaskCounts:
@@ -201,8 +186,7 @@ class LocalTarget:
         the emulator's (what SQS did beyond exactness, faults), tagged `source: sqs`."""
         events = self._supervisor.events() if self._supervisor else []
         if self._watch is not None:
-            self._watch.tells = self._watch.tells or any(e.get("event") == "received" for e in events)
-            events += self._watch.poll()
+            events += self._watch.poll(events)
         if self._sqs_events is not None:
             sqs = self._sqs_events.read()
             for event in sqs:
@@ -223,10 +207,11 @@ class LocalTarget:
             raise TargetError(str(exc)) from exc
 
     def stop_consumers(self, grace: float = 10.0) -> None:
-        """Stop every task: SIGTERM, then SIGKILL after `grace` seconds (a program's own
-        stop_grace); wait for all."""
+        """Stop every task: SIGTERM, then SIGKILL after `grace` seconds (the consumer's own
+        stop_grace, if it has one); wait for all."""
         if self._supervisor is not None:
-            self._supervisor.stop_all(self._program.stop_grace if self._program is not None else grace)
+            own = self._consumer.stop_grace if self._consumer is not None else None
+            self._supervisor.stop_all(own if own is not None else grace)
         if self._emulator is not None and self._emulator.running:
             from sqslab.emulator import EmulatorError
 
@@ -309,27 +294,6 @@ def create_queues(client: Any, scenario: Any, run_name: str) -> tuple[str, str |
 def _queue_name(text: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
     return cleaned[:70]
-
-
-def consumer_program() -> Path:
-    """The consumer program shipped in the package (the same file the image runs)."""
-    return Path(str(resources.files("sqslab.consumer").joinpath("consume.py")))
-
-
-def consumer_env(endpoints: Endpoints, task_env: dict[str, str], task_id: str) -> dict[str, str]:
-    """A local consumer task's environment: dummy credentials, the endpoint, the queues,
-    the task's own environment (knobs, seed) and its id."""
-    # sqslab's own settings in the caller's environment (SQSLAB_LOAD_PLUGINS, ...) are not
-    # the consumer's: it would rightly warn about each one it does not know.
-    env = {k: v for k, v in emulator_env(region=endpoints.region).items() if not k.startswith("SQSLAB_")}
-    env.update(task_env)
-    env.update({ENV_QUEUE_URL: endpoints.queue_url, ENV_TASK_ID: task_id, "PYTHONUNBUFFERED": "1"})
-    env["AWS_ACCESS_KEY_ID"] = ACCESS_KEY_PREFIX + task_id  # the journal's caller: this task
-    if endpoints.dlq_url:
-        env[ENV_DLQ_URL] = endpoints.dlq_url
-    if endpoints.endpoint_url:
-        env["AWS_ENDPOINT_URL"] = endpoints.endpoint_url
-    return env
 
 
 @hookimpl

@@ -18,7 +18,6 @@ from __future__ import annotations
 import shlex
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.backends import Log, TaskCounts
+from sqslab.consumers import LocalTask
 from sqslab.processes import ProcessGroup, die_with_parent, live_groups
 from sqslab.rundir import JsonTail
 
@@ -57,6 +57,7 @@ class _Task:
     out_path: Path
     err_path: Path
     argv: list[str]
+    cwd: Path
     stopping: bool = False
     killed: bool = False
     stop_deadline: float | None = None
@@ -131,20 +132,19 @@ class Supervisor:
     task; both are read at each start, so a new revision takes effect for the next task.
     """
 
-    def __init__(self, tasks_dir: Path, command: Callable[[str], list[str]], environment: Callable[[str], dict[str, str]],
-                 restart_delay: float, log: Log, cwd: Path | None = None, stop_timeout: float = STOP_TIMEOUT,
-                 events: frozenset[str] | None = None, on_start: Callable[[str, float, Path, Path], None] | None = None,
-                 quick_exit: float = QUICK_EXIT) -> None:
-        """`cwd`: the tasks' working directory (default: tasks_dir); `stop_timeout`: SIGTERM
-        to SIGKILL for a stopped task; `events`: the event names read from a task's output
-        (None: every JSON line); `on_start(task_id, started, out, err)` on each start;
-        `quick_exit`: a task exiting on its own sooner than this after its start did not stay up."""
+    def __init__(self, tasks_dir: Path, task: Callable[[str], LocalTask], restart_delay: float, log: Log,
+                 stop_timeout: float | None = None, events: frozenset[str] | None = None,
+                 on_start: Callable[[str, float, Path, Path], None] | None = None, quick_exit: float = QUICK_EXIT) -> None:
+        """`task(task_id)`: how a task starts (sqslab.consumers.LocalTask; its cwd defaults to
+        tasks_dir); `stop_timeout`: SIGTERM to SIGKILL for a stopped task (default
+        STOP_TIMEOUT); `events`: the event names read from a task's output (None: every JSON
+        line); `on_start(task_id, started, out, err)` on each start; `quick_exit`: a task
+        exiting on its own sooner than this after its start did not stay up."""
         self._tasks_dir = tasks_dir
-        self._cwd = cwd or tasks_dir
-        self._stop_timeout = stop_timeout
+        self._stop_timeout = STOP_TIMEOUT if stop_timeout is None else stop_timeout
         self._event_names = events
         self._on_start = on_start
-        self._command, self._environment = command, environment
+        self._task = task
         self._restart_delay = restart_delay
         self._quick_exit = quick_exit
         self._emit = log
@@ -306,14 +306,15 @@ class Supervisor:
 
     def _start_task(self) -> bool:
         task_id = f"task-{self._started + 1}"
-        argv = self._command(task_id)
+        launch = self._task(task_id)
+        argv, cwd = launch.command, launch.cwd or self._tasks_dir
         out_path, err_path = self._tasks_dir / f"{task_id}.out", self._tasks_dir / f"{task_id}.err"
         try:
             self._tasks_dir.mkdir(exist_ok=True)
             with out_path.open("wb") as out, err_path.open("wb") as err:
                 process = subprocess.Popen(
-                    argv, env=self._environment(task_id), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                    cwd=self._cwd, start_new_session=True, preexec_fn=die_with_parent(),
+                    argv, env=launch.env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                    cwd=cwd, start_new_session=True, preexec_fn=die_with_parent(),
                 )
         except (OSError, subprocess.SubprocessError) as exc:
             # A missing or non-executable command, a cwd that is gone: starting again would
@@ -321,11 +322,11 @@ class Supervisor:
             why = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror and exc.filename else str(exc)
             self._health.cannot_start = True
             self._emit({"event": "task_start_failed", "task": task_id, "command": argv, "error": why})
-            self._health.fail(f"consumer task {task_id} could not start `{shlex.join(argv)}` in {self._cwd}: {why}", "start_failed")
+            self._health.fail(f"consumer task {task_id} could not start `{shlex.join(argv)}` in {cwd}: {why}", "start_failed")
             return False
         self._started += 1
         started = time.monotonic()
-        self._tasks.append(_Task(task_id, self._revision, ProcessGroup(process), started, out_path, err_path, argv))
+        self._tasks.append(_Task(task_id, self._revision, ProcessGroup(process), started, out_path, err_path, argv, cwd))
         self._emit({"event": "task_started", "task": task_id, "revision": self._revision, "pid": process.pid})
         if self._on_start is not None:
             self._on_start(task_id, started, out_path, err_path)
@@ -355,7 +356,7 @@ class Supervisor:
             reason = "crashed"  # the built-in consumer's crash knob exits EXIT_CRASH; a program, anything but 0
         else:
             reason = "exited"
-        delay = self._health.exited(task, uptime, told, self._cwd)
+        delay = self._health.exited(task, uptime, told, task.cwd)
         replaced = not task.stopping and task.revision == self._revision and not self._stop.is_set()
         if replaced:
             self._pending_starts.append(now + delay)
@@ -406,8 +407,3 @@ def _tail_lines(path: Path, count: int, limit: int = 8192) -> list[str]:
     if size > limit and lines:
         lines = lines[1:]  # the first may be cut
     return [line[:300] for line in lines[-count:]]
-
-
-def python_command(program: Path) -> Callable[[str], list[str]]:
-    """The argv of a task running a Python program with this interpreter."""
-    return lambda task_id: [sys.executable, str(program)]

@@ -21,13 +21,13 @@ end of the budget is stopped as Ctrl-C stops it (it counts as cut, not as a find
 from __future__ import annotations
 
 import copy
-import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqslab.consumers import ConsumerKind, builtin_kinds
 from sqslab.hunt.generate import Change, Variation, variation_key, variations
 from sqslab.hunt.shrink import candidates
 from sqslab.hunt.space import Space, space_of
@@ -68,20 +68,16 @@ class HuntResult:
     text: str  # the human summary
 
 
-def absolute_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Scenario data whose relative paths (consumer.program's cwd and the files its command
-    names, each phase's body_file) are made absolute against `folder`, so the data runs
-    from any directory (a copy)."""
+def absolute_paths(data: dict[str, Any], folder: Path, kinds: Mapping[str, ConsumerKind] | None = None) -> dict[str, Any]:
+    """Scenario data whose relative paths (those of its consumer kind's section, such as
+    consumer.program's cwd and the files its command names; each phase's body_file) are
+    made absolute against `folder`, so the data runs from any directory (a copy)."""
     out = copy.deepcopy(data)
     consumer = out.get("consumer")
-    program = consumer.get("program") if isinstance(consumer, dict) else None
-    if isinstance(program, dict):
-        cwd = (folder / str(program.get("cwd", "."))).resolve()
-        program["cwd"] = str(cwd)
-        command = program.get("command")
-        argv = shlex.split(command) if isinstance(command, str) else list(command or [])
-        program["command"] = [str((cwd / a).resolve()) if not a.startswith("-") and not Path(a).is_absolute() and (cwd / a).is_file()
-                              else a for a in argv]
+    if isinstance(consumer, dict):
+        for kind in (builtin_kinds() if kinds is None else kinds).values():
+            if kind.key is not None and kind.key in consumer:
+                consumer[kind.key] = kind.absolute_paths(consumer[kind.key], folder)
     for phase in out.get("load") or []:
         if isinstance(phase, dict) and isinstance(phase.get("body_file"), str):
             phase["body_file"] = str((folder / phase["body_file"]).resolve())
@@ -92,7 +88,7 @@ def hunt(path: Path, host: PluginHost, options: HuntOptions) -> HuntResult:
     """Hunt for a failing variation of the scenario at path (ScenarioError when it is
     invalid); writes options.out/hunt.json, and minimal.yaml when one is found."""
     scenario = load_scenario(path, host)
-    base = absolute_paths(scenario.data, scenario_folder(str(path)))
+    base = absolute_paths(scenario.data, scenario_folder(str(path)), host.consumer_kinds)
     base.setdefault("seed", options.seed)  # every run of the hunt repeatable
     return Hunt(path, scenario, base, host, options).run()
 
@@ -127,7 +123,7 @@ class Hunt:
     stopped: str = ""
 
     def __post_init__(self) -> None:
-        self.space: Space = space_of(self.scenario)
+        self.space: Space = space_of(self.scenario, self.host.consumer_kinds)
         self.clock = _Clock(time.monotonic(), self.options.budget)
         self.out = self.options.out
         self.out.mkdir(parents=True, exist_ok=True)

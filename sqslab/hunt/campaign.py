@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqslab.consumers import builtin_kinds
 from sqslab.hunt.generate import action_params, fault_params, set_path
 from sqslab.hunt.space import DRAWS, FIFO_ONLY, STANDARD_ONLY, Facts
 from sqslab.settings import BY_KEY, SETTINGS
@@ -155,7 +156,7 @@ def _actions(rng: random.Random, facts: Facts, fifo: bool, dlq: bool, program: b
         else:
             action["when"] = rng.choice(_CONDITIONS)
         action["do"] = kind
-        action.update(action_params(kind, facts, rng, program=program))
+        action.update(action_params(kind, facts, rng, builtin_kinds()["program" if program else "builtin"]))
         if kind == "wait" and rng.random() < 0.5:
             # An `until` that may never hold: bounded by the action's timeout, and not a failure of the run.
             action.pop("for")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqslab.consumer.sqsfaults import KINDS as FAULT_KINDS
+from sqslab.consumers import ConsumerKind
 from sqslab.hunt.space import Facts, Space, draw_value
 from sqslab.settings import live_knobs
 
@@ -139,11 +140,11 @@ def _trigger(space: Space, rng: random.Random, earlier: list[str]) -> dict[str, 
 def draw_action(kind: str, space: Space, rng: random.Random, name: str, earlier: list[str] | None = None) -> dict[str, Any]:
     """One action of `kind` named `name`, with a trigger and valid parameters."""
     action: dict[str, Any] = {"name": name, **_trigger(space, rng, earlier or []), "do": kind}
-    action.update(action_params(kind, space.facts, rng, program=space.program))
+    action.update(action_params(kind, space.facts, rng, space.consumer_kind))
     return action
 
 
-def action_params(kind: str, facts: Facts, rng: random.Random, program: bool) -> dict[str, Any]:
+def action_params(kind: str, facts: Facts, rng: random.Random, consumer_kind: ConsumerKind) -> dict[str, Any]:
     """Valid parameters of a built-in action kind (`wait` waits a fixed time)."""
     if kind == "kill_consumer":
         return {"count": rng.randint(1, max(1, facts.consumers))}
@@ -151,10 +152,7 @@ def action_params(kind: str, facts: Facts, rng: random.Random, program: bool) ->
         top = max(1, min(facts.max_consumers, facts.consumers + 2))
         return {"to": rng.randint(1, top)}
     if kind == "set_consumer":
-        if program:
-            # A rollout of the same program: a new revision's tasks, with a variable it ignores.
-            return {"env": {"SQSLAB_HUNT_REVISION": str(rng.randint(1, 999))}}
-        return knob_change(facts, rng)
+        return consumer_kind.draw_revision(rng, facts)
     if kind == "sqs_fault":
         return fault_params(rng) | {"for": rng.choice(("1s", "2s", "3s"))}
     if kind == "redrive_dlq":

@@ -11,10 +11,11 @@ holds the two together, so a new setting cannot skip the campaign.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqslab.consumers import ConsumerKind, builtin_kinds, kind_of
 from sqslab.scenario import Scenario
 from sqslab.schema import HUNT_ACTION_KINDS, HUNT_VARY
 from sqslab.settings import BY_KEY
@@ -132,7 +133,7 @@ class Space:
     vary: frozenset[str]  # of HUNT_VARY
     max_actions: int
     facts: Facts
-    program: bool  # the scenario runs a consumer program (set_consumer changes env)
+    consumer_kind: ConsumerKind  # what the scenario's consumer is (its set_consumer parameters)
     dlq: bool
     load_end: float  # planned seconds from t0 to the end of the load
     phases: tuple[str, ...]  # phase names, for `after:` triggers
@@ -144,7 +145,7 @@ class Space:
                 "sqs": list(self.sqs_keys), "load_end": round(self.load_end, 3)}
 
 
-def space_of(scenario: Scenario) -> Space:
+def space_of(scenario: Scenario, consumer_kinds: Mapping[str, ConsumerKind] | None = None) -> Space:
     """The space of a validated scenario, from its `hunt:` section (defaults: every action
     kind hunt generates, load, sqs and actions all varied, up to hunt.max_actions actions)."""
     section = scenario.data.get("hunt") or {}
@@ -162,7 +163,7 @@ def space_of(scenario: Scenario) -> Space:
         vary=frozenset(section.get("vary") or HUNT_VARY),
         max_actions=int(section.get("max_actions", BY_KEY["hunt.max_actions"].default)),
         facts=facts,
-        program=scenario.program is not None,
+        consumer_kind=kind_of(scenario.data.get("consumer"), consumer_kinds or builtin_kinds()),
         dlq=infra.dlq_enabled,
         load_end=load_end,
         phases=tuple(p.name for p in scenario.phases),
