@@ -46,11 +46,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sqslab.backends import queue_counts  # noqa: E402
-from sqslab.emulator import Emulator, client  # noqa: E402
-from sqslab.emulator.server import SWITCH_INTERVAL_ENV  # noqa: E402
+from sqslab.emulator import Emulator, client
+from sqslab.emulator.server import SWITCH_INTERVAL_ENV
+from sqslab.targets import queue_counts
 
 FORK = multiprocessing.get_context("fork")
 CONSUMERS = 5

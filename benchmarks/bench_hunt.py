@@ -28,10 +28,10 @@ from sqslab.hunt.campaign import campaign_scenario, covered  # noqa: E402
 from sqslab.hunt.invariants import check_run  # noqa: E402
 from sqslab.hunt.space import NOT_DRAWN  # noqa: E402
 from sqslab.plugins import load_plugins  # noqa: E402
-from sqslab.runner import RunOptions, run_scenario  # noqa: E402
-from sqslab.scenario import dump_yaml, load_scenario  # noqa: E402
-from sqslab.settings import SETTINGS  # noqa: E402
-from sqslab.units import parse_duration  # noqa: E402
+from sqslab.run.runner import RunOptions, run_scenario  # noqa: E402
+from sqslab.scenario.load import dump_yaml, load_scenario
+from sqslab.scenario.settings import SETTINGS  # noqa: E402
+from sqslab.scenario.units import parse_duration  # noqa: E402
 
 #: What one campaign run is assumed to need at most (load, settle, start and stop).
 RUN_ESTIMATE = 15.0

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sqslab.ledger import Audit, build_ledger  # noqa: E402
+from sqslab.truth.ledger import build_ledger
+from sqslab.truth.store import Audit
 
 
 def made_up_run(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 
 from sqslab.emulator import Emulator, client  # noqa: E402
-from sqslab.producer import DEFAULT_SENDERS, Producer  # noqa: E402
-from sqslab.timeline import Phase  # noqa: E402
+from sqslab.run.producer import DEFAULT_SENDERS, Producer  # noqa: E402
+from sqslab.scenario.timeline import Phase  # noqa: E402
 
 
 def make_client(endpoint_url: str) -> Any:

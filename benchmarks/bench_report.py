@@ -148,8 +148,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="Build the run here and keep it (and report.html) for a look.")
     args = parser.parse_args()
 
-    from sqslab.report import reporter_options
-    from sqslab.reporters import render_html, render_json, render_junit, render_markdown
+    from sqslab.reports.formats import render_html, render_json, render_junit, render_markdown
+    from sqslab.reports.html import reporter_options
     from sqslab.rundir import load_run
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -68,6 +68,7 @@ def bench_jitter(workdir: Path) -> None:
 
 def bench_burst(workdir: Path, count: int) -> None:
     import bench_emulator
+
     from sqslab.emulator import Emulator
 
     sizes = bench_emulator.Sizes(backlog=0, send=0, e2e=count, drain=0, cap_s=300, fill_cap_s=300)

@@ -60,7 +60,7 @@ try:
 except ImportError:  # imported as sqslab.consumer.consume
     from sqslab.consumer import sqsfaults  # type: ignore[no-redef]
 try:
-    import knobs  # generated from sqslab/settings.py: each knob's default, limits and choices
+    import knobs  # generated from sqslab/scenario/settings.py: each knob's default, limits and choices
 except ImportError:  # imported as sqslab.consumer.consume
     from sqslab.consumer import knobs  # type: ignore[no-redef]
 try:

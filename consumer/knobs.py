@@ -1,4 +1,5 @@
-"""The built-in consumer's knobs: generated from sqslab/settings.py by `python -m sqslab.settings`; do not edit.
+"""The built-in consumer's knobs: generated from sqslab/scenario/settings.py by
+`python -m sqslab.scenario.settings`; do not edit.
 
 One row per environment variable the consumer reads a knob from: (variable, config key,
 type, default, low, high, choices), the default and the limits in the variable's unit

@@ -19,7 +19,7 @@ How it works, step by step:
    every scenario's parameters against that schema before anything runs, so a scenario
    with `to: 13h` or `too: 5s` is rejected with the file, line and "did you mean". The
    `x-sqslab-unit` keyword makes a string a checked duration (`5s`, `2m`), and
-   `sqslab.units.parse_duration` turns it into seconds.
+   `sqslab.scenario.units.parse_duration` turns it into seconds.
 2. When the action fires, sqslab calls `set_visibility_timeout(ctx, params)`. `params`
    holds the scenario's parameters (already validated); `ctx` is the run's ActionContext:
    `ctx.sqs` (a boto3 SQS client for the run's endpoint), `ctx.queue_url`,
@@ -44,7 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqslab
-from sqslab.units import parse_duration
+from sqslab.scenario.units import parse_duration
 
 SCHEMA = {
     "type": "object",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the consumer image (consumer/Dockerfile) and push it to ECR: the same code as
-# `sqslab image push` (sqslab/image.py), for shells and CI without the sqslab command.
+# `sqslab image push` (sqslab/targets/aws/image.py), for shells and CI without the sqslab command.
 #
 #   scripts/build_and_push.sh [TAG]
 #
@@ -24,4 +24,4 @@ if [[ $# -ge 1 ]]; then
 fi
 
 cd "$root"
-exec "$python" -m sqslab.image "${args[@]}"
+exec "$python" -m sqslab.targets.aws.image "${args[@]}"

@@ -202,7 +202,7 @@ def _count(n: int, word: str) -> str:
 
 
 def _load(path: str, host: Any, overrides: tuple[str, ...] = ()) -> Any:
-    from sqslab.scenario import ScenarioError, load_scenario
+    from sqslab.scenario.load import ScenarioError, load_scenario
 
     try:
         return load_scenario(path, host, overrides)
@@ -223,7 +223,7 @@ def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ..
     Reports every problem at once as FILE:LINE:COL: KEY.PATH: MESSAGE. Exit 0 when all
     files are valid, 2 otherwise.
     """
-    from sqslab.scenario import check_file, load_scenario
+    from sqslab.scenario.load import check_file, load_scenario
 
     host = _host(plugins_dirs)
     files = _scenario_files(paths)
@@ -263,8 +263,8 @@ def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ..
 def _retention_note(scenario: Any) -> str | None:
     """What a valid scenario may not mean: a retention shorter than the run, so messages
     still queued by then expire (their fate: expired). Not a problem: it may be the experiment."""
-    from sqslab.timeline import plan as make_plan
-    from sqslab.units import format_duration
+    from sqslab.scenario.timeline import plan as make_plan
+    from sqslab.scenario.units import format_duration
 
     load = max([row.end or row.start or 0.0 for row in make_plan(scenario)] + [0.0])
     longest = load + scenario.settle_timeout
@@ -287,11 +287,11 @@ def schema(as_markdown: bool, plugins_dirs: tuple[Path, ...]) -> None:
       # yaml-language-server: $schema=./sqslab.schema.json
     """
     if as_markdown:
-        from sqslab.settings import reference
+        from sqslab.scenario.settings import reference
 
         click.echo(reference(), nl=False)
         return
-    from sqslab.schema import full_schema
+    from sqslab.scenario.schema import full_schema
 
     click.echo(json.dumps(full_schema(_host(plugins_dirs)), indent=2))
 
@@ -310,8 +310,8 @@ def plan(scenario_path: str, target: str, overrides: tuple[str, ...], as_json: b
     phase sends, then what the target adds (with --target aws, the Terraform variables
     rendered from the scenario).
     """
-    from sqslab.timeline import plan as make_plan
-    from sqslab.units import format_duration
+    from sqslab.scenario.timeline import plan as make_plan
+    from sqslab.scenario.units import format_duration
 
     host = _host(plugins_dirs)
     options = _target_options(host, target, target_values)
@@ -319,7 +319,7 @@ def plan(scenario_path: str, target: str, overrides: tuple[str, ...], as_json: b
     rows = make_plan(scenario)
     total = sum(r.messages for r in rows)
     load_end = max((r.end or 0.0 for r in rows if r.kind == "phase"), default=0.0)
-    from sqslab.backends import TargetError
+    from sqslab.targets import TargetError
 
     try:
         sections = _target_choice(host, target).factory(log=lambda event: None, **options).plan(scenario)
@@ -349,7 +349,7 @@ def plan(scenario_path: str, target: str, overrides: tuple[str, ...], as_json: b
         settle = f"settle until drained (timeout {format_duration(scenario.settle_timeout)})"
     click.echo(f"total: {total} messages over {'~' if estimated else ''}{format_duration(round(load_end, 3))} of load, then {settle}")
     if estimated:
-        from sqslab.timeline import ASSUMED_BURST_RATE
+        from sqslab.scenario.timeline import ASSUMED_BURST_RATE
 
         click.echo(f"~ times after a burst assume {ASSUMED_BURST_RATE:g} msg/s; the run measures the real ones")
     for title, text in sections:
@@ -396,9 +396,9 @@ def _guard(overrides: tuple[str, ...], max_consumers: int | None) -> tuple[str, 
 
 
 def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, Any], runs_dir: Path, out: Path | None, quiet: bool) -> Any:
-    from sqslab.progress import Progress
-    from sqslab.runner import RunOptions, run_scenario
-    from sqslab.timeline import plan as make_plan
+    from sqslab.run.progress import Progress
+    from sqslab.run.runner import RunOptions, run_scenario
+    from sqslab.scenario.timeline import plan as make_plan
 
     rows = make_plan(scenario)
     expected = max([r.end or r.start or 0.0 for r in rows] + [0.0])
@@ -437,7 +437,7 @@ def run(scenario_path: str, overrides: tuple[str, ...], out: Path | None, as_jso
     logs) and exits 0 when every expectation held, 1 when one failed, 3 on an
     infrastructure error, 130 when interrupted.
     """
-    from sqslab.reporters import render_text
+    from sqslab.reports.formats import render_text
     from sqslab.rundir import load_run
 
     host = _host(plugins_dirs)
@@ -534,8 +534,8 @@ def hunt(scenario_path: str, budget: str, seed: int, out: Path | None, runs_dir:
     from sqslab.hunt import HuntOptions
     from sqslab.hunt import hunt as run_hunt
     from sqslab.rundir import RunDirInUse, claim, new_run_dir
-    from sqslab.scenario import ScenarioError
-    from sqslab.units import UnitError, parse_duration
+    from sqslab.scenario.load import ScenarioError
+    from sqslab.scenario.units import UnitError, parse_duration
 
     try:
         seconds = parse_duration(budget)
@@ -602,7 +602,7 @@ def report(run_dirs: tuple[Path, ...], as_html: bool, as_json: bool, as_markdown
     Exit 0 when every report was written, 2 when the runs or formats are unusable,
     3 when a reporter failed (the others are still written).
     """
-    from sqslab.report import ReportError, default_output_dir, load_runs, output_paths, render_reports, write_report
+    from sqslab.reports.html import ReportError, default_output_dir, load_runs, output_paths, render_reports, write_report
 
     formats = [name for flag, name in ((as_html, "html"), (as_json, "json"), (as_markdown, "markdown"), (as_junit, "junit")) if flag]
     formats += [name for name in format_names if name not in formats]
@@ -639,7 +639,7 @@ def report(run_dirs: tuple[Path, ...], as_html: bool, as_json: bool, as_markdown
 
 def _profile_setting() -> Any:
     """The `sqs.behavior` row of the settings table: `sqslab emulator --behavior`'s choices and default."""
-    from sqslab.settings import BY_KEY
+    from sqslab.scenario.settings import BY_KEY
 
     return BY_KEY["sqs.behavior"]
 
@@ -692,9 +692,9 @@ def _emulator_lab(behavior: str, settings: tuple[str, ...], faults: tuple[str, .
     """The emulator's lab configuration from `sqslab emulator`'s options; a usage error
     names a bad one. None when it is all defaults."""
     from sqslab.emulator.lab import lab_config
-    from sqslab.scenario import resolve_fault
-    from sqslab.settings import OptionError, behavior_options
-    from sqslab.units import UnitError
+    from sqslab.scenario.load import resolve_fault
+    from sqslab.scenario.settings import OptionError, behavior_options
+    from sqslab.scenario.units import UnitError
 
     try:
         given = behavior_options(behavior, settings)
@@ -730,8 +730,8 @@ def _emulator_lab(behavior: str, settings: tuple[str, ...], faults: tuple[str, .
 def produce(queue_url: str, count: int, rate_text: str | None, endpoint_url: str | None, region: str | None,
             profile: str | None) -> None:
     """Send N test messages to a queue (the payload sqslab's consumer expects)."""
-    from sqslab.producer import produce_cli
-    from sqslab.units import UnitError, parse_rate_option
+    from sqslab.run.producer import produce_cli
+    from sqslab.scenario.units import UnitError, parse_rate_option
 
     try:
         rate = parse_rate_option(rate_text) if rate_text is not None else None
@@ -762,8 +762,8 @@ def destroy(run_dir: Path | None, runs_dir: Path, quiet: bool) -> None:
     Terraform fails; run it again to finish. The ECR repository (`sqslab image push`)
     is shared by every run and is left alone.
     """
-    from sqslab.backends import TargetError
-    from sqslab.backends.aws import destroy_run, find_kept_run
+    from sqslab.targets import TargetError
+    from sqslab.targets.aws.target import destroy_run, find_kept_run
 
     if run_dir is None:
         run_dir = find_kept_run(runs_dir)
@@ -801,7 +801,7 @@ def image_push(tag: str | None, region: str | None, repository: str, build_conte
     Docker and AWS credentials allowed to push (docs/aws.md). Pass the tag it prints to
     `sqslab run --target aws --image-tag TAG` (the git revision is the default there too).
     """
-    from sqslab.image import ImageError, push_image
+    from sqslab.targets.aws.image import ImageError, push_image
 
     try:
         result = push_image(tag, region, repository, build_context, on_line=lambda line: click.echo(line, err=True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -32,7 +33,7 @@ POISON_MARKER = "poison"
 #: The ECR repository `sqslab image push` makes and every AWS run pulls from.
 ECR_REPOSITORY = "sqs-demo/consumer"
 
-#: The consumer's environment beyond its knobs (the knobs: sqslab.settings).
+#: The consumer's environment beyond its knobs (the knobs: sqslab.scenario.settings).
 ENV_QUEUE_URL = "SQSLAB_QUEUE_URL"
 ENV_DLQ_URL = "SQSLAB_DLQ_URL"
 ENV_TASK_ID = "SQSLAB_TASK_ID"
@@ -80,7 +81,7 @@ def sqslab_id(body: str, attributes: dict[str, Any] | None) -> str | None:
     return ident if isinstance(ident, str) else None
 
 
-# The SQS journal's line authentication (sqslab.emulator.journal writes, sqslab.journal reads):
+# The SQS journal's line authentication (sqslab.emulator.journal writes, sqslab.truth.journal reads):
 # here, so reading a journal does not import the emulator.
 #: The environment variable that gives the emulator the journal's key (hex).
 ENV_JOURNAL_KEY = "SQSLAB_JOURNAL_KEY"
@@ -100,3 +101,13 @@ def unsigned_line(line: str) -> tuple[str, str] | None:
     if not line.startswith(MAC_PREFIX) or line[len(MAC_PREFIX) + MAC_HEX:len(MAC_PREFIX) + MAC_HEX + 2] != '",':
         return None
     return line[len(MAC_PREFIX):len(MAC_PREFIX) + MAC_HEX], "{" + line[len(MAC_PREFIX) + MAC_HEX + 2:]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the run's queues are."""
+
+    queue_url: str
+    dlq_url: str | None
+    endpoint_url: str | None
+    region: str

@@ -40,11 +40,11 @@ def register_targets(register: Callable[..., None]) -> None:
     """Add places a scenario can run: `register(name, factory, description=..., options=...)`.
 
     :param register: call it once per target. ``factory(log, **options)`` returns an
-        object that does what ``sqslab.backends.Target`` says (plan, provision, sqs_client,
+        object that does what ``sqslab.targets.Target`` says (plan, provision, sqs_client,
         start_consumers, kill, scale, set_consumer, tasks, consumer_events, sqs_fault,
         stop_consumers, teardown, queue_states, journal_key, failure);
         ``log`` receives its events. ``options`` is a sequence of
-        ``sqslab.backends.TargetOption``: each becomes a ``--NAME`` flag of ``run``,
+        ``sqslab.targets.TargetOption``: each becomes a ``--NAME`` flag of ``run``,
         ``sweep`` and ``plan``, and reaches the factory as the keyword NAME.
     """
 

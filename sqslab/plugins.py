@@ -18,15 +18,15 @@ from typing import Any
 import pluggy
 
 from sqslab import hookspecs
-from sqslab.backends import TargetFactory, TargetOption
 from sqslab.consumers import ConsumerKind
+from sqslab.targets import TargetFactory, TargetOption
 
 ENTRY_POINT_GROUP = "sqslab"
 #: Names a target option cannot take: the `run` command's own options and the factory's `log`.
 RESERVED_TARGET_OPTIONS = ("log", "target", "set", "overrides", "out", "json", "as_json", "quiet", "q", "runs_dir",
                            "max_consumers", "plugins_dir", "plugins_dirs", "scenario_path", "help", "h")
-DEFAULT_PLUGINS = ("sqslab.actions", "sqslab.reporters", "sqslab.backends.local", "sqslab.backends.aws", "sqslab.consumers.builtin",
-                   "sqslab.consumers.program")
+DEFAULT_PLUGINS = ("sqslab.run.actions", "sqslab.reports.formats", "sqslab.targets.local", "sqslab.targets.aws.target",
+                   "sqslab.consumers.builtin", "sqslab.consumers.program")
 #: The hooks, in the order the host calls them.
 HOOKS = ("register_actions", "register_reporters", "register_targets", "register_consumer_kinds")
 
@@ -60,7 +60,7 @@ class Reporter:
 @dataclass(frozen=True)
 class TargetSpec:
     """A place a scenario runs (local, aws) as a plugin registered it: a factory of target
-    objects (sqslab.backends.Target), `factory(log, **options)`, and the options it takes
+    objects (sqslab.targets.Target), `factory(log, **options)`, and the options it takes
     (offered on the command line as `--NAME`)."""
 
     name: str
@@ -181,7 +181,7 @@ def _collect(manager: pluggy.PluginManager) -> PluginHost:
 
 def _check_kinds(kinds: dict[str, Kind]) -> None:
     """One default kind; every other kind's key its own, and not a built-in consumer knob."""
-    from sqslab.settings import under
+    from sqslab.scenario.settings import under
 
     defaults = [spec for spec in kinds.values() if spec.kind.key is None]
     if len(defaults) != 1:

@@ -6,7 +6,7 @@
       events.jsonl       one event per line: sends, consumer events, actions, tasks
       metrics.jsonl      one sample per line: queue depths, tasks, counts
       summary.json       figures, ledger, expectations, verdict (format_version 1)
-      ledger.sqlite      every sent id with its fate (sqslab.ledger)
+      ledger.sqlite      every sent id with its fate (sqslab.truth.ledger)
       tasks/<id>.out     each local consumer task's stdout (its events), .err its stderr
       terraform/         tfvars and state, where Terraform was used
 

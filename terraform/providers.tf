@@ -1,6 +1,6 @@
 # Credentials and endpoints come from the usual AWS chain (environment, profile, SSO).
 # Runs against a local emulator set AWS_ENDPOINT_URL and dummy credentials in the
-# environment (sqslab.terraform); nothing in the shipped stack changes for them.
+# environment (sqslab.targets.aws.terraform); nothing in the shipped stack changes for them.
 provider "aws" {
   region = var.region
 

@@ -1,5 +1,5 @@
-# The contract with sqslab's tfvars (sqslab.terraform.stack_variables): each scenario
-# setting that has a variable here is a row of sqslab/settings.py, which gives its name,
+# The contract with sqslab's tfvars (sqslab.targets.aws.terraform.stack_variables): each scenario
+# setting that has a variable here is a row of sqslab/scenario/settings.py, which gives its name,
 # default and limits; tests/test_terraform.py holds the two to each other.
 
 variable "region" {

@@ -17,16 +17,17 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from sqslab.backends import TargetError, TaskCounts
-from sqslab.backends.aws import AwsTarget, destroy_run, find_kept_run, stack_has_resources
-from sqslab.backends.aws_logs import LogReader
-from sqslab.backends.aws_stack import stack_name
 from sqslab.consumers.builtin import BuiltinConsumer, Knobs, task_environment
+from sqslab.targets import TargetError, TaskCounts
+from sqslab.targets.aws.logs import LogReader
+from sqslab.targets.aws.stack import stack_name
+from sqslab.targets.aws.target import AwsTarget, destroy_run, find_kept_run, stack_has_resources
 
 REGION = "us-west-1"
 CLUSTER, SERVICE, FAMILY, LOG_GROUP = "lab-1a2b", "lab-1a2b-consumer", "lab-1a2b-consumer", "/ecs/lab-1a2b/consumer"
@@ -189,7 +190,7 @@ def test_sqs_fault_on_aws_is_client_side_in_the_producer_and_rolled_out_to_the_t
 
     from botocore.exceptions import ClientError
 
-    from sqslab.scenario import resolve_fault
+    from sqslab.scenario.load import resolve_fault
 
     stack.target.set_consumer(BuiltinConsumer(Knobs(), 7))  # what start_consumers does first: the run's consumer
     stack.target.sqs_fault(resolve_fault({"api": "SendMessage", "error": "throttling"}, "action t", start=time.time() - 1))
@@ -350,7 +351,7 @@ def test_teardown_with_keep_scales_to_zero_and_says_how_to_destroy(stack: Stack,
 
 @pytest.fixture
 def scenario(host: Any) -> Any:
-    from sqslab.scenario import load_scenario_text
+    from sqslab.scenario.load import load_scenario_text
 
     text = """
         version: 1
@@ -381,9 +382,9 @@ def test_provision_needs_the_image_in_ecr(aws_env: None, scenario: Any, tmp_path
 
 
 def test_provision_without_a_tag_outside_git_says_what_to_pass(scenario: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sqslab.image
+    import sqslab.targets.aws.image
 
-    monkeypatch.setattr(sqslab.image, "git_revision", lambda root=None: None)
+    monkeypatch.setattr(sqslab.targets.aws.image, "git_revision", lambda root=None: None)
     with pytest.raises(TargetError, match=r"pass --image-tag TAG \(the tag `sqslab image push` printed\)"):
         AwsTarget().provision(scenario, tmp_path)
 
@@ -438,11 +439,11 @@ def test_find_kept_run_takes_the_latest_aws_stack_with_resources(tmp_path: Path)
 # -- Terraform against the emulator ------------------------------------------------------------------
 
 try:
-    from sqslab import terraform as tfmod
+    from sqslab.targets.aws import terraform as tfmod
 
     TERRAFORM = tfmod.find_terraform()
     MIRROR = tfmod.find_plugin_mirror() if TERRAFORM else None
-except Exception:  # noqa: BLE001 - a bad SQSLAB_TF_PLUGIN_MIRROR: skip, as test_terraform does
+except Exception:
     TERRAFORM = MIRROR = None
 
 needs_mirror = pytest.mark.skipif(
@@ -550,7 +551,7 @@ def test_a_failed_apply_says_what_failed_and_how_to_clean_up(endpoint: str, scen
 @needs_mirror
 def test_destroy_run_destroys_a_kept_stack_once(endpoint: str, tmp_path: Path) -> None:
     """A stack kept by a run (here: only its log group, applied with -target to be quick)."""
-    from sqslab.terraform import Terraform, render_tfvars
+    from sqslab.targets.aws.terraform import Terraform, render_tfvars
 
     context = {
         "region": REGION, "name": "kept-" + uuid.uuid4().hex[:6], "dlq_enabled": False, "desired_count": 0,
@@ -601,7 +602,7 @@ class FakeEcsAgent(threading.Thread):
         while not self.halt.wait(0.1):
             try:
                 self.step()
-            except Exception as exc:  # noqa: BLE001 - reported by the test
+            except Exception as exc:
                 self.errors.append(repr(exc))
 
     def step(self) -> None:
@@ -681,7 +682,7 @@ class SimulatedStackTarget(AwsTarget):
     def provision(self, scenario: Any, run_dir: Path) -> Any:
         import boto3
 
-        from sqslab.backends.local import create_queues
+        from sqslab.targets.local import create_queues
 
         kw = dict(endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
         name = stack_name("sim")
@@ -719,7 +720,7 @@ def run_on_simulated_aws(scenario: Any, endpoint: str, tmp_path: Path) -> tuple[
     result and what the fake ECS agents met."""
     from sqslab.hookspecs import hookimpl
     from sqslab.plugins import load_plugins
-    from sqslab.runner import RunOptions, run_scenario
+    from sqslab.run.runner import RunOptions, run_scenario
 
     SimulatedStackTarget.endpoint = endpoint
 
@@ -730,7 +731,7 @@ def run_on_simulated_aws(scenario: Any, endpoint: str, tmp_path: Path) -> tuple[
             register("aws", SimulatedStackTarget, description="the AWS target, ECS simulated")
 
     sim_host = load_plugins(entry_points=False, extra=(Plugin,),
-                            builtins=("sqslab.actions", "sqslab.reporters", "sqslab.consumers.builtin", "sqslab.consumers.program"))
+                            builtins=("sqslab.run.actions", "sqslab.reports.formats", "sqslab.consumers.builtin", "sqslab.consumers.program"))
     try:
         result = run_scenario(scenario, sim_host, RunOptions(target="aws", target_options={"keep": False, "image_tag": "sim"},
                                                              out=tmp_path / "run", handle_signals=False))
@@ -748,7 +749,7 @@ def test_a_run_on_the_aws_target_with_ecs_simulated(endpoint: str, host: Any, tm
     and every message accounted for."""
     import textwrap
 
-    from sqslab.scenario import load_scenario_text
+    from sqslab.scenario.load import load_scenario_text
 
     scenario = load_scenario_text(textwrap.dedent("""
         version: 1
@@ -783,7 +784,7 @@ def test_your_own_consumer_on_the_aws_target_with_ecs_simulated(endpoint: str, h
     container's (set_consumer rolls a new one), a task counts as started when ECS runs it,
     and with no journal on AWS and no events from the program the fates come from the
     queues at the end, the figures only a consumer or the journal could give unavailable."""
-    from sqslab.scenario import load_scenario
+    from sqslab.scenario.load import load_scenario
 
     worker = Path(__file__).resolve().parents[1] / "consumer" / "examples" / "python-worker"
     path = tmp_path / "own.yaml"

@@ -9,9 +9,9 @@ import pytest
 from sqslab.hunt.campaign import CAMPAIGN_ACTIONS, campaign_scenario, covered
 from sqslab.hunt.invariants import check_run
 from sqslab.hunt.space import DRAWS, NOT_DRAWN
-from sqslab.runner import RunOptions, run_scenario
-from sqslab.scenario import ScenarioError, dump_yaml, load_scenario, load_scenario_text
-from sqslab.settings import BY_KEY, SETTINGS
+from sqslab.run.runner import RunOptions, run_scenario
+from sqslab.scenario.load import ScenarioError, dump_yaml, load_scenario, load_scenario_text
+from sqslab.scenario.settings import BY_KEY, SETTINGS
 
 #: The seeds CI runs: 22 runs, about 2.5 minutes one after another on 2 cores (3-13 s each, start and stop included).
 CAMPAIGN_SEEDS = list(range(1, 23))

@@ -105,7 +105,7 @@ def test_schema_includes_plugin_actions(cli):
 def test_plugins_lists_builtins_and_dir_plugins(cli):
     result = cli("plugins", "--json", "--plugins-dir", FIXTURES / "plugins")
     described = {p["name"]: p for p in json.loads(result.stdout)}
-    assert set(described["sqslab.actions"]["actions"]) == {"kill_consumer", "scale", "set_consumer", "sqs_fault", "redrive_dlq", "wait"}
+    assert set(described["sqslab.run.actions"]["actions"]) == {"kill_consumer", "scale", "set_consumer", "sqs_fault", "redrive_dlq", "wait"}
     assert [p["actions"] for n, p in described.items() if n.startswith("drain_hold")] == [["drain_hold"]]
 
 
@@ -114,7 +114,7 @@ def test_duplicate_plugin_name_is_an_error(cli, tmp_path):
         "import sqslab\n@sqslab.hookimpl\ndef register_actions(register):\n    register('scale', lambda ctx, p: '')\n")
     result = cli("plugins", "--plugins-dir", tmp_path)
     assert result.exit_code == 2
-    assert "action 'scale' is already registered by sqslab.actions" in result.stderr
+    assert "action 'scale' is already registered by sqslab.run.actions" in result.stderr
 
 
 def test_misspelled_hook_fails_loudly(cli, tmp_path):
@@ -215,7 +215,7 @@ def test_every_command_has_a_help_line_and_a_readme_row():
 def test_a_bug_in_a_meaning_check_is_an_internal_error_not_a_silent_skip(cli, write, monkeypatch):
     """A check that raises on a schema-valid file must not disable itself quietly: exit 3,
     the error named, its traceback written to a file the message gives."""
-    from sqslab import validation
+    from sqslab.scenario import validation
 
     def broken(doc, data):
         return {}["no such key"]

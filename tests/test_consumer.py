@@ -19,8 +19,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -390,7 +391,7 @@ class FakeSQS:
     def receive_message(self, **_: Any) -> dict[str, Any]:
         return {"Messages": self.batches.pop(0) if self.batches else []}
 
-    def delete_message(self, QueueUrl: str, ReceiptHandle: str) -> None:  # noqa: N803 - boto3's names
+    def delete_message(self, QueueUrl: str, ReceiptHandle: str) -> None:
         self.deleted.append(ReceiptHandle)
 
 
@@ -479,7 +480,7 @@ def test_started_config_has_no_credentials() -> None:
 
 def test_task_id_from_env_then_ecs_metadata_then_host_pid() -> None:
     class Metadata(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             assert self.path == "/v4/abc/task"
             body = json.dumps({"TaskARN": "arn:aws:ecs:us-west-1:123456789012:task/lab/0f1e2d3c4b5a"}).encode()
             self.send_response(200)
@@ -575,7 +576,7 @@ def _knob_values(knob: str, value: Any) -> tuple[Any, ...]:
 
 
 def test_every_consumer_setting_with_an_environment_variable_is_known_to_the_consumer() -> None:
-    from sqslab.settings import under
+    from sqslab.scenario.settings import under
 
     env_knobs = [s for s in under("consumer") if s.env]
     assert {s.name for s in env_knobs} == set(CONFIG_OF), "a knob without its place in CONFIG_OF below (or the reverse)"
@@ -607,7 +608,7 @@ def test_every_knob_round_trips_through_the_environment(knob: str) -> None:
 
 def test_the_consumers_own_defaults_are_the_tables() -> None:
     """With no knob in its environment, the consumer behaves as the scenario defaults say."""
-    from sqslab.scenario import Knobs
+    from sqslab.consumers.builtin import Knobs
 
     cfg = consume.load_config({"SQSLAB_QUEUE_URL": "q"})
     for knob in CONFIG_OF:
@@ -618,14 +619,14 @@ def test_the_consumers_own_defaults_are_the_tables() -> None:
 
 
 def test_the_consumers_knobs_file_is_generated_from_the_table() -> None:
-    """consumer/knobs.py is what `python -m sqslab.settings` writes: after a change to the
+    """consumer/knobs.py is what `python -m sqslab.scenario.settings` writes: after a change to the
     table, run it again (the consumer states no default, limit or choice of its own)."""
-    from sqslab.settings import CONSUMER_KNOBS_FILE, consumer_knobs_source
+    from sqslab.scenario.settings import CONSUMER_KNOBS_FILE, consumer_knobs_source
 
     text = (ROOT / CONSUMER_KNOBS_FILE).read_text()
-    assert text.startswith('"""The built-in consumer\'s knobs: generated from sqslab/settings.py by `python -m sqslab.settings`; '
-                           'do not edit.')
-    assert text == consumer_knobs_source(), "consumer/knobs.py is stale: run `python -m sqslab.settings`"
+    assert text.startswith('"""The built-in consumer\'s knobs: generated from sqslab/scenario/settings.py by\n'
+                           '`python -m sqslab.scenario.settings`; do not edit.')
+    assert text == consumer_knobs_source(), "consumer/knobs.py is stale: run `python -m sqslab.scenario.settings`"
     source = CONSUME.read_text()
     for variable, *_ in consume.knobs.KNOBS:
         assert f'"{variable}",' not in source.split("def load_config", 1)[1].split("\ndef ", 1)[0], variable
@@ -633,7 +634,7 @@ def test_the_consumers_knobs_file_is_generated_from_the_table() -> None:
 
 def test_the_generator_writes_the_knobs_file(tmp_path: Path) -> None:
     target = tmp_path / "knobs.py"
-    done = subprocess.run([sys.executable, "-m", "sqslab.settings", str(target)], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-m", "sqslab.scenario.settings", str(target)], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert target.read_text() == (ROOT / "consumer" / "knobs.py").read_text()
 
@@ -658,7 +659,7 @@ def test_a_bad_knob_is_refused_with_the_tables_limits_and_choices(env: dict[str,
 def test_a_consumer_started_by_hand_in_its_image_gets_the_tables_defaults(tmp_path: Path) -> None:
     """As in the image: consume.py, sqsfaults.py and knobs.py in one folder, no sqslab to
     import, only the queue set: the same defaults as the scenario's."""
-    from sqslab.settings import resolve_section
+    from sqslab.scenario.settings import resolve_section
 
     defaults = resolve_section("consumer", None)
     for name in ("consume.py", "sqsfaults.py", "knobs.py", "events.py"):
@@ -693,8 +694,8 @@ def test_an_unknown_sqslab_variable_is_a_warning_event() -> None:
 def test_a_local_task_gets_none_of_the_callers_sqslab_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     """sqslab's own settings (SQSLAB_LOAD_PLUGINS, SQSLAB_CHECKOV...) stay with sqslab: the
     consumer would warn about each, and they are not its knobs."""
-    from sqslab.backends import Endpoints
     from sqslab.consumers.builtin import BuiltinConsumer, Knobs
+    from sqslab.targets import Endpoints
 
     monkeypatch.setenv("SQSLAB_LOAD_PLUGINS", "")
     monkeypatch.setenv("AWS_PROFILE", "someone-real")

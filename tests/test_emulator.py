@@ -18,17 +18,17 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sqslab.backends import queue_counts
 from sqslab.emulator import Emulator, EmulatorError, client
 from sqslab.emulator.server import SWITCH_INTERVAL_ENV
+from sqslab.targets import queue_counts
 
 pytestmark = pytest.mark.integration
 
@@ -433,7 +433,6 @@ def test_fifo_group_waits_for_its_in_flight_message(sqs: Any) -> None:
 def test_an_sdk_retry_of_a_call_carried_out_gets_the_first_answer(emulator):
     """An answer lost on the way (seen under load with the terraform provider) must not turn
     the SDK's retry of a non-idempotent EC2 call into InvalidPermission.Duplicate."""
-    import boto3
 
     ec2 = boto3.client("ec2", endpoint_url=emulator.endpoint_url, region_name="us-west-1",
                        aws_access_key_id="testing", aws_secret_access_key="testing")

@@ -1039,11 +1039,11 @@ def test_sqs_apis_are_botocores_sqs_operations() -> None:
 
 
 def test_the_behaviour_model_is_the_settings_tables() -> None:
-    """Each `sqs` behaviour setting is one row of sqslab/settings.py: its name, its value per
+    """Each `sqs` behaviour setting is one row of sqslab/scenario/settings.py: its name, its value per
     profile, its kind, limits and choices. The profiles, Behavior and its checks come from
     the rows; the lab configuration is built in one place (lab_config)."""
-    from sqslab import settings
     from sqslab.emulator.lab import lab_config
+    from sqslab.scenario import settings
 
     rows = settings.behavior_rows()
     assert [s.key for s in rows] == [s.key for s in settings.under("sqs") if s.key != "sqs.behavior"]

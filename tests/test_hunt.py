@@ -19,8 +19,9 @@ from sqslab.hunt.generate import Change, apply, variation_key, variations
 from sqslab.hunt.invariants import check_run, leftover_processes
 from sqslab.hunt.shrink import candidates
 from sqslab.hunt.space import space_of
-from sqslab.runner import RunOptions, run_scenario
-from sqslab.scenario import ScenarioError, check_file, dump_yaml, load_scenario, load_scenario_text, scenario_folder
+from sqslab.run.runner import RunOptions, run_scenario
+from sqslab.scenario.document import scenario_folder
+from sqslab.scenario.load import ScenarioError, check_file, dump_yaml, load_scenario, load_scenario_text
 from tests.conftest import FIXTURES, ROOT
 
 DROPPER = FIXTURES / "hunt" / "drop_on_sigterm.yaml"

@@ -1,4 +1,4 @@
-"""`sqslab image push` (sqslab.image) with no Docker daemon: a fake `docker` on PATH records
+"""`sqslab image push` (sqslab.targets.aws.image) with no Docker daemon: a fake `docker` on PATH records
 each call's argv and stdin, and ECR is moto (in-process, or the emulator for the script)."""
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from sqslab import image
-from sqslab.image import ImageError, push_image
+from sqslab.targets.aws import image
+from sqslab.targets.aws.image import ImageError, push_image
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-west-1"

@@ -1,5 +1,5 @@
 """The SQS journal: what the emulator writes for every operation on a message (over HTTP,
-per caller), and what sqslab.journal makes of it: fates from SQS's side, per-task counts,
+per caller), and what sqslab.truth.journal makes of it: fates from SQS's side, per-task counts,
 and the self-check that fails when the consumers' events and the journal disagree."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 
 from sqslab.emulator import Emulator
 from sqslab.emulator.journal import handle_facts, receipt_handle
-from sqslab.ledger import Audit, build_ledger
+from sqslab.truth.ledger import build_ledger
+from sqslab.truth.store import Audit
 
 
 def _client(endpoint: str, key: str) -> Any:
@@ -213,7 +214,7 @@ def test_fates_hold_whoever_deleted():
 def test_calls_under_a_tasks_identity_after_it_ended_are_a_finding():
     """task-3 was killed at 9.4; a worker it forked went on deleting at 15 and receiving at
     40 (dramatiq's and celery's CLIs fork): that is a finding, not a quiet success."""
-    from sqslab.journal import after_end_finding
+    from sqslab.truth.journal import after_end_finding
 
     events, journal = _story(kill=True)
     assert after_end_finding(_check(events, journal)) is None, "a receive just before the kill is no finding"

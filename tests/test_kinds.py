@@ -13,8 +13,8 @@ import pytest
 
 from sqslab.consumers import Consumer, ConsumerKind
 from sqslab.plugins import PluginError, load_plugins
-from sqslab.runner import RunOptions, run_scenario
-from sqslab.scenario import ScenarioError, check_file, load_scenario
+from sqslab.run.runner import RunOptions, run_scenario
+from sqslab.scenario.load import ScenarioError, check_file, load_scenario
 from tests.conftest import FIXTURES, ROOT
 
 KINDS = FIXTURES / "kinds"
@@ -104,8 +104,8 @@ def test_a_plugin_kind_runs_a_scenario_end_to_end_on_the_local_target(tmp_path, 
 
 
 def test_a_plugin_kind_that_cannot_run_on_aws_says_so_before_aws_is_touched(tmp_path, tally_host):
-    from sqslab.backends import TargetError
-    from sqslab.backends.aws import AwsTarget
+    from sqslab.targets import TargetError
+    from sqslab.targets.aws.target import AwsTarget
 
     scenario = load_scenario(_write(tmp_path, "version: 1\nname: t\nconsumer: {tally: {}}\n"), tally_host)
     with pytest.raises(TargetError, match="runs on the local target only"):
@@ -136,9 +136,9 @@ def test_the_target_hook_documents_every_method_of_the_protocol_and_both_targets
     import inspect
 
     from sqslab import hookspecs
-    from sqslab.backends import Target
-    from sqslab.backends.aws import AwsTarget
-    from sqslab.backends.local import LocalTarget
+    from sqslab.targets import Target
+    from sqslab.targets.aws.target import AwsTarget
+    from sqslab.targets.local import LocalTarget
 
     methods = sorted(name for name, member in inspect.getmembers(Target, inspect.isfunction) if not name.startswith("_"))
     listed = (hookspecs.register_targets.__doc__ or "").split("says (", 1)[1].split(")", 1)[0].replace("\n", " ")

@@ -3,7 +3,8 @@ follow from the events and the audit."""
 
 from __future__ import annotations
 
-from sqslab.ledger import Audit, build_ledger, percentile
+from sqslab.truth.ledger import build_ledger, percentile
+from sqslab.truth.store import Audit
 
 T0 = 1_000_000.0
 
@@ -175,8 +176,8 @@ def test_the_live_processed_counter_counts_messages_not_processings(tmp_path):
     the extra processing is `processed_again` (the progress line shows both)."""
     import io
 
-    from sqslab.progress import Progress
-    from sqslab.recorder import Recorder
+    from sqslab.run.progress import Progress
+    from sqslab.run.recorder import Recorder
 
     recorder = Recorder(tmp_path, max_receive_count=3, dlq_enabled=True)
     recorder.start_clock()
@@ -193,7 +194,7 @@ def test_the_live_processed_counter_counts_messages_not_processings(tmp_path):
 def test_a_reading_from_before_the_end_of_the_load_does_not_drain():
     """A sample that began just before the producer finished and read an empty queue once
     gave drain_time -16 ms: it says nothing of the drain."""
-    from sqslab.sampler import Drain
+    from sqslab.run.sampler import Drain
 
     empty = {"queue.visible": 0, "queue.in_flight": 0, "queue.delayed": 0}
     drain = Drain()

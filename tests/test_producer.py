@@ -1,4 +1,4 @@
-"""Tests for the producer (sqslab.producer): schedules, counts, payloads, failures."""
+"""Tests for the producer (sqslab.run.producer): schedules, counts, payloads, failures."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import botocore.exceptions
 import pytest
 
 from sqslab.emulator import Emulator
-from sqslab.producer import MAX_BATCH_BYTES, PhaseResult, Producer, due_offsets, produce_cli
-from sqslab.timeline import Phase
+from sqslab.run.producer import MAX_BATCH_BYTES, PhaseResult, Producer, due_offsets, produce_cli
+from sqslab.scenario.timeline import Phase
 
 REGION = "us-west-1"
 RECORD_KEYS = {"id", "seq", "message_id", "sent_at", "phase", "poison"}
@@ -51,7 +51,7 @@ def test_ramp_offsets_follow_the_integral_of_the_rate(a: float, b: float) -> Non
     phase = Phase("ramp", "ramp", 0.0, duration=4.0, rate_from=a, rate_to=b)
     offsets = list(due_offsets(phase))
     assert len(offsets) == phase.planned_messages() == round((a + b) / 2 * 4)
-    assert offsets == sorted(offsets) and 0 <= offsets[0] and offsets[-1] <= 4.0
+    assert offsets == sorted(offsets) and offsets[0] >= 0 and offsets[-1] <= 4.0
     for k, t in enumerate(offsets):
         # Messages sent by t, by the linear rate's integral, is k.
         assert a * t + (b - a) / 4.0 * t * t / 2 == pytest.approx(k, abs=1e-6)
@@ -229,7 +229,7 @@ class FlakyClient:
         self.calls: list[list[dict[str, str]]] = []
         self.lock = threading.Lock()
 
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:  # noqa: N803
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
         with self.lock:
             self.calls.append(Entries)
             n = len(self.calls)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sqslab.runner import RunOptions, run_scenario
+from sqslab.run.runner import RunOptions, run_scenario
 from sqslab.rundir import read_jsonl
-from sqslab.scenario import load_scenario
+from sqslab.scenario.load import load_scenario
 
 pytestmark = pytest.mark.integration
 

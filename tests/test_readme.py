@@ -373,9 +373,9 @@ def _example() -> Block:
 
 
 def test_example_output_labels_are_the_fates():
-    """The example's ledger says each fate as sqslab.fates.LABELS does, in the fates' order;
+    """The example's ledger says each fate as sqslab.truth.fates.LABELS does, in the fates' order;
     it is dlq_growth's (the command above it), and its figures add up."""
-    from sqslab.fates import FATES, FIGURES, LABELS
+    from sqslab.truth.fates import FATES, FIGURES, LABELS
 
     block = _example()
     lines = _shapes(block.text)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from sqslab.run.runner import RunOptions, run_scenario
 from sqslab.rundir import RunDirInUse, claim, load_run, new_run_dir, read_jsonl
-from sqslab.runner import RunOptions, run_scenario
-from sqslab.scenario import check_file, load_scenario_text
+from sqslab.scenario.load import check_file, load_scenario_text
 from tests.conftest import FIXTURES, ROOT
 
 QUICK = """
@@ -128,7 +128,7 @@ actions: [{at: 500ms, do: hang, timeout: 1s}]
 
 @pytest.mark.integration
 def test_an_action_still_running_at_the_end_is_reported_in_every_format(plugin_host, tmp_path, hanging):
-    from sqslab.report import render_reports
+    from sqslab.reports.html import render_reports
 
     result = run("""
 version: 1
@@ -176,11 +176,11 @@ def test_limits_are_lifted_on_purpose(write, host):
 
 def test_the_producer_never_buffers_more_than_its_window():
     """A rate no sender keeps up with: the messages handed over but not sent stay bounded."""
-    from sqslab.producer import MAX_BATCH_ENTRIES, QUEUE_WINDOW_BATCHES, Producer
-    from sqslab.timeline import Phase
+    from sqslab.run.producer import MAX_BATCH_ENTRIES, QUEUE_WINDOW_BATCHES, Producer
+    from sqslab.scenario.timeline import Phase
 
     class Slow:
-        def send_message_batch(self, QueueUrl, Entries):  # noqa: N803 - boto3's names
+        def send_message_batch(self, QueueUrl, Entries):
             time.sleep(0.01)
             return {"Successful": [{"Id": e["Id"], "MessageId": e["Id"]} for e in Entries]}
 
@@ -246,7 +246,7 @@ actions: [{at: 2s, do: kill_emulator}]
     ended = next(e["t"] for e in events if e.get("event") == "run_ended")
     assert last_send < killed_at + 1.0, "the run stops sending within a second"
     assert ended < killed_at + 20, "and ends, instead of sending to a dead endpoint for the rest of the load"
-    from sqslab.reporters import render_text
+    from sqslab.reports.formats import render_text
 
     text = render_text(load_run(result.run_dir), {})
     sent = sum(1 for e in events if e.get("event") == "sent")
@@ -304,7 +304,7 @@ def test_a_big_file_is_refused_at_once_with_the_limit(tmp_path, host):
 
 
 def test_an_alias_bomb_given_through_set_is_refused_at_once(write, host):
-    from sqslab.scenario import ScenarioError, load_scenario
+    from sqslab.scenario.load import ScenarioError, load_scenario
 
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
         f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
@@ -317,7 +317,7 @@ def test_an_alias_bomb_given_through_set_is_refused_at_once(write, host):
 
 
 def test_a_huge_set_value_is_refused(write, host):
-    from sqslab.scenario import ScenarioError, load_scenario
+    from sqslab.scenario.load import ScenarioError, load_scenario
 
     with pytest.raises(ScenarioError) as info:
         load_scenario(write("version: 1\nname: x\n"), host, ["description=" + "x" * 300_000])

@@ -29,8 +29,8 @@ import pytest
 from click.testing import CliRunner
 
 from sqslab.plugins import load_plugins
-from sqslab.report import MAX_POINTS, ReportError, load_runs, metric_series, render_reports, resolve_run_dirs
-from sqslab.reporters import render_html, render_json, render_junit, render_markdown, render_text
+from sqslab.reports.formats import render_html, render_json, render_junit, render_markdown, render_text
+from sqslab.reports.html import MAX_POINTS, ReportError, load_runs, metric_series, render_reports, resolve_run_dirs
 from sqslab.rundir import load_run
 from tests.conftest import ROOT
 
@@ -262,7 +262,7 @@ def test_built_in_formats_are_registered_through_the_hook(host):
     reporters = host.reporters
     for name, extension in (("text", "txt"), ("json", "json"), ("html", "html"), ("markdown", "md"), ("junit", "xml")):
         assert reporters[name].extension == extension
-        assert reporters[name].plugin == "sqslab.reporters"
+        assert reporters[name].plugin == "sqslab.reports.formats"
         assert reporters[name].description
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqslab.scenario import load_scenario, resolved_dict
+from sqslab.scenario.load import load_scenario, resolved_dict
 
 
 def test_a_body_file_is_kept_as_its_path_and_hash_not_its_content(write, host, tmp_path):
@@ -28,8 +28,8 @@ def test_the_runs_queue_takes_the_bodies_validate_allows_and_no_more(sqs, host, 
     """validate and the producer allow bodies up to 256 KiB (what the project's Terraform
     queue takes); the local run's queue says the same, so a bigger body is refused by SQS
     as on AWS instead of passing locally."""
-    from sqslab.backends.local import create_queues
-    from sqslab.bodies import MAX_BODY
+    from sqslab.scenario.bodies import MAX_BODY
+    from sqslab.targets.local import create_queues
 
     scenario = load_scenario(write("version: 1\nname: sizes\nload: [{burst: 1}]\n"), host)
     queue_url, _ = create_queues(sqs, scenario, "sizes")

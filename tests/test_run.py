@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from sqslab.run.runner import RunOptions, run_scenario
 from sqslab.rundir import load_run, read_jsonl
-from sqslab.runner import RunOptions, run_scenario
-from sqslab.scenario import load_scenario_text
+from sqslab.scenario.load import load_scenario_text
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration
@@ -385,7 +385,7 @@ expect: [still_queued == 12, lost == 0]
 
 
 def test_reading_ids_for_the_audit_leaves_messages_visible(sqs):
-    from sqslab.settle import read_ids
+    from sqslab.run.settle import read_ids
 
     url = sqs.create_queue(QueueName="audit-read")["QueueUrl"]
     for i in range(13):
@@ -515,7 +515,7 @@ class _Calls:
 def _recording_target(calls: _Calls, fail_reads_after: float | None = None) -> type:
     import time as _time
 
-    from sqslab.backends.local import LocalTarget
+    from sqslab.targets.local import LocalTarget
 
     class Recording(LocalTarget):
         """The local target, noting every call after teardown; its queue reads can fail

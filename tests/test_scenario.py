@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sqslab.consumer.sqsfaults import SQS_APIS
-from sqslab.scenario import ScenarioError, check_file, load_scenario, load_scenario_text
+from sqslab.scenario.load import ScenarioError, check_file, load_scenario, load_scenario_text
 
 GOOD = """
 version: 1
@@ -224,7 +224,7 @@ def test_plugin_action_params_are_validated(write):
 
 
 def test_shipped_schema_file_is_current(host):
-    from sqslab.schema import full_schema
+    from sqslab.scenario.schema import full_schema
     from tests.conftest import ROOT
 
     assert json.loads((ROOT / "sqslab.schema.json").read_text()) == full_schema(host)
@@ -234,7 +234,7 @@ def test_full_schema_validates_seed_scenarios_for_editors(host):
     import jsonschema
     import yaml
 
-    from sqslab.schema import full_schema
+    from sqslab.scenario.schema import full_schema
     from tests.conftest import ROOT
 
     validator = jsonschema.Draft202012Validator(full_schema(host))
@@ -249,7 +249,7 @@ def test_full_schema_validates_seed_scenarios_for_editors(host):
 
 def test_readme_settings_reference_is_the_table():
     """README's tables of settings are `sqslab schema --markdown`, word for word."""
-    from sqslab.settings import reference
+    from sqslab.scenario.settings import reference
     from tests.conftest import ROOT
 
     text = (ROOT / "README.md").read_text()
@@ -261,8 +261,9 @@ def test_readme_settings_reference_is_the_table():
 def test_resolved_infra_and_knobs_have_one_field_per_setting():
     import dataclasses
 
-    from sqslab.scenario import Infra, Knobs
-    from sqslab.settings import under
+    from sqslab.consumers.builtin import Knobs
+    from sqslab.scenario.model import Infra
+    from sqslab.scenario.settings import under
 
     assert [f.name for f in dataclasses.fields(Infra)] == [s.name for s in under("infra")]
     assert [f.name for f in dataclasses.fields(Knobs)] == [s.name for s in under("consumer")]
@@ -270,8 +271,8 @@ def test_resolved_infra_and_knobs_have_one_field_per_setting():
 
 
 def test_every_setting_is_in_the_schema_with_its_default_and_description():
-    from sqslab.schema import base_schema
-    from sqslab.settings import SETTINGS
+    from sqslab.scenario.schema import base_schema
+    from sqslab.scenario.settings import SETTINGS
 
     schema = base_schema()
     for setting in SETTINGS:
@@ -289,7 +290,7 @@ def test_duration_limits_come_from_the_table(write, host):
 
 
 def test_readme_names_every_figure_and_live_metric():
-    from sqslab.expectations import FIGURES, LIVE_METRICS
+    from sqslab.truth.expectations import FIGURES, LIVE_METRICS
     from tests.conftest import ROOT
 
     text = (ROOT / "README.md").read_text()

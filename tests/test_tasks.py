@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from sqslab.backends.supervisor import FAILING_AFTER, Supervisor
 from sqslab.consumers import LocalTask
-from sqslab.consumers.program import Program, check_command
+from sqslab.consumers.program import Program
+from sqslab.consumers.program_checks import check_command
+from sqslab.targets.supervisor import FAILING_AFTER, Supervisor
 
 #: A task whose leader forks a worker that keeps running (as the dramatiq and celery CLIs
 #: do); both write their pid next to PIDS_DIR/<task>. With IGNORE_TERM the worker ignores
@@ -286,8 +287,8 @@ def test_a_missing_working_directory_or_empty_command_is_named(tmp_path: Path) -
 
 @pytest.mark.integration
 def test_a_run_whose_consumer_never_stays_up_fails_at_once_saying_why(tmp_path: Path, host: Any) -> None:
-    from sqslab.runner import RunOptions, run_scenario
-    from sqslab.scenario import load_scenario
+    from sqslab.run.runner import RunOptions, run_scenario
+    from sqslab.scenario.load import load_scenario
 
     (tmp_path / "crash.py").write_text(CRASHING)
     path = tmp_path / "s.yaml"

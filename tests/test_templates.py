@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from sqslab import bodies
-from sqslab.producer import Producer
-from sqslab.scenario import check_file
-from sqslab.timeline import Phase
-from sqslab.units import UnitError, parse_rate_option
+from sqslab.run.producer import Producer
+from sqslab.scenario import bodies
+from sqslab.scenario.load import check_file
+from sqslab.scenario.timeline import Phase
+from sqslab.scenario.units import UnitError, parse_rate_option
 from tests.conftest import ROOT
 
 #: Long enough for a slow, shared machine; a bomb that is not refused takes minutes or forever.

@@ -1,4 +1,4 @@
-"""The Terraform stack and sqslab.terraform: fmt, init from the mirror, validate, tfvars
+"""The Terraform stack and sqslab.targets.aws.terraform: fmt, init from the mirror, validate, tfvars
 against the declared variables, a whole apply and destroy against the emulator, checkov.
 
 Tests that run terraform are marked ``terraform`` and skip, saying why, when terraform
@@ -15,13 +15,14 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from sqslab import terraform as tfmod
-from sqslab.terraform import Terraform, TerraformError, render_tfvars, write_env_file
+from sqslab.targets.aws import terraform as tfmod
+from sqslab.targets.aws.terraform import Terraform, TerraformError, render_tfvars, write_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "terraform"
@@ -48,7 +49,7 @@ APPLY_BUDGET_S = 60.0
 
 
 def context(**over: Any) -> dict[str, Any]:
-    """Terraform variables as sqslab.terraform.stack_variables makes them."""
+    """Terraform variables as sqslab.targets.aws.terraform.stack_variables makes them."""
     ctx: dict[str, Any] = {
         "name": "poison-pill",
         "region": "us-west-1",
@@ -144,8 +145,8 @@ def test_scenario_variables_are_the_settings_table() -> None:
     """The variables of a real scenario: every infra setting with a Terraform variable,
     in the declared types, and the consumer's environment from its knobs."""
     from sqslab.plugins import load_plugins
-    from sqslab.scenario import load_scenario
-    from sqslab.settings import SETTINGS
+    from sqslab.scenario.load import load_scenario
+    from sqslab.scenario.settings import SETTINGS
 
     scenario = load_scenario(ROOT / "scenarios" / "dlq_growth.yaml", load_plugins(entry_points=False))
     variables = tfmod.stack_variables(scenario, "abc")
@@ -176,11 +177,11 @@ def _declared_default(name: str) -> Any:
     return json.loads(default.group(1)) if default else None
 
 
-@pytest.mark.parametrize("key", [s.key for s in __import__("sqslab.settings", fromlist=["SETTINGS"]).SETTINGS if s.tfvar])
+@pytest.mark.parametrize("key", [s.key for s in __import__("sqslab.scenario.settings", fromlist=["SETTINGS"]).SETTINGS if s.tfvar])
 def test_variables_tf_agrees_with_the_settings_table(key: str) -> None:
     """Each setting's Terraform variable: its default and its validation range in
     variables.tf are the table's (in seconds for durations)."""
-    from sqslab.settings import BY_KEY
+    from sqslab.scenario.settings import BY_KEY
 
     setting = BY_KEY[key]
     assert setting.tfvar is not None
@@ -393,9 +394,8 @@ def test_variable_validations_refuse_bad_values(initialised: Terraform) -> None:
 def test_failed_command_raises_terraform_error_with_stderr(endpoint: str, tmp_path: Path) -> None:
     # A value of the wrong type: terraform refuses the var file, nothing is created.
     tfvars = render_tfvars(context()).replace("task_memory                   = 512", 'task_memory                   = "lots"')
-    with Terraform(tmp_path, endpoint_url=endpoint, reuse_provider=False) as tf:
-        with pytest.raises(TerraformError) as err:
-            tf.apply(tfvars)
+    with Terraform(tmp_path, endpoint_url=endpoint, reuse_provider=False) as tf, pytest.raises(TerraformError) as err:
+        tf.apply(tfvars)
     assert err.value.command == "apply" and err.value.returncode == 1
     assert "terraform apply failed (exit 1)" in str(err.value)
     assert any("task_memory" in line for line in err.value.stderr_tail), err.value.stderr_tail

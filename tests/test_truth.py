@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from sqslab.run.runner import RunOptions, run_scenario
 from sqslab.rundir import read_jsonl
-from sqslab.runner import RunOptions, run_scenario
-from sqslab.scenario import load_scenario_text
+from sqslab.scenario.load import load_scenario_text
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration

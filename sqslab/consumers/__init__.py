@@ -25,19 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID
+from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_QUEUE_URL, ENV_TASK_ID, Endpoints
 from sqslab.credentials import emulator_env
 
 if TYPE_CHECKING:
-    from sqslab.backends import Endpoints
-    from sqslab.document import Document, Problem
+    from sqslab.scenario.document import Document, Problem
 
 
 @dataclass(frozen=True)
 class LocalTask:
     """How one task of a consumer starts on this machine: its argv, its environment and
     its working directory (None: its own folder under RUN_DIR/tasks). Each task runs in a
-    process group of its own, which its stop ends whole (sqslab.processes)."""
+    process group of its own, which its stop ends whole (sqslab.targets.processes)."""
 
     command: list[str]
     env: dict[str, str]
@@ -189,8 +188,9 @@ class ConsumerKind(ABC):
         when a scenario gives another kind's)."""
         return {}
 
-    def draw_revision(self, rng: random.Random, facts: Any) -> dict[str, Any]:
-        """Valid `set_consumer` parameters for a hunt's variation (facts: sqslab.hunt.space.Facts)."""
+    def draw_revision(self, rng: random.Random, facts: Any, draw: Callable[[str], Any]) -> dict[str, Any]:
+        """Valid `set_consumer` parameters for a hunt's variation (facts: sqslab.hunt.space.Facts;
+        `draw(key)` draws a value for a setting of the table as the hunt does)."""
         return {}
 
 
@@ -213,14 +213,6 @@ def default_kind(kinds: Mapping[str, ConsumerKind]) -> ConsumerKind:
         if kind.key is None:
             return kind
     raise LookupError("no default consumer kind is registered (sqslab.consumers.builtin)")
-
-
-def builtin_kinds() -> dict[str, ConsumerKind]:
-    """The kinds sqslab registers itself, by name, for code that has no plugin host."""
-    from sqslab.consumers.builtin import KIND as BUILTIN
-    from sqslab.consumers.program import KIND as PROGRAM
-
-    return {BUILTIN.name: BUILTIN, PROGRAM.name: PROGRAM}
 
 
 def knobs_beside(doc: Document, consumer: Mapping[str, Any], key: str, hint: str) -> list[Problem]:

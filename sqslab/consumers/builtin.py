@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqslab.consumers import Consumer, ConsumerKind, LocalTask, sdk_env, task_env
 from sqslab.contracts import ENV_POISON_MARKER, ENV_SEED, POISON_MARKER
 from sqslab.hookspecs import hookimpl
-from sqslab.settings import BY_KEY, consumer_env, resolve_section
+from sqslab.scenario.settings import BY_KEY, consumer_env, live_knobs, resolve_section
 
 if TYPE_CHECKING:
-    from sqslab.backends import Endpoints
-    from sqslab.document import Document, Problem
+    from sqslab.contracts import Endpoints
+    from sqslab.scenario.document import Document, Problem
 
 
 def _default(key: str) -> Any:
@@ -82,6 +82,10 @@ def consumer_program() -> Path:
     return Path(str(resources.files("sqslab.consumer").joinpath("consume.py")))
 
 
+#: Knobs a hunt's set_consumer never draws alone: slow_time needs slow_rate beside it.
+_PAIRED = {"slow_time"}
+
+
 @dataclass(frozen=True)
 class BuiltinConsumer(Consumer):
     """The built-in consumer with these knobs, in a run seeded with `seed`."""
@@ -127,7 +131,7 @@ class BuiltinKind(ConsumerKind):
 
     def problems(self, doc: Document, data: dict[str, Any]) -> list[Problem]:
         """`set_consumer` changes its knobs: `env` is a program's."""
-        from sqslab.validation import items
+        from sqslab.scenario.document import items
 
         return [doc.problem(("actions", i, "env"), "env sets a consumer program's environment; this scenario runs the built-in "
                             "consumer (set its knobs instead, or give consumer.program)")
@@ -136,7 +140,7 @@ class BuiltinKind(ConsumerKind):
 
     def revision_schema(self) -> dict[str, Any]:
         """The knobs the settings table marks live."""
-        from sqslab.settings import live_knobs, schema_property
+        from sqslab.scenario.settings import live_knobs, schema_property
 
         return {s.name: schema_property(s) for s in live_knobs()}
 
@@ -144,11 +148,15 @@ class BuiltinKind(ConsumerKind):
         """Its knobs from the section."""
         return BuiltinConsumer(resolve_knobs(consumer), seed)
 
-    def draw_revision(self, rng: random.Random, facts: Any) -> dict[str, Any]:
-        """One live knob (slow_rate with a slow_time longer than the visibility timeout)."""
-        from sqslab.hunt.generate import knob_change
-
-        return knob_change(facts, rng)
+    def draw_revision(self, rng: random.Random, facts: Any, draw: Callable[[str], Any]) -> dict[str, Any]:
+        """One live knob; slow_time is drawn only beside slow_rate (with a slow_time longer than
+        the visibility timeout), on_failure only for a FIFO queue."""
+        names = [s.name for s in live_knobs() if s.name not in _PAIRED and (facts.fifo or s.name != "on_failure")]
+        name = rng.choice(names)
+        params = {name: draw(f"consumer.{name}")}
+        if name == "slow_rate":
+            params["slow_time"] = draw("consumer.slow_time")
+        return params
 
 
 KIND = BuiltinKind()

@@ -9,17 +9,15 @@ started when a line of its output contains `ready.log`, `ready.delay` after its 
 started, or by default at its first ReceiveMessage call as the journal shows; the runner
 waits for that before t0, as for the built-in consumer's `started` event. Its messages'
 fates come from the SQS journal (locally), checked against the event lines it prints if
-it prints them. `check_command` says, before the run, why a program's command cannot start.
+it prints them. sqslab.consumers.program_checks says, before the run, why its command cannot start.
 On the aws target it is `program.image`, with `program.env` as its container environment.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shlex
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -28,51 +26,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqslab.consumer.events import PROGRAM_EVENTS
 from sqslab.consumers import Consumer, ConsumerKind, LocalTask, TaskWatch, env_text, sdk_env, task_env
+from sqslab.consumers.program_checks import program_problems
 from sqslab.contracts import seq_of
-from sqslab.document import scenario_folder
 from sqslab.hookspecs import hookimpl
 from sqslab.rundir import JsonTail
-from sqslab.units import parse_duration
+from sqslab.scenario.document import scenario_folder
+from sqslab.scenario.units import parse_duration
 
 if TYPE_CHECKING:
-    from sqslab.backends import Endpoints
-    from sqslab.document import Document, Problem
+    from sqslab.contracts import Endpoints
+    from sqslab.scenario.document import Document, Problem
 
 #: The consumer events sqslab reads from a program's output (docs/contracts.md); any other
 #: JSON line a program prints is its own log.
 EVENTS = PROGRAM_EVENTS
 #: The most bytes of a task's output read per look for the ready line.
 READ_CHUNK = 1 << 20
-
-
-def check_command(program: Any) -> str | None:
-    """Why a task could not start `program.command` (an argv), or None: as the task will
-    look for it, a name with a slash from the program's cwd, a bare name on the task's PATH
-    (`program.env`'s, or sqslab's own; a relative entry from the cwd), with `shutil.which`
-    semantics. The message names the path searched."""
-    argv = list(program.command)
-    if not argv:
-        return "consumer.program.command is empty"
-    cwd = Path(program.cwd)
-    if not cwd.is_dir():
-        return f"consumer.program.cwd: no directory {cwd}"
-    name = argv[0]
-    if "/" in name:
-        path = cwd / name  # an absolute name stays itself
-        if not path.exists():
-            return f"consumer.program.command: `{name}` not found: no file {path}"
-        if path.is_dir():
-            return f"consumer.program.command: `{name}` is a directory: {path}"
-        if not os.access(path, os.X_OK):
-            return (f"consumer.program.command: `{name}`: {path} is not executable "
-                    "(chmod +x it, or name its interpreter first)")
-        return None
-    search = (program.env or {}).get("PATH", os.environ.get("PATH", os.defpath))
-    # The task looks from its own cwd: so do relative entries here ("" is the cwd itself).
-    entries = [str(cwd / entry) if entry else str(cwd) for entry in search.split(os.pathsep)]
-    if shutil.which(name, path=os.pathsep.join(entries)) is None:
-        return f"consumer.program.command: `{name}` is not on the task's PATH (searched {search})"
-    return None
 
 
 @dataclass
@@ -308,8 +277,6 @@ class ProgramKind(ConsumerKind):
 
     def problems(self, doc: Document, data: dict[str, Any]) -> list[Problem]:
         """Its readiness, command and folder; `set_consumer` takes `env` (sqslab.consumers.program_checks)."""
-        from sqslab.consumers.program_checks import program_problems
-
         return program_problems(doc, data)
 
     def revision_schema(self) -> dict[str, Any]:
@@ -332,7 +299,7 @@ class ProgramKind(ConsumerKind):
                 "command": [str((cwd / a).resolve()) if not a.startswith("-") and not Path(a).is_absolute() and (cwd / a).is_file()
                             else a for a in argv]}
 
-    def draw_revision(self, rng: random.Random, facts: Any) -> dict[str, Any]:
+    def draw_revision(self, rng: random.Random, facts: Any, draw: Callable[[str], Any]) -> dict[str, Any]:
         """A rollout of the same program: a new revision's tasks, with a variable it ignores."""
         return {"env": {"SQSLAB_HUNT_REVISION": str(rng.randint(1, 999))}}
 

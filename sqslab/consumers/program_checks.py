@@ -5,15 +5,15 @@ shell could split and the tasks could start, a working directory that exists, an
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
 from sqslab.consumers import knobs_beside
-from sqslab.consumers.program import check_command
-from sqslab.document import Document, Problem
-from sqslab.schema import ACTION_KEYS
-from sqslab.validation import folder_of, items, mapping
+from sqslab.scenario.document import Document, Problem, folder_of, items, mapping
+from sqslab.scenario.names import ACTION_KEYS
 
 
 def program_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
@@ -79,3 +79,33 @@ def _command_problems(doc: Document, program: dict[str, Any], cwd: Path) -> list
         return []
     key, _, message = problem.partition(": ")
     return [doc.problem(tuple(key.split(".")), message)]
+
+
+def check_command(program: Any) -> str | None:
+    """Why a task could not start `program.command` (an argv), or None: as the task will
+    look for it, a name with a slash from the program's cwd, a bare name on the task's PATH
+    (`program.env`'s, or sqslab's own; a relative entry from the cwd), with `shutil.which`
+    semantics. The message names the path searched."""
+    argv = list(program.command)
+    if not argv:
+        return "consumer.program.command is empty"
+    cwd = Path(program.cwd)
+    if not cwd.is_dir():
+        return f"consumer.program.cwd: no directory {cwd}"
+    name = argv[0]
+    if "/" in name:
+        path = cwd / name  # an absolute name stays itself
+        if not path.exists():
+            return f"consumer.program.command: `{name}` not found: no file {path}"
+        if path.is_dir():
+            return f"consumer.program.command: `{name}` is a directory: {path}"
+        if not os.access(path, os.X_OK):
+            return (f"consumer.program.command: `{name}`: {path} is not executable "
+                    "(chmod +x it, or name its interpreter first)")
+        return None
+    search = (program.env or {}).get("PATH", os.environ.get("PATH", os.defpath))
+    # The task looks from its own cwd: so do relative entries here ("" is the cwd itself).
+    entries = [str(cwd / entry) if entry else str(cwd) for entry in search.split(os.pathsep)]
+    if shutil.which(name, path=os.pathsep.join(entries)) is None:
+        return f"consumer.program.command: `{name}` is not on the task's PATH (searched {search})"
+    return None

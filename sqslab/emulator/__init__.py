@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -162,66 +163,14 @@ class Emulator:
             self._close_log()
             raise EmulatorError(f"cannot start the SQS emulator ({' '.join(cmd)}): {exc}") from exc
         try:
-            port = self._read_port(t0 + timeout)
+            port = _read_port(self._proc, t0 + timeout, self._log_hint)
             self.endpoint_url = f"http://{_url_host(self.host)}:{port}"
-            self._wait_answering(t0 + timeout)
+            _wait_answering(self.endpoint_url, self._proc, t0 + timeout, self._log_hint)
         except BaseException:
             self.stop()
             raise
         self.start_seconds = time.monotonic() - t0
         return self
-
-    def _read_port(self, deadline: float) -> int:
-        timeout = deadline - time.monotonic()
-        assert self._proc is not None and self._proc.stdout is not None
-        fd = self._proc.stdout.fileno()
-        buf = b""
-        while b"\n" not in buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise EmulatorError(f"the SQS emulator did not report its port within {timeout:.0f} s{self._log_hint()}")
-            ready, _, _ = select.select([fd], [], [], min(remaining, 0.5))
-            if ready:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    code = self._proc.wait()
-                    raise EmulatorError(f"the SQS emulator exited with code {code} before it was ready{self._log_hint()}")
-                buf += chunk
-        line = buf.split(b"\n", 1)[0].decode("utf-8", "replace")
-        if not line.startswith(READY_PREFIX):
-            raise EmulatorError(f"the SQS emulator said {line!r} instead of its port{self._log_hint()}")
-        return int(json.loads(line[len(READY_PREFIX):])["port"])
-
-    def _wait_answering(self, deadline: float) -> None:
-        # An SQS ListQueues call, so "answers" means the SQS app answers (moto does not
-        # check signatures; an unsigned request would make it build its S3 app instead).
-        request = urllib.request.Request(
-            self.endpoint_url + "/",
-            data=b"{}",
-            headers={
-                "Content-Type": "application/x-amz-json-1.0",
-                "X-Amz-Target": "AmazonSQS.ListQueues",
-                OBSERVER_HEADER: "1",  # no fault rule may fail the start
-                "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20240101/us-west-1/sqs/aws4_request, "
-                "SignedHeaders=host, Signature=0",
-            },
-        )
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                code = self._proc.returncode if self._proc is not None else None
-                raise EmulatorError(f"the SQS emulator exited with code {code}{self._log_hint()}")
-            try:
-                with urllib.request.urlopen(request, timeout=2) as resp:
-                    resp.read()
-                return
-            except urllib.error.HTTPError as exc:
-                raise EmulatorError(f"the SQS emulator at {self.endpoint_url} answered ListQueues with HTTP {exc.code}"
-                                    f"{self._log_hint()}") from exc
-            except OSError as exc:
-                last = exc
-                time.sleep(0.02)
-        raise EmulatorError(f"the SQS emulator at {self.endpoint_url} did not answer: {last}{self._log_hint()}")
 
     def control(self, path: str, data: Any = None, timeout: float = 5.0) -> Any:
         """Call the emulator's control endpoint (GET, or POST data as JSON); its JSON answer.
@@ -332,6 +281,68 @@ class Emulator:
             self.stop()
         except Exception:  # noqa: BLE001, S110 - a finaliser must not raise; nothing is left to tell
             pass
+
+
+# ----- the start-up handshake: the child says its port, then its SQS app must answer
+
+
+def _read_port(proc: subprocess.Popen[bytes], deadline: float, log_hint: Callable[[], str]) -> int:
+    """The port the child reports on its stdout (a READY_PREFIX line) by `deadline`.
+
+    EmulatorError, with `log_hint()` appended, if the child exits first, says something
+    else or says nothing in time."""
+    timeout = deadline - time.monotonic()
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buf = b""
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise EmulatorError(f"the SQS emulator did not report its port within {timeout:.0f} s{log_hint()}")
+        ready, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                code = proc.wait()
+                raise EmulatorError(f"the SQS emulator exited with code {code} before it was ready{log_hint()}")
+            buf += chunk
+    line = buf.split(b"\n", 1)[0].decode("utf-8", "replace")
+    if not line.startswith(READY_PREFIX):
+        raise EmulatorError(f"the SQS emulator said {line!r} instead of its port{log_hint()}")
+    return int(json.loads(line[len(READY_PREFIX):])["port"])
+
+
+def _wait_answering(endpoint_url: str, proc: subprocess.Popen[bytes], deadline: float, log_hint: Callable[[], str]) -> None:
+    """Return once the SQS app at `endpoint_url` answers; EmulatorError, with `log_hint()`
+    appended, if the child exits, refuses the call or does not answer by `deadline`."""
+    # An SQS ListQueues call, so "answers" means the SQS app answers (moto does not
+    # check signatures; an unsigned request would make it build its S3 app instead).
+    request = urllib.request.Request(
+        endpoint_url + "/",
+        data=b"{}",
+        headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "AmazonSQS.ListQueues",
+            OBSERVER_HEADER: "1",  # no fault rule may fail the start
+            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20240101/us-west-1/sqs/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        },
+    )
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EmulatorError(f"the SQS emulator exited with code {proc.returncode}{log_hint()}")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as resp:
+                resp.read()
+            return
+        except urllib.error.HTTPError as exc:
+            raise EmulatorError(f"the SQS emulator at {endpoint_url} answered ListQueues with HTTP {exc.code}"
+                                f"{log_hint()}") from exc
+        except OSError as exc:
+            last = exc
+            time.sleep(0.02)
+    raise EmulatorError(f"the SQS emulator at {endpoint_url} did not answer: {last}{log_hint()}")
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

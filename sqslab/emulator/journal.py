@@ -3,7 +3,7 @@
 One JSON line per send, receive, delete, visibility change, DLQ move and redrive, and
 one per call an injected fault failed, each with who made it (``by``: the caller the
 middleware read from the request's signature) and what it did (docs/contracts.md, "The
-SQS journal"). sqslab.journal reads it back into fates and compares it with the
+SQS journal"). sqslab.truth.journal reads it back into fates and compares it with the
 consumers' own events.
 
 Receipt handles name their message and receive (``receipt_handle``), as SQS's own
@@ -13,7 +13,7 @@ stale one, is journalled with the receive it came from.
 The journal lies in the run directory, which a consumer task could write to. So each line
 is authenticated: given a key (``ENV_JOURNAL_KEY`` in the emulator's environment, which
 sqslab sets and no task sees), a line starts with ``{"mac":"<HMAC-SHA256 of the rest>",``
-and sqslab.journal drops, and reports, any line whose MAC does not hold.
+and sqslab.truth.journal drops, and reports, any line whose MAC does not hold.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ methods (sqs_backend.py, sqs_queue.py) ask it what to do; the WSGI middleware
 faults every question is one attribute read, and the emulator is what it always was.
 
 Nothing here imports moto. The behaviour settings, each profile's values (``PROFILES``)
-and their checks are rows of the settings table (sqslab.settings), stated once there;
+and their checks are rows of the settings table (sqslab.scenario.settings), stated once there;
 ``lab_config()`` is the one builder of the configuration the child starts from.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 
 from sqslab.consumer.sqsfaults import FaultPlan
 from sqslab.emulator.journal import Journal
-from sqslab.settings import PROFILES as PROFILES  # re-exported: sqslab.emulator.lab.PROFILES
-from sqslab.settings import behavior_rows, resolve_behavior
+from sqslab.scenario.settings import PROFILES as PROFILES  # re-exported: sqslab.emulator.lab.PROFILES
+from sqslab.scenario.settings import behavior_rows, resolve_behavior
 
 #: How far a reordering receive looks past the oldest ready message (times its batch size).
 REORDER_WINDOW = 2
@@ -39,7 +39,7 @@ COUNT_HISTORY_STEP = 0.1
 
 class Behavior:
     """The behaviour settings in force: one attribute per `sqs` behaviour setting of the
-    settings table (sqslab.settings: its rows give the names, each profile's values and the
+    settings table (sqslab.scenario.settings: its rows give the names, each profile's values and the
     checks); ``Behavior()`` is the exact profile. ValueError for a bad value."""
 
     def __init__(self, **values: Any) -> None:

@@ -27,13 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqslab.consumers import ConsumerKind, builtin_kinds
+from sqslab.consumers import ConsumerKind
+from sqslab.consumers.kinds import builtin_kinds
 from sqslab.hunt.generate import Change, Variation, variation_key, variations
 from sqslab.hunt.shrink import candidates
 from sqslab.hunt.space import Space, space_of
 from sqslab.hunt.trial import Trial, prepare_trial, run_prepared, signature, write_variation
 from sqslab.rundir import write_json
-from sqslab.scenario import Scenario, load_scenario, scenario_folder
+from sqslab.scenario.document import scenario_folder
+from sqslab.scenario.load import load_scenario
+from sqslab.scenario.model import Scenario
 
 if TYPE_CHECKING:
     from sqslab.plugins import PluginHost

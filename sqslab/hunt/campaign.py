@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sqslab.consumers import builtin_kinds
+from sqslab.consumers.kinds import builtin_kinds
 from sqslab.hunt.generate import action_params, fault_params, set_path
 from sqslab.hunt.space import DRAWS, FIFO_ONLY, STANDARD_ONLY, Facts
-from sqslab.settings import BY_KEY, SETTINGS
+from sqslab.scenario.settings import BY_KEY, SETTINGS
 
 __all__ = ["CAMPAIGN_ACTIONS", "PYTHON_WORKER", "campaign_scenario", "covered"]
 
@@ -82,7 +82,7 @@ def _drawable(key: str, fifo: bool, dlq: bool, program: bool) -> bool:
 
 
 def _facts(data: dict[str, Any]) -> Facts:
-    from sqslab.units import parse_duration
+    from sqslab.scenario.units import parse_duration
 
     infra = data.get("infra") or {}
     consumers = int(infra.get("consumers", 1))

@@ -21,16 +21,12 @@ from typing import Any
 from sqslab.consumer.sqsfaults import KINDS as FAULT_KINDS
 from sqslab.consumers import ConsumerKind
 from sqslab.hunt.space import Facts, Space, draw_value
-from sqslab.settings import live_knobs
 
 __all__ = ["Change", "Variation", "apply", "draw_action", "draw_variation", "key_path", "set_path", "variation_key", "variations"]
 
 #: The APIs a generated fault hits: those a consumer and the producer call.
 FAULT_APIS = ("ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "SendMessage", "SendMessageBatch",
               "ChangeMessageVisibility", "*")
-#: Consumer knobs set_consumer never draws: slow_time needs slow_rate beside it (a rollout
-#: of slow_rate draws both), the rest are drawn as they are.
-_PAIRED = {"slow_time"}
 
 
 @dataclass(frozen=True)
@@ -152,7 +148,7 @@ def action_params(kind: str, facts: Facts, rng: random.Random, consumer_kind: Co
         top = max(1, min(facts.max_consumers, facts.consumers + 2))
         return {"to": rng.randint(1, top)}
     if kind == "set_consumer":
-        return consumer_kind.draw_revision(rng, facts)
+        return consumer_kind.draw_revision(rng, facts, lambda key: draw_value(key, rng, facts))
     if kind == "sqs_fault":
         return fault_params(rng) | {"for": rng.choice(("1s", "2s", "3s"))}
     if kind == "redrive_dlq":
@@ -160,17 +156,6 @@ def action_params(kind: str, facts: Facts, rng: random.Random, consumer_kind: Co
     if kind == "wait":
         return {"for": rng.choice(("500ms", "1s"))}
     raise ValueError(f"hunt cannot generate a {kind!r} action")
-
-
-def knob_change(facts: Facts, rng: random.Random) -> dict[str, Any]:
-    """set_consumer parameters for the built-in consumer: one live knob (slow_rate with a
-    slow_time longer than the visibility timeout)."""
-    names = [s.name for s in live_knobs() if s.name not in _PAIRED and (facts.fifo or s.name != "on_failure")]
-    name = rng.choice(names)
-    params = {name: draw_value(f"consumer.{name}", rng, facts)}
-    if name == "slow_rate":
-        params["slow_time"] = draw_value("consumer.slow_time", rng, facts)
-    return params
 
 
 def fault_params(rng: random.Random) -> dict[str, Any]:
@@ -203,7 +188,7 @@ def _load_change(data: dict[str, Any], rng: random.Random) -> Change | None:
 def scaled(key: str, value: Any, factor: float) -> Any:
     """A phase's rate, duration or count times factor, as a scenario writes it (None when
     it cannot be: a rate in another unit than /s)."""
-    from sqslab.units import UnitError, parse_duration, parse_rate
+    from sqslab.scenario.units import UnitError, parse_duration, parse_rate
 
     try:
         if key == "rate":

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqslab.hunt.generate import Change, Variation, apply, scaled
-from sqslab.units import UnitError, parse_duration
+from sqslab.scenario.units import UnitError, parse_duration
 
 __all__ = ["candidates"]
 

@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqslab.consumers import ConsumerKind, builtin_kinds, kind_of
-from sqslab.scenario import Scenario
-from sqslab.schema import HUNT_ACTION_KINDS, HUNT_VARY
-from sqslab.settings import BY_KEY
-from sqslab.timeline import plan
+from sqslab.consumers import ConsumerKind, kind_of
+from sqslab.consumers.kinds import builtin_kinds
+from sqslab.scenario.model import Scenario
+from sqslab.scenario.schema import HUNT_ACTION_KINDS, HUNT_VARY
+from sqslab.scenario.settings import BY_KEY
+from sqslab.scenario.timeline import plan
 
 __all__ = ["DRAWS", "FIFO_ONLY", "NOT_DRAWN", "STANDARD_ONLY", "Facts", "Space", "draw_value", "space_of"]
 

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqslab.hunt.generate import Variation, apply
 from sqslab.hunt.invariants import Broken, check_run
-from sqslab.runner import Runner, RunOptions
-from sqslab.scenario import Scenario, ScenarioError, dump_yaml, load_scenario
-from sqslab.timeline import plan
+from sqslab.run.runner import Runner, RunOptions
+from sqslab.scenario.load import ScenarioError, dump_yaml, load_scenario
+from sqslab.scenario.model import Scenario
+from sqslab.scenario.timeline import plan
 
 if TYPE_CHECKING:
     from sqslab.plugins import PluginHost

@@ -9,7 +9,7 @@ locals {
   # SQS: a FIFO queue's name ends in .fifo, and a FIFO queue's DLQ is FIFO too.
   suffix   = var.fifo_queue ? ".fifo" : ""
   dlq_name = "${var.name}-dlq${local.suffix}"
-  # Runs against a local emulator override this local (sqslab.terraform writes a
+  # Runs against a local emulator override this local (sqslab.targets.aws.terraform writes a
   # *_override.tf into its working copy) so that the main queue starts as soon as the
   # DLQ exists. On AWS the DLQ must exist before a redrive policy names it.
   dlq_arn = var.dlq_enabled ? aws_sqs_queue.dlq[0].arn : null
