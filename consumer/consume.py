@@ -73,13 +73,11 @@ EXIT_CONFIG = 2
 POISON_MARKER = "poison"  # sqslab.contracts.POISON_MARKER
 ID_ATTRIBUTE = "sqslab-id"  # sqslab.contracts.ID_ATTRIBUTE: sqslab's id of a message
 
-#: Every SQSLAB_* variable this program reads; another one is reported as a warning.
+#: Every SQSLAB_* variable this program reads (its own, and every knob's: knobs.KNOBS); another
+#: one is reported as a warning.
 KNOWN_VARIABLES = (
     "SQSLAB_QUEUE_URL", "SQSLAB_DLQ_URL", "SQSLAB_TASK_ID", "SQSLAB_SEED", "SQSLAB_LOG_LEVEL", "SQSLAB_POISON_MARKER",
-    "SQSLAB_WAIT_TIME_SECONDS", "SQSLAB_MAX_MESSAGES", "SQSLAB_WORK_TIME_MIN_MS", "SQSLAB_WORK_TIME_MAX_MS",
-    "SQSLAB_ERROR_RATE", "SQSLAB_CRASH_RATE", "SQSLAB_SLOW_RATE", "SQSLAB_SLOW_TIME_MS", "SQSLAB_IDEMPOTENCY",
-    "SQSLAB_IDEMPOTENCY_WINDOW_SECONDS", "SQSLAB_RELEASE_ON_STOP", "SQSLAB_DELETE_MODE", "SQSLAB_ON_FAILURE",
-    "SQSLAB_SQS_FAULTS",
+    "SQSLAB_SQS_FAULTS", *(row[0] for row in knobs.KNOBS),
 )  # fmt: skip
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -338,6 +336,8 @@ class Consumer:
         """Consume until stopped; return the exit code."""
         backoff = 0.0
         try:
+            if self.cfg["startup_time_ms"] > 0:  # booting (startup_time): not ready, not polling; a stop ends it
+                self._sleep_idle(self.cfg["startup_time_ms"] / 1000)
             self.events.emit(ev.STARTED, config=_public_config(self.cfg))
             for name in unknown_variables(self.env):
                 self.events.emit(ev.CONFIG_WARNING, variable=name, message=f"{name} is not a variable this consumer reads; is it misspelt?")

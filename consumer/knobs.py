@@ -22,4 +22,5 @@ KNOBS: tuple[tuple[str, str, str, Any, Any, Any, tuple[str, ...]], ...] = (
     ('SQSLAB_ON_FAILURE', 'on_failure', 'choice', 'stop_group', None, None, ('stop_group', 'continue')),
     ('SQSLAB_MAX_MESSAGES', 'max_messages', 'int', 10, 1, 10, ()),
     ('SQSLAB_WAIT_TIME_SECONDS', 'wait_time_seconds', 'int', 20, 0, 20, ()),
+    ('SQSLAB_STARTUP_TIME_MS', 'startup_time_ms', 'float', 0.0, 0.0, 600000.0, ()),
 )

@@ -563,6 +563,7 @@ CONFIG_OF = {
     "on_failure": (("on_failure",), None),
     "batch_size": (("max_messages",), None),
     "wait_time": (("wait_time_seconds",), 1.0),
+    "startup_time": (("startup_time_ms",), 1000.0),
 }
 
 
@@ -590,6 +591,7 @@ NON_DEFAULT = {
     "idempotency": True, "idempotency_window": "90s", "release_on_stop": True, "delete": "batch", "on_failure": "continue",
     "batch_size": 3,
     "wait_time": "4s",
+    "startup_time": "2s",
 }
 
 
@@ -704,3 +706,22 @@ def test_a_local_task_gets_none_of_the_callers_sqslab_variables(monkeypatch: pyt
     assert env["SQSLAB_ERROR_RATE"] == "0.5"
     assert sorted(k for k in env if k.startswith("SQSLAB_") and k not in consumer.environment()) == ["SQSLAB_QUEUE_URL", "SQSLAB_TASK_ID"]
     assert consume.unknown_variables(env) == [] and "AWS_PROFILE" not in env and env["AWS_REGION"] == "eu-west-1"
+
+
+@pytest.mark.integration
+def test_a_slow_boot_delays_readiness_and_a_stop_during_it_ends_the_task_unready(emulator: Emulator, sqs: Any, consumers) -> None:
+    """consumer.startup_time: the task says `started` (and polls) only after it, and one
+    stopped while it boots exits cleanly without ever having been ready."""
+    url, _ = make_queue(sqs)
+    send(sqs, url, [payload(str(uuid.uuid4()), n) for n in range(3)])
+    began = time.monotonic()
+    booting = consumers(emulator.endpoint_url, url, startup_time_ms=1500, work_time_min_ms=1, work_time_max_ms=2)
+    booting.wait_event("started", timeout=15)
+    assert time.monotonic() - began >= 1.5
+    assert booting.of("started")[0]["config"]["startup_time_ms"] == 1500
+    booting.wait_event("processed", 3)
+    assert booting.stop() == 0
+    stopped_early = consumers(emulator.endpoint_url, url, startup_time_ms=30_000)
+    time.sleep(1.0)  # booting now
+    assert stopped_early.stop(timeout=5) == 0
+    assert stopped_early.of("started") == [] and [e["event"] for e in stopped_early.events] == ["stopped"]

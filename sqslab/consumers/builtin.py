@@ -49,6 +49,7 @@ class Knobs:
     on_failure: str = _default("consumer.on_failure")
     batch_size: int = _default("consumer.batch_size")
     wait_time: float = _default("consumer.wait_time")
+    startup_time: float = _default("consumer.startup_time")
 
     def to_env(self) -> dict[str, str]:
         """The consumer's environment for these knobs (docs/contracts.md)."""

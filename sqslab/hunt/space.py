@@ -88,6 +88,7 @@ DRAWS: dict[str, Draw] = {
     "consumer.on_failure": _pick("stop_group", "continue"),
     "consumer.batch_size": lambda rng, facts: rng.randint(1, 10),
     "consumer.wait_time": _pick("0s", "1s"),  # a long poll delays a graceful stop: keep it short
+    "consumer.startup_time": _pick("200ms", "1s"),
     "sqs.behavior": _pick("exact", "aws"),
     "sqs.duplicates": _pick(0.02, 0.05, 0.1),
     "sqs.reorder": _pick(False, True),

@@ -213,6 +213,10 @@ SETTINGS: tuple[Setting, ...] = (
        env=("SQSLAB_MAX_MESSAGES",), live=True),
     _s("consumer.wait_time", "duration", "20s", "Long-poll wait per ReceiveMessage call.", low=0, high=20, whole_seconds=True,
        env=("SQSLAB_WAIT_TIME_SECONDS",), env_unit="s", live=True),
+    _s("consumer.startup_time", "duration", "0s",
+       "How long a task boots before it is ready and polls (an image pull, a warm-up): a replacement after a crash or a "
+       "kill, or a new task when scaling out, helps only after it.", low=0, high=600,
+       env=("SQSLAB_STARTUP_TIME_MS",), env_unit="ms", live=True),
     # ------------------------------------------------------------ sqs: how the embedded SQS behaves
     _s("sqs.behavior", "choice", "exact",
        "exact: the emulator never duplicates, reorders, throttles or lags; aws: SQS's documented departures from that, "
