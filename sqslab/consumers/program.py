@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from sqslab.contracts import Endpoints
     from sqslab.scenario.document import Document, Problem
 
-#: The consumer events sqslab reads from a program's output (docs/contracts.md); any other
-#: JSON line a program prints is its own log.
-EVENTS = PROGRAM_EVENTS
 #: The most bytes of a task's output read per look for the ready line.
 READ_CHUNK = 1 << 20
 
@@ -167,7 +164,8 @@ class Program(Consumer):
     kind: ClassVar[str] = "program"
     needs_emulator: ClassVar[str | None] = ("consumer.program needs the embedded emulator, whose journal accounts for a "
                                             "program's messages: run without --endpoint-url")
-    events: ClassVar[frozenset[str] | None] = EVENTS
+    # The consumer events read from its output (docs/contracts.md); any other JSON line is its own log.
+    events: ClassVar[frozenset[str] | None] = PROGRAM_EVENTS
     says_started: ClassVar[bool] = False
 
     @property

@@ -38,10 +38,10 @@ class ClientFaults:
         sqsfaults.install(client, self.plan, self._event)
         return client
 
-    def task_env(self, knobs: Any) -> dict[str, str]:
-        """The container environment sqslab sets: the knobs, and the rules the consumers apply."""
+    def task_env(self) -> dict[str, str]:
+        """The container environment of the rules a consumer applies to its own calls (none: empty)."""
         rules = self.plan.rules()
-        return {**knobs.to_env(), **({ENV_SQS_FAULTS: json.dumps(rules, separators=(",", ":"))} if rules else {})}
+        return {ENV_SQS_FAULTS: json.dumps(rules, separators=(",", ":"))} if rules else {}
 
     def _event(self, event: str, **fields: Any) -> None:
         self._emit({"event": event, "source": "producer", **fields})

@@ -14,7 +14,6 @@ service is scaled to 0 and `sqslab destroy RUN_DIR` removes it later).
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.consumers import Consumer
-from sqslab.contracts import ENV_SQS_FAULTS
 from sqslab.hookspecs import hookimpl
 from sqslab.targets import Endpoints, Log, Target, TargetError, TargetOption, TaskCounts
 from sqslab.targets.aws.faults import ClientFaults, plan_notes
@@ -216,8 +214,7 @@ class AwsTarget(Target):
     def _container_env(self, consumer: Consumer) -> dict[str, str]:
         """What sqslab sets in the container: the consumer's environment, and the run's fault
         rules for a consumer that applies them."""
-        rules = self._faults.plan.rules() if consumer.applies_faults else []
-        return {**consumer.environment(), **({ENV_SQS_FAULTS: json.dumps(rules, separators=(",", ":"))} if rules else {})}
+        return {**consumer.environment(), **(self._faults.task_env() if consumer.applies_faults else {})}
 
     def sqs_fault(self, rule: dict[str, Any]) -> None:
         """An API fault from now on: at once in the producer's and the actions' clients, and
