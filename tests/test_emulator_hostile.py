@@ -205,8 +205,6 @@ CASES = [
                                                       "MessageBody": "a\x00b"}, 400, "InvalidMessageContents"),
     _j("lone_surrogate_in_body", "SendMessage", lambda q: b'{"QueueUrl": "%s", "MessageBody": "a\\ud800"}' % q.standard.encode(),
        400, "InvalidMessageContents"),
-    _j("nul_in_batch_body", "SendMessageBatch", lambda q: {"QueueUrl": q.standard, "Entries": [{"Id": "a", "MessageBody": "\x01"}]},
-       400, "InvalidMessageContents"),
     _j("11_message_attributes", "SendMessage",
        lambda q: {"QueueUrl": q.standard, "MessageBody": "x", "MessageAttributes": _attributes(11)}, 400, IPV),
     _j("1mb_attribute", "SendMessage", lambda q: {"QueueUrl": q.small, "MessageBody": "x", "MessageAttributes": {

@@ -43,11 +43,16 @@ from sqslab.emulator.state import (
     _promote,
     _set_state,
     now_ms,
+    pop_group_ready,
 )
 
 #: moto.sqs.models and moto.sqs.exceptions (bound by install(), so this module imports no moto code itself).
 models: Any = None
 exceptions: Any = None
+#: moto's own SQSBackend.create_queue (bound by install()).
+_stock_create_queue: Any = None
+#: SQS allows one PurgeQueue per queue in this many seconds.
+PURGE_INTERVAL_S = 60.0
 
 
 def _validate_message(
@@ -220,7 +225,7 @@ def _take(queue: Any, count: int, visibility_timeout: int, attribute_names: list
     for entry in skipped:
         heapq.heappush(ready, entry)
     for msg in back_to_ready:
-        queue._heaps[READY].push(msg._sqslab_seq, msg)
+        _set_state(queue, msg, READY)  # a new generation: its older heap entries are dead
     if sampled_out and not result:
         lab.behavior_event("empty_receive", "ReceiveMessage", queue=queue.name, visible=queue._counts[READY])
     return result
@@ -228,15 +233,15 @@ def _take(queue: Any, count: int, visibility_timeout: int, attribute_names: list
 
 def _candidates(queue: Any, want: int, sample: float, now: float) -> tuple[list[Any], list[Any], int]:
     """Pop up to `want` deliverable ready entries, oldest first: (taken, skipped, how
-    many a short poll's sample missed). FIFO groups in flight are skipped; a message at
-    maxReceiveCount moves to the DLQ instead (with its original id; on a FIFO queue its
-    deduplication id becomes that id and its enqueue time resets, as SQS documents)."""
+    many a short poll's sample missed). On a FIFO queue groups in flight are skipped,
+    and the batch takes as many messages of the oldest deliverable message's group as it
+    can before it goes on to the next group, as SQS documents. A message at
+    maxReceiveCount moves to the DLQ instead (see _dead_letter)."""
     lab = current_lab()
     ready = queue._heaps[READY].items
     fifo = queue.fifo_queue
-    blocked = set(queue._inflight_groups) if fifo else ()
-    dlq = queue.dead_letter_queue
-    max_receives = queue.redrive_policy["maxReceiveCount"] if dlq is not None and queue.redrive_policy else None
+    blocked: set[Any] = set(queue._inflight_groups) if fifo else set()
+    max_receives = queue.redrive_policy["maxReceiveCount"] if queue.dead_letter_queue is not None and queue.redrive_policy else None
     taken: list[Any] = []
     skipped: list[Any] = []
     sampled_out = 0
@@ -249,22 +254,49 @@ def _candidates(queue: Any, want: int, sample: float, now: float) -> tuple[list[
             skipped.append(entry)
             continue
         if max_receives is not None and msg.approximate_receive_count >= max_receives:
-            # The receive after maxReceiveCount receives moves the message instead.
-            _drop(queue, msg, remember_handles=False)
-            msg._sqslab_source_arn = queue.queue_arn
-            if fifo:
-                msg.deduplication_id = msg.id
-                msg.sent_timestamp = int(now)
-            _adopt(dlq, msg, now)
-            if lab.journal.fd is not None:
-                lab.record("dead_letter", q=queue.name, mid=msg.id, rc=msg.approximate_receive_count, to=dlq.name)
+            _dead_letter(queue, msg, now)
             continue
         if sample < 1.0 and not lab.chance(sample):
             skipped.append(entry)
             sampled_out += 1
             continue
         taken.append(entry)
+        if fifo:
+            _fill_from_group(queue, msg, taken, want, max_receives, now)
+            blocked.add(msg.group_id)  # every ready message of it is taken, or the batch is full
     return taken, skipped, sampled_out
+
+
+def _fill_from_group(queue: Any, first: Any, taken: list[Any], want: int, max_receives: int | None, now: float) -> None:
+    """Add to taken the next ready messages of first's FIFO group, in order, up to want."""
+    group = first.group_id
+    while len(taken) < want:
+        entry = pop_group_ready(queue, group)
+        if entry is None:
+            return
+        msg = entry[3]
+        if msg is first:
+            continue
+        if max_receives is not None and msg.approximate_receive_count >= max_receives:
+            _dead_letter(queue, msg, now)
+            continue
+        taken.append(entry)
+
+
+def _dead_letter(queue: Any, msg: Any, now: float) -> None:
+    """The receive after maxReceiveCount receives moves msg to the DLQ: with its original
+    id; on a FIFO queue its deduplication id becomes that id and its enqueue time resets,
+    as SQS documents; it remembers the source for DeadLetterQueueSourceArn and redrive."""
+    dlq = queue.dead_letter_queue
+    _drop(queue, msg, remember_handles=False)
+    msg._sqslab_source_arn = queue.queue_arn
+    if queue.fifo_queue:
+        msg.deduplication_id = msg.id
+        msg.sent_timestamp = int(now)
+    _adopt(dlq, msg, now)
+    lab = current_lab()
+    if lab.journal.fd is not None:
+        lab.record("dead_letter", q=queue.name, mid=msg.id, rc=msg.approximate_receive_count, to=dlq.name)
 
 
 def _shallow_copy(msg: Any) -> Any:
@@ -293,6 +325,10 @@ def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, v
     journal = journal_handle(lab, "visibility", queue.name, receipt_handle, vt=int(visibility_timeout))
     if msg is None or msg._sqslab_owner is not queue:
         journal("invalid")
+        if receipt_handle in queue.deleted_messages:
+            raise models.InvalidParameterValue(
+                f"Value {receipt_handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is "
+                "not available for visibility timeout change.")
         raise models.ReceiptHandleIsInvalid
     _promote(queue, now_ms())  # a visibility timeout that ended makes the message ready first
     if msg._sqslab_state != INFLIGHT:
@@ -339,18 +375,61 @@ def change_message_visibility_batch(self: Any, queue_name: str, entries: list[di
             self.change_message_visibility(queue_name=queue_name, receipt_handle=entry["ReceiptHandle"], visibility_timeout=timeout)
             success.append(entry["Id"])
         except exceptions.SQSException as exc:
-            failed.append({"Id": entry["Id"], "SenderFault": True, "Code": exc.code, "Message": getattr(exc, "message", "")})
+            failed.append(_failure(entry, exc))
     return success, failed
 
 
+def delete_message_batch(self: Any, queue_name: str, receipts: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """SQSBackend.delete_message_batch: each entry's SQS error (an invalid handle, a
+    FIFO handle that expired) is that entry's failure, as on SQS."""
+    success: list[str] = []
+    failed: list[dict[str, Any]] = []
+    for entry in receipts:
+        try:
+            self.delete_message(queue_name, entry["ReceiptHandle"])
+            success.append(entry["Id"])
+        except exceptions.SQSException as exc:
+            failed.append(_failure(entry, exc))
+    return success, failed
+
+
+def _failure(entry: dict[str, Any], exc: Any) -> dict[str, Any]:
+    """A batch entry's failure for exc, with the code SQS gives it in a batch."""
+    code, message = getattr(exc, "batch_failure", None) or (exc.code, getattr(exc, "message", ""))
+    if code == "ReceiptHandleIsInvalid" and message == "The input receipt handle is invalid.":
+        message = f'The input receipt handle "{entry.get("ReceiptHandle")}" is not a valid receipt handle.'
+    return {"Id": entry["Id"], "SenderFault": True, "Code": code, "Message": message}
+
+
 def purge_queue(self: Any, queue_name: str) -> None:
-    """SQSBackend.purge_queue: drop every message; long-polls keep waiting on the queue."""
+    """SQSBackend.purge_queue: drop every message; long-polls keep waiting on the queue.
+    One purge per queue every 60 s, as on SQS (PurgeQueueInProgress, HTTP 403)."""
     queue = self.get_queue(queue_name)
+    now = time.monotonic()
+    last = getattr(queue, "_sqslab_purged_at", None)
+    if last is not None and now - last < PURGE_INTERVAL_S:
+        raise exceptions.SQSException(
+            "PurgeQueueInProgress", f"Only one PurgeQueue operation on {queue.name} is allowed every 60 seconds.")
+    queue._sqslab_purged_at = now
     lab = current_lab()
     for msg in list(queue._messages.values()):
         _drop(queue, msg, remember_handles=False)
         lab.record("purged", q=queue.name, mid=msg.id)
     _init_state_keep_cond(queue)
+
+
+def create_queue(self: Any, name: str, tags: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """SQSBackend.create_queue: stock, but QueueAlreadyExists names the attribute that
+    differs, as SQS does."""
+    try:
+        return _stock_create_queue(self, name, tags, **kwargs)
+    except exceptions.QueueAlreadyExists:
+        existing = self.queues[name].attributes
+        kwargs.pop("region", None)
+        wanted = models.Queue(name, region=self.region_name, account_id=self.account_id, **kwargs).attributes
+        differs = next((key for key in kwargs if existing.get(key) != wanted.get(key)), None)
+        raise exceptions.QueueAlreadyExists(
+            f"A queue already exists with the same name and a different value for attribute {differs}") from None
 
 
 def delete_queue(self: Any, queue_name: str) -> None:
@@ -393,6 +472,8 @@ METHODS: dict[str, Callable[..., Any]] = {
     "send_message": send_message,
     "receive_message": receive_message,
     "delete_message": delete_message,
+    "delete_message_batch": delete_message_batch,
+    "create_queue": create_queue,
     "change_message_visibility": change_message_visibility,
     "change_message_visibility_batch": change_message_visibility_batch,
     "purge_queue": purge_queue,
@@ -405,11 +486,12 @@ METHODS: dict[str, Callable[..., Any]] = {
 def install(moto_models: types.ModuleType) -> None:
     """Replace moto.sqs.models.SQSBackend's methods with METHODS, then wrap every
     function the class defines in LOCK."""
-    global models, exceptions
+    global models, exceptions, _stock_create_queue
     from moto.sqs import exceptions as moto_exceptions
 
     models, exceptions = moto_models, moto_exceptions
     backend = moto_models.SQSBackend
+    _stock_create_queue = backend.create_queue
     _replace_all(backend, METHODS)
     # Every backend call, stock or replaced, runs under the one lock. Not through
     # _replace: this wraps whatever functions this moto's SQSBackend has.

@@ -98,7 +98,9 @@ def add_message(self: Any, message: Any) -> None:
 
 
 def delete_message(self: Any, receipt_handle: str) -> None:
-    """Delete the message with receipt_handle (current or older); again is a no-op.
+    """Delete the message with receipt_handle (current or older); again is a no-op. On a
+    FIFO queue only the latest handle works, and only while the message is in flight:
+    otherwise InvalidParameterValue "The receipt handle has expired", as on SQS.
 
     The lab's behaviour: with stale_receipt `ignore`, a handle that is not the message's
     latest succeeds and deletes nothing (SQS: "the message might not be deleted"); on a
@@ -114,6 +116,11 @@ def delete_message(self: Any, receipt_handle: str) -> None:
         if msg is None or msg._sqslab_owner is not self:
             journal("invalid")
             raise models.ReceiptHandleIsInvalid()
+        if self.fifo_queue:
+            _promote(self, now_ms())
+            if msg._sqslab_state != INFLIGHT or receipt_handle != msg.receipt_handle:
+                journal("expired")  # FIFO: only the latest receive's handle, within its visibility timeout
+                raise receipt_handle_expired(receipt_handle)
         if receipt_handle != msg.receipt_handle and lab.ignores_stale("DeleteMessage", self.name, msg.id):
             journal("stale_ignored")
             return
@@ -128,6 +135,16 @@ def delete_message(self: Any, receipt_handle: str) -> None:
         if lab.journal.fd is not None:
             journal("deleted" if receipt_handle == msg.receipt_handle else "stale_deleted", id=sqslab_id(msg.body, msg.message_attributes))
         _drop(self, msg, remember_handles=True)
+
+
+def receipt_handle_expired(receipt_handle: str) -> Exception:
+    """SQS's answer to a FIFO delete with a handle whose visibility timeout ended (or that
+    a later receive replaced): InvalidParameterValue; in a batch, the entry's failure
+    ReceiptHandleIsInvalid (``batch_failure``)."""
+    exc = models.InvalidParameterValue(
+        f"Value {receipt_handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.")
+    exc.batch_failure = ("ReceiptHandleIsInvalid", "The receipt handle has expired.")
+    return exc
 
 
 def wait_for_messages(self: Any, timeout: float) -> None:

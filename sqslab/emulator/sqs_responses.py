@@ -43,6 +43,10 @@ models: Any = None
 exceptions: Any = None
 #: moto's own SQSResponse.parse_parameters (used for the query protocol; bound by install()).
 _stock_parse_parameters: Any = None
+#: moto's own SQSResponse.send_message_batch and receive_message, and moto.core's ActionResult (bound by install()).
+_stock_send_message_batch: Any = None
+_stock_receive_message: Any = None
+_action_result: Any = None
 
 #: SQS's documented limits.
 MAX_BATCH_ENTRIES = 10
@@ -269,53 +273,78 @@ def _required(shape: Any, value: Any, path: str) -> None:
 # ---------------------------------------------------------------------------- checks
 
 
+#: How SQS words an out-of-range request parameter's reason.
+_RANGE_REASONS = {
+    "MaxNumberOfMessages": "Must be between {low} and {high}, if provided.",
+    "DelaySeconds": "DelaySeconds must be >= {low} and <= {high}.",
+}
+
+
+def _range_error(name: str, value: Any, low: int, high: int) -> Any:
+    reason = _RANGE_REASONS.get(name, "Must be >= {low} and <= {high}, if provided.").format(low=low, high=high)
+    return models.InvalidParameterValue(f"Value {value} for parameter {name} is invalid. Reason: {reason}")
+
+
 def _range(name: str, value: Any, low: int, high: int) -> None:
     if value is not None and not low <= value <= high:
-        raise models.InvalidParameterValue(
-            f"Value {value} for parameter {name} is invalid. Reason: must be between {low} and {high}, if provided.")
+        raise _range_error(name, value, low, high)
 
 
 def _utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def _check_message(queue: Any, entry: dict[str, Any], where: str) -> int:
-    """A message's SQS checks; returns its size (body and attributes: names, types, values)."""
+def _message_size(entry: dict[str, Any], where: str) -> int:
+    """A message's size as SQS counts it (body and attributes: names, types, values);
+    MissingParameter for a missing or empty body."""
     body = entry.get("MessageBody")
     if not body:
         raise models.MissingParameter(f"{where}MessageBody")
-    bad = _BAD_CHARACTER.search(body)
+    size = _utf8_length(body)
+    for name, value in (entry.get("MessageAttributes") or {}).items():
+        size += _utf8_length(name) + _utf8_length(str(value.get("DataType") or ""))
+        text, binary = value.get("StringValue"), value.get("BinaryValue")
+        if isinstance(text, str):
+            size += _utf8_length(text)
+        if isinstance(binary, (bytes, str)):
+            size += len(binary)
+    return size
+
+
+def _message_problem(queue: Any, entry: dict[str, Any], size: int) -> Any:
+    """What SQS refuses in a message (its content, attributes, size, ids), or None:
+    the whole call's error for SendMessage, the entry's failure in SendMessageBatch."""
+    bad = _BAD_CHARACTER.search(entry["MessageBody"])
     if bad:
-        raise exceptions.SQSException(
+        return exceptions.SQSException(
             "InvalidMessageContents",
             f"Invalid binary character '#x{ord(bad.group()):X}' was found in the message body, the set of allowed "
             "characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF")
-    size = _utf8_length(body)
     attributes = entry.get("MessageAttributes") or {}
     if len(attributes) > MAX_MESSAGE_ATTRIBUTES:
-        raise models.InvalidParameterValue(
+        return models.InvalidParameterValue(
             f"Number of message attributes [{len(attributes)}] exceeds the allowed maximum [{MAX_MESSAGE_ATTRIBUTES}].")
     for name, value in attributes.items():
-        size += _utf8_length(name) + _utf8_length(str(value.get("DataType") or ""))
-        text = value.get("StringValue")
-        if isinstance(text, str):
-            if _BAD_CHARACTER.search(text):
-                raise models.InvalidParameterValue(f"Message (user) attribute '{name}' value contains invalid characters.")
-            size += _utf8_length(text)
-        binary = value.get("BinaryValue")
-        if isinstance(binary, (bytes, str)):
-            size += len(binary)
+        text, binary, kind = value.get("StringValue"), value.get("BinaryValue"), str(value.get("DataType") or "")
+        if (text is not None and not text) or (binary is not None and not binary) or (text is None and binary is None):
+            return models.InvalidParameterValue(
+                f"Message (user) attribute '{name}' must contain a non-empty value of type '{kind}'.")
+        if isinstance(text, str) and _BAD_CHARACTER.search(text):
+            return models.InvalidParameterValue(f"Message (user) attribute '{name}' value contains invalid characters.")
     limit = int(queue.maximum_message_size)
     if size > limit:
-        raise models.InvalidParameterValue(
+        return models.InvalidParameterValue(
             f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
     for name in ("MessageGroupId", "MessageDeduplicationId"):
         ident = entry.get(name)
         if ident is not None and not _GROUP_ID.fullmatch(ident):
-            raise models.InvalidParameterValue(
+            return models.InvalidParameterValue(
                 f"Value {ident[:200]} for parameter {name} is invalid. Reason: {name} can only include alphanumeric "
                 "and punctuation characters. 1 to 128 in length.")
-    return size
+    delay = entry.get("DelaySeconds")
+    if delay is not None and not 0 <= delay <= MAX_DELAY_SECONDS:
+        return _range_error("DelaySeconds", delay, 0, MAX_DELAY_SECONDS)
+    return None
 
 
 def _check_batch(entries: list[dict[str, Any]], action: str) -> None:
@@ -336,17 +365,37 @@ def _check_batch(entries: list[dict[str, Any]], action: str) -> None:
 
 def _check_send_message(self: Any, params: dict[str, Any]) -> None:
     queue = self.sqs_backend.get_queue(self._get_queue_name())
-    _check_message(queue, params, "")
-    _range("DelaySeconds", params.get("DelaySeconds"), 0, MAX_DELAY_SECONDS)
+    problem = _message_problem(queue, params, _message_size(params, ""))
+    if problem is not None:
+        raise problem
 
 
-def _check_send_message_batch(self: Any, params: dict[str, Any]) -> None:
+def send_message_batch(self: Any) -> Any:
+    """SQSResponse.send_message_batch: the batch's checks (entries, ids, 1 MiB in all),
+    then each entry's: an entry SQS refuses (characters, attributes, size, delay) is
+    that entry's failure, and moto sends the others."""
+    params = self.params
     entries = params.get("Entries") or []
     _check_batch(entries, "Send")
     queue = self.sqs_backend.get_queue(self._get_queue_name())
-    total = sum(_check_message(queue, entry, f"SendMessageBatchRequestEntry.{i}.") for i, entry in enumerate(entries, 1))
-    if total > MAX_MESSAGE_LENGTH:
-        raise exceptions.BatchRequestTooLong(total)
+    sizes = [_message_size(entry, f"SendMessageBatchRequestEntry.{i}.") for i, entry in enumerate(entries, 1)]
+    if sum(sizes) > MAX_MESSAGE_LENGTH:
+        raise exceptions.BatchRequestTooLong(sum(sizes))
+    failed, passed = [], []
+    for entry, size in zip(entries, sizes, strict=True):
+        problem = _message_problem(queue, entry, size)
+        if problem is None:
+            passed.append(entry)
+        else:
+            failed.append({"Id": entry["Id"], "SenderFault": True, "Code": problem.code, "Message": problem.message})
+    if not failed:
+        return _stock_send_message_batch(self)
+    if not passed:
+        return _action_result({"Successful": [], "Failed": failed})
+    params["Entries"] = passed
+    answer = _stock_send_message_batch(self)
+    answer.result["Failed"] = failed + list(answer.result.get("Failed") or [])
+    return answer
 
 
 def _check_delete_message_batch(self: Any, params: dict[str, Any]) -> None:
@@ -365,6 +414,26 @@ def _check_receive_message(self: Any, params: dict[str, Any]) -> None:
     _range("MaxNumberOfMessages", params.get("MaxNumberOfMessages"), 1, MAX_BATCH_ENTRIES)
     _range("WaitTimeSeconds", params.get("WaitTimeSeconds"), 0, MAX_WAIT_TIME_SECONDS)
     _range("VisibilityTimeout", params.get("VisibilityTimeout"), 0, MAX_VISIBILITY_TIMEOUT)
+    names = params.get("MessageAttributeNames")
+    if names and "*" in names:  # SQS returns every attribute for "*" as for "All" and ".*"
+        params["MessageAttributeNames"] = ["All" if name == "*" else name for name in names]
+
+
+def receive_message(self: Any) -> Any:
+    """SQSResponse.receive_message: SQS's checks, moto's answer, and the system attribute
+    DeadLetterQueueSourceArn on a message a DLQ took in, when asked for (or All)."""
+    _check_receive_message(self, self.params)
+    answer = _stock_receive_message(self)
+    asked = set(self.params.get("AttributeNames") or []) | set(self.params.get("MessageSystemAttributeNames") or [])
+    if not asked & {"All", "DeadLetterQueueSourceArn"}:
+        return answer
+    queue = self.sqs_backend.get_queue(self._get_queue_name())
+    for item in answer.result.get("Messages") or []:
+        msg = queue._messages.get(item["MessageId"])
+        arn = getattr(msg, "_sqslab_source_arn", None)
+        if arn:
+            item.setdefault("Attributes", {})["DeadLetterQueueSourceArn"] = arn
+    return answer
 
 
 def _check_list_queues(self: Any, params: dict[str, Any]) -> None:
@@ -383,6 +452,15 @@ def _check_queue_attributes(self: Any, params: dict[str, Any]) -> None:
         elif name in _BOOLEAN_ATTRIBUTES:
             if value.lower() not in ("true", "false"):
                 raise exceptions.InvalidAttributeValue(name)
+        elif name == "RedrivePolicy" and value:
+            try:
+                document = json.loads(value)
+            except ValueError:
+                document = None
+            if not isinstance(document, dict):
+                raise exceptions.SQSException(
+                    "InvalidAttributeValue",
+                    "Invalid value for the parameter RedrivePolicy. Reason: Redrive policy is not a valid JSON map.")
         elif name == "Policy" and value:
             try:
                 document = json.loads(value) if len(value) <= MAX_POLICY_BYTES else None
@@ -395,11 +473,9 @@ def _check_queue_attributes(self: Any, params: dict[str, Any]) -> None:
 #: SQSResponse action method -> the checks run on its parsed parameters before it.
 CHECKS: dict[str, Callable[[Any, dict[str, Any]], None]] = {
     "send_message": _check_send_message,
-    "send_message_batch": _check_send_message_batch,
     "delete_message_batch": _check_delete_message_batch,
     "change_message_visibility_batch": _check_change_message_visibility_batch,
     "change_message_visibility": _check_change_message_visibility,
-    "receive_message": _check_receive_message,
     "list_queues": _check_list_queues,
     "create_queue": _check_queue_attributes,
     "set_queue_attributes": _check_queue_attributes,
@@ -420,13 +496,16 @@ def _checked(stock: Callable[[Any], Any], check: Callable[[Any, dict[str, Any]],
 
 def install(moto_models: types.ModuleType) -> None:
     """Replace moto.sqs.responses.SQSResponse's dispatch, parsing and checked actions."""
-    global models, exceptions, _stock_parse_parameters
+    global models, exceptions, _stock_parse_parameters, _stock_send_message_batch, _stock_receive_message, _action_result
+    from moto.core.responses import ActionResult
     from moto.sqs import exceptions as moto_exceptions
     from moto.sqs import responses
 
-    models, exceptions = moto_models, moto_exceptions
+    models, exceptions, _action_result = moto_models, moto_exceptions, ActionResult
     response = responses.SQSResponse
     _stock_parse_parameters = response.parse_parameters
-    members: dict[str, Any] = {"_dispatch": dispatch, "parse_parameters": parse_parameters}
+    _stock_send_message_batch, _stock_receive_message = response.send_message_batch, response.receive_message
+    members: dict[str, Any] = {"_dispatch": dispatch, "parse_parameters": parse_parameters,
+                               "send_message_batch": send_message_batch, "receive_message": receive_message}
     members.update({name: _checked(getattr(response, name), check) for name, check in CHECKS.items()})
     _replace_all(response, members)

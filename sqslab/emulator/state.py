@@ -90,6 +90,8 @@ def _init_state(queue: Any) -> None:
     queue._aging = _Heap(by_owner=True)  # by sent time, for retention
     queue._counts = {DELAYED: 0, READY: 0, INFLIGHT: 0}
     queue._inflight_groups = Counter()
+    queue._group_ready = {}  # FIFO: group id -> _Heap of its ready messages (send order)
+    queue._group_entries = 0  # entries in those heaps, dead ones included
     queue._dedup = {}  # deduplication id -> sent ms (FIFO)
     queue._dedup_order = deque()
     queue._cond = threading.Condition(LOCK)
@@ -122,6 +124,39 @@ def _set_state(queue: Any, msg: Any, state: str | None, key: float = 0.0) -> Non
     heap = queue._heaps[state]
     heap.push(key, msg)
     heap.compact(queue, queue._counts[state])
+    if state == READY and msg.group_id is not None and queue.fifo_queue:
+        _push_group(queue, msg)
+
+
+def _push_group(queue: Any, msg: Any) -> None:
+    """Index a ready FIFO message by its group, so a receive can fill its batch from one
+    group; the group heaps are compacted together once their dead entries pile up."""
+    groups = queue._group_ready
+    heap = groups.get(msg.group_id)
+    if heap is None:
+        heap = groups[msg.group_id] = _Heap()
+    heap.push(msg._sqslab_seq, msg)
+    queue._group_entries += 1
+    if queue._group_entries > 2 * queue._counts[READY] + 256:
+        for group, group_heap in list(groups.items()):
+            group_heap.items = [e for e in group_heap.items if _live(e, queue)]
+            if not group_heap.items:
+                del groups[group]
+            else:
+                heapq.heapify(group_heap.items)
+        queue._group_entries = sum(len(h.items) for h in groups.values())
+
+
+def pop_group_ready(queue: Any, group_id: str) -> Any:
+    """The next live ready entry of a FIFO group (send order), taken off its index, or None."""
+    heap = queue._group_ready.get(group_id)
+    while heap is not None and heap.items:
+        entry = heapq.heappop(heap.items)
+        queue._group_entries -= 1
+        if _live(entry, queue) and entry[3]._sqslab_state == READY:
+            return entry
+    queue._group_ready.pop(group_id, None)
+    return None
 
 
 def _release_group(queue: Any, group_id: str) -> None:
@@ -131,6 +166,8 @@ def _release_group(queue: Any, group_id: str) -> None:
         queue._inflight_groups[group_id] = left
     else:
         del queue._inflight_groups[group_id]
+        if group_id in queue._group_ready:
+            queue._cond.notify_all()  # a long poll waiting on this group's next message gets it now
 
 
 def _adopt(queue: Any, msg: Any, now: float) -> None:
