@@ -44,6 +44,10 @@ RETRIED = "retried"
 API_ERROR = "api_error"
 SQS_FAULT = "sqs_fault"
 STOPPED = "stopped"
+INVOCATION = "invocation"
+THROTTLED = "throttled"
+SCALED = "scaled"
+ENVIRONMENT_KILLED = "environment_killed"
 
 #: What an event about one receive of a message says of it: SQS's id, ours (the ledger's
 #: key), the producer's sequence number, the receive count.
@@ -66,6 +70,11 @@ FIELDS: dict[str, Fields] = {
     API_ERROR: Fields(("api", "error", "attempts")),
     SQS_FAULT: Fields(("api", "kind", "latency", "rule", "side")),
     STOPPED: Fields(("reason", "processed")),
+    INVOCATION: Fields(("request_id", "environment", "cold", "outcome", "batch_size", "failed", "init_ms", "duration_ms",
+                        "billed_ms", "max_memory_mb", "memory_mb", "error")),
+    THROTTLED: Fields(("reserved_concurrency",)),
+    SCALED: Fields(("pollers",)),
+    ENVIRONMENT_KILLED: Fields(("environment",)),
 }
 
 #: Every consumer event's name.
@@ -79,6 +88,10 @@ DONE = frozenset({PROCESSED, DUPLICATE_SKIPPED})
 #: The events only the built-in consumer writes: about its own SQSLAB_* variables, and about
 #: faults it makes in its own SQS client (SQSLAB_SQS_FAULTS).
 BUILT_IN_ONLY = frozenset({CONFIG_WARNING, SQS_FAULT})
+#: The events only the Lambda event source mapping writes (sqslab.lambdas.mapping).
+MAPPING_ONLY = frozenset({INVOCATION, THROTTLED, SCALED, ENVIRONMENT_KILLED})
 #: The consumer events sqslab reads from a consumer program's output; any other JSON line a
 #: program prints is its own log.
-PROGRAM_EVENTS = EVENTS - BUILT_IN_ONLY
+PROGRAM_EVENTS = EVENTS - BUILT_IN_ONLY - MAPPING_ONLY
+#: The events the Lambda event source mapping writes.
+LAMBDA_EVENTS = frozenset({STARTED, RECEIVED, PROCESSED, FAILED, DELETE_FAILED, ABANDONED, POLL_ERROR, STOPPED}) | MAPPING_ONLY

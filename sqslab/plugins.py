@@ -26,7 +26,8 @@ ENTRY_POINT_GROUP = "sqslab"
 RESERVED_TARGET_OPTIONS = ("log", "target", "set", "overrides", "out", "json", "as_json", "quiet", "q", "runs_dir",
                            "max_consumers", "plugins_dir", "plugins_dirs", "scenario_path", "help", "h")
 DEFAULT_PLUGINS = ("sqslab.run.actions", "sqslab.reports.formats", "sqslab.targets.local", "sqslab.targets.aws.target",
-                   "sqslab.consumers.builtin", "sqslab.consumers.program")
+                   "sqslab.consumers.builtin", "sqslab.consumers.program",
+                   "sqslab.consumers.lambda_function")
 #: The hooks, in the order the host calls them.
 HOOKS = ("register_actions", "register_reporters", "register_targets", "register_consumer_kinds")
 
@@ -189,12 +190,10 @@ def _check_kinds(kinds: dict[str, Kind]) -> None:
                           f"registered: {', '.join(s.name for s in defaults) or 'none'}")
     taken = {s.name: "a built-in consumer knob" for s in under("consumer")}
     for spec in kinds.values():
-        key = spec.kind.key
-        if key is None:
-            continue
-        if key in taken:
-            raise PluginError(f"plugin {spec.plugin}: consumer kind {spec.name!r}: consumer.{key} is already {taken[key]}")
-        taken[key] = f"the key of consumer kind {spec.name!r}"
+        for key in dict.fromkeys([*filter(None, [spec.kind.key]), *spec.kind.sections()]):
+            if key in taken:
+                raise PluginError(f"plugin {spec.plugin}: consumer kind {spec.name!r}: consumer.{key} is already {taken[key]}")
+            taken[key] = f"a section of consumer kind {spec.name!r}"
 
 
 def _by_kind_name(register: Callable[..., None]) -> Callable[..., None]:

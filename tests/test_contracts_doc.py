@@ -106,4 +106,6 @@ def test_the_events_a_program_may_print_are_the_codes(doc):
     said = re.search(r"except the ones\s+only the built-in consumer writes: ((?:`\w+`,?\s*)+);", body)
     assert said, "docs/contracts.md no longer says which consumer events a program's output is not read for"
     assert set(re.findall(r"`(\w+)`", said.group(1))) == ev.BUILT_IN_ONLY
-    assert ev.PROGRAM_EVENTS == ev.EVENTS - ev.BUILT_IN_ONLY
+    mapping = re.search(r"only the Lambda\s+event source mapping writes: ((?:`\w+`,?\s*)+);", body)
+    assert mapping and set(re.findall(r"`(\w+)`", mapping.group(1))) == ev.MAPPING_ONLY
+    assert ev.PROGRAM_EVENTS == ev.EVENTS - ev.BUILT_IN_ONLY - ev.MAPPING_ONLY

@@ -32,8 +32,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_built_in_kinds_are_registered_through_the_hook(host):
-    assert list(host.consumer_kinds) == ["builtin", "program"]
-    assert {k.plugin for k in host.kinds.values()} == {"sqslab.consumers.builtin", "sqslab.consumers.program"}
+    assert list(host.consumer_kinds) == ["builtin", "program", "lambda"]
+    assert {k.plugin for k in host.kinds.values()} == {"sqslab.consumers.builtin", "sqslab.consumers.program",
+                                                        "sqslab.consumers.lambda_function"}
     entry = next(p for p in host.describe() if p["name"] == "sqslab.consumers.program")
     assert entry["consumer_kinds"] == ["program"]
 

@@ -165,10 +165,18 @@ class ConsumerKind(ABC):
     name: ClassVar[str]
     #: The section of `consumer:` that selects it (`consumer.<key>`); None: the default kind.
     key: ClassVar[str | None]
+    #: Actions a scenario of this kind cannot have (its checks say why); a hunt never draws them.
+    refused_actions: ClassVar[frozenset[str]] = frozenset()
 
     def schema(self) -> dict[str, Any] | None:
         """The JSON Schema of `consumer.<key>` (None for the default kind, whose settings are rows of the table)."""
         return None
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """The sections of `consumer:` that belong to it, with their schemas: `consumer.<key>`,
+        and any beside it that only it reads (consumer.lambda's `event_source`)."""
+        section = self.schema()
+        return {self.key: section} if self.key is not None and section is not None else {}
 
     def problems(self, doc: Document, data: dict[str, Any]) -> list[Problem]:
         """What is wrong, beyond the schema, with a scenario (all of it) that runs this kind."""

@@ -132,12 +132,20 @@ class BuiltinKind(ConsumerKind):
 
     def problems(self, doc: Document, data: dict[str, Any]) -> list[Problem]:
         """`set_consumer` changes its knobs: `env` is a program's."""
-        from sqslab.scenario.document import items
+        from sqslab.scenario.document import items, mapping
+        from sqslab.scenario.names import ACTION_KEYS
 
-        return [doc.problem(("actions", i, "env"), "env sets a consumer program's environment; this scenario runs the built-in "
-                            "consumer (set its knobs instead, or give consumer.program)")
-                for i, action in enumerate(items(data, "actions"))
-                if isinstance(action, dict) and action.get("do") == "set_consumer" and "env" in action]
+        knobs = {s.name for s in live_knobs()}
+        problems = [doc.problem(("actions", i, key), f"{key} is not a knob of the built-in consumer, which this scenario runs "
+                                "(env sets a consumer program's environment; timeout, memory and reserved_concurrency a "
+                                "Lambda function's)")
+                    for i, action in enumerate(items(data, "actions"))
+                    if isinstance(action, dict) and action.get("do") == "set_consumer"
+                    for key in action if key not in ACTION_KEYS and key not in knobs]
+        if "event_source" in mapping(data, "consumer"):
+            problems.append(doc.problem(("consumer", "event_source"), "event_source configures the event source mapping of "
+                                        "consumer.lambda; give consumer.lambda (handler, code) or drop it"))
+        return problems
 
     def revision_schema(self) -> dict[str, Any]:
         """The knobs the settings table marks live."""

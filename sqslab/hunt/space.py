@@ -151,7 +151,8 @@ def space_of(scenario: Scenario, consumer_kinds: Mapping[str, ConsumerKind] | No
     """The space of a validated scenario, from its `hunt:` section (defaults: every action
     kind hunt generates, load, sqs and actions all varied, up to hunt.max_actions actions)."""
     section = scenario.data.get("hunt") or {}
-    kinds = tuple(section.get("actions") or HUNT_ACTION_KINDS)
+    consumer_kind = kind_of(scenario.data.get("consumer"), consumer_kinds or builtin_kinds())
+    kinds = tuple(k for k in section.get("actions") or HUNT_ACTION_KINDS if k not in consumer_kind.refused_actions)
     infra = scenario.infra
     if not infra.dlq_enabled:
         kinds = tuple(k for k in kinds if k != "redrive_dlq")  # nothing to redrive
@@ -165,7 +166,7 @@ def space_of(scenario: Scenario, consumer_kinds: Mapping[str, ConsumerKind] | No
         vary=frozenset(section.get("vary") or HUNT_VARY),
         max_actions=int(section.get("max_actions", BY_KEY["hunt.max_actions"].default)),
         facts=facts,
-        consumer_kind=kind_of(scenario.data.get("consumer"), consumer_kinds or builtin_kinds()),
+        consumer_kind=consumer_kind,
         dlq=infra.dlq_enabled,
         load_end=load_end,
         phases=tuple(p.name for p in scenario.phases),

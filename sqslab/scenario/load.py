@@ -223,7 +223,8 @@ def resolve(data: dict[str, Any], path: str = "", kinds: Mapping[str, ConsumerKi
     section = dict(data.get("consumer") or {})
     top = resolve_section("", data)
     consumer = kind_of(section, kinds).resolve(section, path, top["seed"])
-    knobs = resolve_knobs({k: v for k, v in section.items() if all(k != kind.key for kind in kinds.values())})
+    owned = {key for kind in kinds.values() for key in kind.sections()}
+    knobs = resolve_knobs({k: v for k, v in section.items() if k not in owned})
     infra = resolve_infra(data.get("infra") or {})
     phases, start = [], 0.0
     for i, raw in enumerate(data.get("load") or []):

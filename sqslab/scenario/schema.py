@@ -171,9 +171,8 @@ def base_schema(kinds: Mapping[str, ConsumerKind] | None = None) -> dict[str, An
     schema = copy.deepcopy(_base_schema())
     consumer = schema["properties"]["consumer"]["properties"]
     for kind in (builtin_kinds() if kinds is None else kinds).values():
-        section = kind.schema()
-        if kind.key is not None and section is not None:
-            consumer[kind.key] = copy.deepcopy(section)
+        for key, section in kind.sections().items():
+            consumer[key] = copy.deepcopy(section)
     return schema
 
 

@@ -568,6 +568,10 @@ def reference() -> str:
             parts.append("\n`program` (`command`, `cwd`, `env`, `ready`, `stop_grace`, `image`) runs your own consumer "
                          "program instead of the built-in one, and none of the knobs above applies to it: see "
                          "[Test your own consumer](#test-your-own-consumer).\n")
+            parts.append("\n`lambda` (`handler`, `code`, `runtime`, `timeout`, `memory`, `env`, `reserved_concurrency`) and "
+                         "`event_source` (`batch_size`, `batching_window`, `report_batch_item_failures`, `max_concurrency`) "
+                         "run a Lambda function behind an SQS event source mapping; of the knobs above only `poison_rate` "
+                         "applies: see [Test your Lambda consumer](#test-your-lambda-consumer).\n")
     return "".join(parts)
 
 

@@ -1,0 +1,389 @@
+"""The SQS event source mapping, on this machine: pollers that long-poll the queue, batch
+what they get and invoke the function in an execution environment, then delete what
+succeeded. Run as a consumer task: `python -m sqslab.lambdas.mapping`, its settings in
+SQSLAB_LAMBDA (JSON: `MappingConfig`), its events on stdout (docs/contracts.md).
+
+The rules it keeps, each as Lambda documents them (docs/lambda.md; tests/test_lambda.py):
+
+* polling: long polls (20 s) of up to 10 messages with every attribute; with a batching
+  window, receives go on until the batch has `batch_size` messages, the window ends or the
+  payload reaches 6 MB;
+* scaling: five concurrent batches at first, up to 300 more per minute (5 a second) while
+  receives return messages, one fewer a second while they return none, never above
+  `max_concurrency`, nor the local cap on environments (SQSLAB_LAMBDA_MAX_ENVIRONMENTS);
+* reserved concurrency: an invocation beyond it is throttled; the mapping retries it with
+  backoff until the batch's visibility timeout is over, and then leaves it: the messages
+  come back by themselves;
+* a handler's success deletes the batch (DeleteMessageBatch); an error, a timeout, a
+  runtime exit leave it to come back after the visibility timeout; with
+  ReportBatchItemFailures only the reported `itemIdentifier`s come back (sqslab.lambdas.event);
+* FIFO: SQS hands a group's messages in order and keeps the group locked while they are
+  in flight, so a failed batch blocks its groups until retried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqslab.lambdas.environment import Environment, Function, Outcome
+from sqslab.lambdas.event import failed_ids, sqs_event
+
+#: The environment variable that carries the mapping's settings.
+ENV_CONFIG = "SQSLAB_LAMBDA"
+#: The most execution environments the local mapping runs at once, unless this variable says otherwise.
+ENV_MAX_ENVIRONMENTS = "SQSLAB_LAMBDA_MAX_ENVIRONMENTS"
+DEFAULT_MAX_ENVIRONMENTS = 20
+#: Lambda's documented scaling of an SQS mapping.
+INITIAL_POLLERS = 5
+SCALE_UP_PER_S = 5  # 300 a minute
+#: Lambda's payload limit for one invocation.
+MAX_BATCH_BYTES = 6 * 1024 * 1024
+#: Backoff of a throttled invocation: first wait, and the most between tries.
+THROTTLE_BACKOFF_S = (0.2, 2.0)
+LONG_POLL_S = 20
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """The mapping's settings (the scenario's `consumer.lambda` and `consumer.event_source`)."""
+
+    function: Function
+    queue_url: str
+    batch_size: int = 10
+    batching_window: float = 0.0
+    report_batch_item_failures: bool = False
+    max_concurrency: int | None = None
+    reserved_concurrency: int | None = None
+    max_environments: int = DEFAULT_MAX_ENVIRONMENTS
+    logs: Path = Path("lambda")
+    environment_env: dict[str, str] = field(default_factory=dict)  # what the lab gives every environment
+
+    @classmethod
+    def from_json(cls, text: str) -> MappingConfig:
+        """The settings as SQSLAB_LAMBDA carries them."""
+        raw = json.loads(text)
+        fn = raw.pop("function")
+        function = Function(**{**fn, "code": Path(fn["code"])})
+        return cls(function=function, **{**raw, "logs": Path(raw.get("logs", "lambda"))})
+
+    def to_json(self) -> str:
+        """SQSLAB_LAMBDA's value."""
+        f = self.function
+        fn = {"name": f.name, "handler": f.handler, "code": str(f.code), "timeout": f.timeout, "memory": f.memory,
+              "region": f.region, "env": f.env, "version": f.version}
+        return json.dumps({"function": fn, "queue_url": self.queue_url, "batch_size": self.batch_size,
+                           "batching_window": self.batching_window,
+                           "report_batch_item_failures": self.report_batch_item_failures,
+                           "max_concurrency": self.max_concurrency, "reserved_concurrency": self.reserved_concurrency,
+                           "max_environments": self.max_environments, "logs": str(self.logs),
+                           "environment_env": self.environment_env})
+
+    @property
+    def most_pollers(self) -> int:
+        """The most concurrent batches: max_concurrency, else Lambda's 1,250, within the local cap."""
+        return min(self.max_concurrency or 1250, self.max_environments)
+
+
+class Events:
+    """The mapping's event lines (docs/contracts.md), one JSON object a line on `stream`."""
+
+    def __init__(self, stream: IO[str], task: str, fifo: bool) -> None:
+        self._stream, self._task, self._fifo = stream, task, fifo
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """One event."""
+        line = json.dumps({"ts": time.time(), "event": event, "task": self._task, **fields}, separators=(",", ":"))
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def about(self, event: str, message: dict[str, Any], **fields: Any) -> None:
+        """An event about one message of a batch (its ids, receive count, group)."""
+        ident = _sqslab_id(message)
+        extra = {"group": (message.get("Attributes") or {}).get("MessageGroupId")} if self._fifo else {}
+        self.emit(event, message_id=message["MessageId"], id=ident, seq=_seq(ident),
+                  receive_count=int((message.get("Attributes") or {}).get("ApproximateReceiveCount", 0)), **extra, **fields)
+
+
+def _sqslab_id(message: dict[str, Any]) -> str | None:
+    attribute = (message.get("MessageAttributes") or {}).get("sqslab-id") or {}
+    if attribute.get("StringValue"):
+        return str(attribute["StringValue"])
+    try:
+        body = json.loads(message.get("Body") or "")
+    except ValueError:
+        return None
+    return str(body["id"]) if isinstance(body, dict) and "id" in body else None
+
+
+def _seq(ident: str | None) -> int | None:
+    try:
+        return int(ident.replace("-", "")[-12:], 16) if ident else None
+    except ValueError:
+        return None
+
+
+class Pool:
+    """The function's execution environments: warm ones are reused, a new one is a cold start."""
+
+    def __init__(self, config: MappingConfig, events: Events) -> None:
+        self._config, self._events = config, events
+        self._idle: list[Environment] = []
+        self._all: list[Environment] = []
+        self._busy: set[Environment] = set()
+        self._lock = threading.Lock()
+        self._made = 0
+
+    def acquire(self) -> Environment:
+        """A warm idle environment, else a new one (its process starts at its first invocation)."""
+        with self._lock:
+            while self._idle:
+                env = self._idle.pop()
+                if env.alive:
+                    self._busy.add(env)
+                    return env
+            self._made += 1
+            env_id = f"env-{self._made}"
+            env = Environment(self._config.function, env_id, self._config.logs / f"{env_id}.log", self._config.environment_env)
+            self._all.append(env)
+            self._busy.add(env)
+            return env
+
+    def release(self, env: Environment) -> None:
+        """Back to the warm pool, unless it is gone (a timeout, an init error, ...)."""
+        with self._lock:
+            self._busy.discard(env)
+            if env.alive:
+                self._idle.append(env)
+
+    def kill_busy(self) -> str | None:
+        """SIGKILL one environment in the middle of an invocation (`kill_consumer`); its id."""
+        with self._lock:
+            env = next(iter(self._busy), None)
+        if env is None:
+            return None
+        env.kill()
+        return env.env_id
+
+    def stop_all(self) -> None:
+        """End every environment."""
+        for env in list(self._all):
+            env.stop()
+
+
+class Mapping:
+    """The event source mapping of one function on one queue."""
+
+    def __init__(self, config: MappingConfig, sqs: Any, events: Events, queue_arn: str, visibility_timeout: float) -> None:
+        self.config, self._sqs, self._events = config, sqs, events
+        self._arn, self._visibility = queue_arn, visibility_timeout
+        self.pool = Pool(config, events)
+        self.stopping = threading.Event()
+        self._target = min(INITIAL_POLLERS, config.most_pollers)
+        self._busy = [False] * config.most_pollers  # each poller's last receive returned messages
+        self.invoking = [False] * config.most_pollers  # each poller is in an invocation
+        self._running = 0  # invocations in progress (reserved concurrency)
+        self._lock = threading.Lock()
+        self.counts = {"invocations": 0, "processed": 0}
+
+    # ------------------------------------------------------------ scaling
+
+    @property
+    def target(self) -> int:
+        """How many pollers poll now."""
+        return self._target
+
+    def scale(self) -> None:
+        """Once a second: up by SCALE_UP_PER_S while receives return messages, down by one
+        while none does (never below the first five, within the caps)."""
+        wanted = self._target
+        if any(self._busy[:self._target]):
+            wanted = min(self._target + SCALE_UP_PER_S, self.config.most_pollers)
+        elif self._target > min(INITIAL_POLLERS, self.config.most_pollers):
+            wanted = self._target - 1
+        if wanted != self._target:
+            self._target = wanted
+            self._events.emit("scaled", pollers=wanted)
+
+    # ------------------------------------------------------------ one poller
+
+    def poll(self, index: int) -> None:
+        """Poller `index`: receive, invoke, delete, while the mapping runs (idle while scaled down)."""
+        while not self.stopping.is_set():
+            if index >= self._target:
+                self.stopping.wait(0.2)
+                continue
+            batch = self._gather()
+            self._busy[index] = bool(batch)
+            if batch and self.stopping.is_set():
+                for message in batch:  # received as the mapping stopped: back after the visibility timeout
+                    self._events.about("abandoned", message, reason="stopping")
+            elif batch:
+                self.invoking[index] = True
+                try:
+                    self._handle(batch)
+                finally:
+                    self.invoking[index] = False
+
+    def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
+        try:
+            answer = self._sqs.receive_message(QueueUrl=self.config.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=wait,
+                                               MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"])
+        except Exception as exc:  # noqa: BLE001 - the mapping keeps polling, as Lambda's does
+            self._events.emit("poll_error", reason=str(exc)[:500])
+            self.stopping.wait(1.0)
+            return []
+        return list(answer.get("Messages") or [])
+
+    def _gather(self) -> list[dict[str, Any]]:
+        """One batch: a long poll, then, with a batching window, more until it is full."""
+        size = self.config.batch_size
+        window = self.config.batching_window
+        batch = self._receive(min(size, 10), LONG_POLL_S)
+        if not batch:
+            return []
+        ends = time.monotonic() + window
+        payload = sum(len(m.get("Body") or "") for m in batch)
+        while len(batch) < size and payload < MAX_BATCH_BYTES and not self.stopping.is_set():
+            left = ends - time.monotonic()
+            if left <= 0:
+                break
+            more = self._receive(min(size - len(batch), 10), min(LONG_POLL_S, max(0, int(left))))
+            batch += more
+            payload += sum(len(m.get("Body") or "") for m in more)
+        for message in batch:
+            self._events.about("received", message)
+        return batch
+
+    def _slot(self, received: float) -> bool:
+        """Take a unit of the function's concurrency; False when throttled until the
+        batch's visibility timeout is over (the batch is left to come back)."""
+        limit = self.config.reserved_concurrency
+        pause = THROTTLE_BACKOFF_S[0]
+        while True:
+            with self._lock:
+                if limit is None or self._running < limit:
+                    self._running += 1
+                    return True
+            self._events.emit("throttled", reserved_concurrency=limit)
+            if time.monotonic() + pause >= received + self._visibility or self.stopping.wait(pause):
+                return False
+            pause = min(pause * 2, THROTTLE_BACKOFF_S[1])
+
+    def _handle(self, batch: list[dict[str, Any]]) -> None:
+        if not self._slot(time.monotonic()):
+            for message in batch:
+                self._events.about("abandoned", message, reason="throttled")
+            return
+        env = self.pool.acquire()
+        cold = not env.initialized
+        request_id = str(uuid.uuid4())
+        try:
+            outcome = env.invoke(sqs_event(batch, self._arn, self.config.function.region), request_id)
+        finally:
+            self.pool.release(env)
+            with self._lock:
+                self._running -= 1
+        failed, why = self._failures(outcome, [m["MessageId"] for m in batch])
+        self._record(env, request_id, cold, outcome, batch, failed, why)
+        done = [m for m in batch if m["MessageId"] not in failed]
+        for message in batch:
+            if message["MessageId"] in failed:
+                self._events.about("failed", message, reason=why)
+            else:
+                self._events.about("processed", message, work_ms=round(outcome.duration_ms, 1))
+        with self._lock:
+            self.counts["processed"] += len(done)
+        self._delete(done)
+
+    def _failures(self, outcome: Outcome, ids: list[str]) -> tuple[set[str], str]:
+        if outcome.failed:
+            payload = outcome.payload if isinstance(outcome.payload, dict) else {}
+            return set(ids), f"{outcome.kind}: {payload.get('errorType')}: {str(payload.get('errorMessage'))[:300]}"
+        if not self.config.report_batch_item_failures:
+            return set(), ""
+        failed, whole = failed_ids(outcome.payload, ids)
+        return failed, (f"the whole batch: {whole}" if whole else "reported in batchItemFailures")
+
+    def _record(self, env: Environment, request_id: str, cold: bool, outcome: Outcome, batch: list[dict[str, Any]],
+                failed: set[str], why: str) -> None:
+        with self._lock:
+            self.counts["invocations"] += 1
+        self._events.emit("invocation", request_id=request_id, environment=env.env_id, cold=cold, outcome=outcome.kind,
+                          batch_size=len(batch), failed=len(failed), init_ms=outcome.init_ms and round(outcome.init_ms, 1),
+                          duration_ms=round(outcome.duration_ms, 1), billed_ms=outcome.billed_ms,
+                          max_memory_mb=outcome.max_memory_mb, memory_mb=self.config.function.memory,
+                          error=why if outcome.failed else None)
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), 10):
+            chunk = messages[start:start + 10]
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)]
+            try:
+                answer = self._sqs.delete_message_batch(QueueUrl=self.config.queue_url, Entries=entries)
+                failed = {int(f["Id"]): f"{f.get('Code')}: {f.get('Message')}" for f in answer.get("Failed") or []}
+            except Exception as exc:  # noqa: BLE001 - each message is told
+                failed = {i: str(exc)[:300] for i in range(len(chunk))}
+            for i, reason in failed.items():
+                self._events.about("delete_failed", chunk[i], reason=reason)
+
+
+def _client(config: MappingConfig) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    pool = config.most_pollers + 4
+    return boto3.client("sqs", region_name=config.function.region,
+                        config=Config(max_pool_connections=pool, retries={"max_attempts": 3, "mode": "standard"},
+                                      read_timeout=LONG_POLL_S + 10))
+
+
+def run(config: MappingConfig, task: str, out: IO[str]) -> int:
+    """Run the mapping until SIGTERM or SIGINT: its pollers, once a second its scaling;
+    SIGUSR1 kills an environment mid-invocation. Then in-flight invocations finish
+    (within the function timeout) and the environments end."""
+    sqs = _client(config)
+    attributes = sqs.get_queue_attributes(QueueUrl=config.queue_url, AttributeNames=["QueueArn", "VisibilityTimeout"])
+    arn, visibility = attributes["Attributes"]["QueueArn"], float(attributes["Attributes"]["VisibilityTimeout"])
+    events = Events(out, task, arn.endswith(".fifo"))
+    mapping = Mapping(config, sqs, events, arn, visibility)
+    signal.signal(signal.SIGTERM, lambda *_: mapping.stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: mapping.stopping.set())
+    signal.signal(signal.SIGUSR1, lambda *_: events.emit("environment_killed", environment=mapping.pool.kill_busy()))
+    pollers = [threading.Thread(target=mapping.poll, args=(i,), name=f"poller-{i}", daemon=True)
+               for i in range(config.most_pollers)]
+    events.emit("started", config={"function": config.function.name, "batch_size": config.batch_size,
+                                   "batching_window": config.batching_window, "pollers": mapping.target,
+                                   "max_concurrency": config.max_concurrency,
+                                   "reserved_concurrency": config.reserved_concurrency,
+                                   "report_batch_item_failures": config.report_batch_item_failures})
+    for thread in pollers:
+        thread.start()
+    while not mapping.stopping.wait(1.0):
+        mapping.scale()
+    finish = time.monotonic() + config.function.timeout + 5  # invocations in progress finish; receives are left
+    while any(mapping.invoking) and time.monotonic() < finish:
+        time.sleep(0.05)
+    mapping.pool.stop_all()
+    events.emit("stopped", reason="stop", processed=mapping.counts["processed"])
+    return 0
+
+
+def main() -> int:
+    """`python -m sqslab.lambdas.mapping`."""
+    config = MappingConfig.from_json(os.environ[ENV_CONFIG])
+    return run(config, os.environ.get("SQSLAB_TASK_ID", "mapping"), sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""The local Lambda, rule by rule (docs/lambda.md), against real execution environment
+processes (awslambdaric) and, for the event source mapping, the real emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sqslab.credentials import DEFAULT_REGION
+from sqslab.lambdas.environment import Environment, Function
+from sqslab.lambdas.event import failed_ids
+from sqslab.lambdas.mapping import ENV_CONFIG, MappingConfig
+from tests.conftest import FIXTURES
+
+pytest.importorskip("awslambdaric", reason="awslambdaric (pip install -e '.[test]') runs the execution environments")
+
+CODE = FIXTURES / "lambda"
+
+
+def _function(handler: str, timeout: float = 3.0, memory: int = 256, **env: str) -> Function:
+    return Function("orders", f"handlers.{handler}" if "." not in handler else handler, CODE, timeout, memory, DEFAULT_REGION, env)
+
+
+@pytest.fixture
+def environment(tmp_path):
+    made: list[Environment] = []
+
+    def make(function: Function) -> Environment:
+        env = Environment(function, f"env-{len(made) + 1}", tmp_path / f"env-{len(made) + 1}.log")
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        env.stop()
+
+
+# ---------------------------------------------------------------- the environment
+
+
+def test_a_new_environment_imports_the_module_once_and_is_reused_warm(environment):
+    env = environment(_function("context_handler", TABLE="orders"))
+    first, second = env.invoke({"n": 1}), env.invoke({"n": 2})
+    assert (first.kind, second.kind) == ("ok", "ok")
+    assert first.init_ms is not None and first.init_ms > 0, "a cold start records its init time"
+    assert second.init_ms is None, "a warm invocation has no init"
+    assert first.payload["pid"] == second.payload["pid"] and second.payload["imports"] == 1
+    assert (first.payload["calls"], second.payload["calls"]) == (1, 2)
+    assert second.payload["event"] == {"n": 2}
+    log = env.log.read_text()
+    assert log.count("START RequestId:") == 2 and "Init Duration:" in log and "Max Memory Used:" in log
+
+
+def test_the_context_object_is_lambdas(environment):
+    env = environment(_function("context_handler", timeout=3.0, memory=512, TABLE="orders"))
+    request_id = str(uuid.uuid4())
+    answer = env.invoke({}, request_id).payload
+    assert answer["request_id"] == request_id
+    assert answer["function_name"] == "orders" and answer["memory"] == "512"
+    assert answer["arn"] == f"arn:aws:lambda:{DEFAULT_REGION}:123456789012:function:orders"
+    assert 2000 < answer["remaining_ms"] <= 3000
+    assert answer["log_group"] == "/aws/lambda/orders" and answer["table"] == "orders"
+
+
+def test_a_handler_error_has_the_runtimes_shape_and_the_environment_stays_warm(environment):
+    env = environment(_function("behave"))
+    failed = env.invoke({"do": "raise"})
+    assert failed.kind == "error"
+    assert failed.payload["errorType"] == "KeyError" and "no such order" in failed.payload["errorMessage"]
+    assert any("raise KeyError" in line for line in failed.payload["stackTrace"])
+    assert env.invoke({}).init_ms is None, "an error does not cost the environment"
+
+
+def test_the_function_timeout_kills_the_environment(environment):
+    env = environment(_function("behave", timeout=1.0))
+    pid = env.invoke({})
+    timed_out = env.invoke({"do": "sleep", "s": 5})
+    assert timed_out.kind == "timeout" and 1000 <= timed_out.duration_ms < 1500
+    assert "Task timed out after 1.00 seconds" in timed_out.payload["errorMessage"]
+    assert not env.alive
+    after = env.invoke({})
+    assert after.init_ms is not None and after.payload["pid"] != pid.payload["pid"], "the next invocation is a cold start"
+
+
+def test_more_memory_than_the_function_has_kills_it(environment):
+    env = environment(_function("behave", timeout=10.0, memory=128))
+    outcome = env.invoke({"do": "eat", "mb": 300})
+    assert outcome.kind == "out_of_memory" and outcome.payload["errorType"] == "Runtime.OutOfMemory"
+    assert outcome.max_memory_mb > 128 and not env.alive
+
+
+def test_an_init_error_fails_the_invocation_with_the_runtimes_error(environment):
+    outcome = environment(_function("broken.handler")).invoke({})
+    assert outcome.kind == "init_error"
+    assert outcome.payload["errorType"] == "Runtime.ImportModuleError"
+    assert "no_such_module_anywhere" in outcome.payload["errorMessage"]
+    missing = environment(_function("handlers.no_such_function")).invoke({})
+    assert (missing.kind, missing.payload["errorType"]) == ("init_error", "Runtime.HandlerNotFound")
+
+
+def test_a_handler_that_exits_is_a_runtime_exit_error(environment):
+    outcome = environment(_function("behave")).invoke({"do": "exit"})
+    assert outcome.kind == "exit_error" and "exit status 3" in outcome.payload["errorMessage"]
+
+
+# ---------------------------------------------------------------- partial batch responses
+
+
+@pytest.mark.parametrize(("response", "failed", "whole"), [
+    (None, set(), False), ({}, set(), False), ({"batchItemFailures": []}, set(), False),
+    ({"batchItemFailures": None}, set(), False),
+    ({"batchItemFailures": [{"itemIdentifier": "b"}]}, {"b"}, False),
+    ({"batchItemFailures": [{"itemIdentifier": ""}]}, {"a", "b"}, True),
+    ({"batchItemFailures": [{"itemIdentifier": None}]}, {"a", "b"}, True),
+    ({"batchItemFailures": [{"itemId": "b"}]}, {"a", "b"}, True),
+    ({"batchItemFailures": [{"itemIdentifier": "zz"}]}, {"a", "b"}, True),
+    ("not a response", {"a", "b"}, True),
+])
+def test_partial_batch_responses_as_lambda_reads_them(response, failed, whole):
+    ids, why = failed_ids(response, ["a", "b"])
+    assert ids == failed and bool(why) == whole
+
+
+# ---------------------------------------------------------------- the event source mapping
+
+
+class Run:
+    """A mapping process on a queue of the session's emulator."""
+
+    def __init__(self, emulator, sqs, tmp_path: Path, queue_attributes: dict[str, str] | None = None,
+                 fifo: bool = False) -> None:
+        self.sqs, self.tmp = sqs, tmp_path
+        name = f"q{uuid.uuid4().hex[:8]}" + (".fifo" if fifo else "")
+        attributes = {"VisibilityTimeout": "2", **(queue_attributes or {})}
+        if fifo:
+            attributes.update(FifoQueue="true", ContentBasedDeduplication="true")
+        self.url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        self.endpoint = emulator.endpoint_url
+        self.events_file = tmp_path / "events.jsonl"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def send(self, count: int, poison: set[int] = frozenset(), group: str | None = None) -> None:
+        for start in range(0, count, 10):
+            entries = [{"Id": str(i), "MessageBody": json.dumps({"id": f"m{i}", "poison": i in poison})}
+                       for i in range(start, min(count, start + 10))]
+            if group:
+                for entry in entries:
+                    entry["MessageGroupId"] = group
+            self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+
+    def start(self, function: Function, **settings: Any) -> None:
+        config = MappingConfig(function, self.url, logs=self.tmp / "lambda", **settings)
+        env = {**os.environ, ENV_CONFIG: config.to_json(), "AWS_ENDPOINT_URL": self.endpoint,
+               "AWS_ACCESS_KEY_ID": "sqslab-mapping", "AWS_SECRET_ACCESS_KEY": "x", "SQSLAB_TASK_ID": "mapping"}
+        self.process = subprocess.Popen([sys.executable, "-m", "sqslab.lambdas.mapping"], env=env,
+                                        stdout=self.events_file.open("w"), stderr=(self.tmp / "stderr").open("w"))
+
+    def counts(self) -> tuple[int, int]:
+        a = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
+        return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+    def until(self, done, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, f"not done in {timeout}s: {Counter(e['event'] for e in self.events())}"
+            assert self.process is None or self.process.poll() is None, (self.tmp / "stderr").read_text()
+            time.sleep(0.2)
+
+    def drained(self) -> bool:
+        return self.counts() == (0, 0)
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in self.events_file.read_text().splitlines() if line.strip()]
+        return [e for e in lines if name is None or e["event"] == name]
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+
+@pytest.fixture
+def mapping_run(emulator, sqs, tmp_path):
+    runs: list[Run] = []
+
+    def make(**kwargs: Any) -> Run:
+        run = Run(emulator, sqs, tmp_path / f"run{len(runs)}", **kwargs)
+        run.tmp.mkdir()
+        runs.append(run)
+        return run
+
+    yield make
+    for run in runs:
+        if run.process is not None and run.process.poll() is None:
+            run.process.kill()
+            run.process.wait(10)
+
+
+def test_the_event_has_every_field_of_a_lambda_sqs_record(mapping_run, tmp_path):
+    run = mapping_run()
+    run.sqs.send_message(QueueUrl=run.url, MessageBody='{"id": "m1"}',
+                         MessageAttributes={"tenant": {"DataType": "String", "StringValue": "acme"}})
+    run.start(_function("echo_event", EVENT_FILE=str(tmp_path / "event.jsonl")))
+    run.until(run.drained)
+    assert run.stop() == 0
+    record = json.loads((tmp_path / "event.jsonl").read_text().splitlines()[0])["Records"][0]
+    assert set(record) >= {"messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody",
+                           "eventSource", "eventSourceARN", "awsRegion"}
+    assert record["body"] == '{"id": "m1"}' and record["eventSource"] == "aws:sqs" and record["awsRegion"] == DEFAULT_REGION
+    assert record["eventSourceARN"].startswith("arn:aws:sqs:") and record["eventSourceARN"].endswith(run.url.rsplit("/", 1)[1])
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert {"SentTimestamp", "ApproximateFirstReceiveTimestamp", "SenderId"} <= set(record["attributes"])
+    assert record["messageAttributes"]["tenant"] == {"stringValue": "acme", "stringListValues": [], "binaryListValues": [],
+                                                     "dataType": "String"}
+
+
+def test_success_deletes_the_batch_and_an_error_brings_the_whole_batch_back(mapping_run):
+    run = mapping_run()
+    run.send(20, poison={3})
+    run.start(_function("records", RAISE="1"), batch_size=10)
+    run.until(lambda: len(run.events("failed")) >= 20)  # the poison's batch, twice
+    run.stop()
+    failed = Counter(e["id"] for e in run.events("failed"))
+    processed = {e["id"] for e in run.events("processed")}
+    assert failed["m3"] >= 2, "the batch with the poison failed again after its visibility timeout"
+    assert all(n >= 2 for n in failed.values()), "an error fails every message of the batch"
+    assert processed.isdisjoint({"m3"}) and processed | set(failed) == {f"m{i}" for i in range(20)}
+    receive_counts = [e["receive_count"] for e in run.events("failed") if e["id"] == "m3"]
+    assert receive_counts[:2] == [1, 2]
+
+
+def test_with_partial_batch_responses_only_the_reported_messages_come_back(mapping_run):
+    run = mapping_run(queue_attributes={"VisibilityTimeout": "1"})
+    run.send(30, poison={4, 17})
+    run.start(_function("records"), batch_size=10, report_batch_item_failures=True)
+    run.until(lambda: Counter(e["id"] for e in run.events("failed")).get("m17", 0) >= 2)
+    run.stop()
+    processed = Counter(e["id"] for e in run.events("processed"))
+    assert set(processed) == {f"m{i}" for i in range(30)} - {"m4", "m17"}
+    assert max(processed.values()) == 1, "the batch's other messages are deleted once, not redelivered"
+    assert {e["id"] for e in run.events("failed")} == {"m4", "m17"}
+
+
+def test_an_invalid_item_identifier_fails_the_whole_batch(mapping_run):
+    run = mapping_run()
+    run.send(5)
+    run.start(_function("records", ANSWER='{"batchItemFailures": [{"itemIdentifier": ""}]}'), batch_size=10,
+              report_batch_item_failures=True)
+    run.until(lambda: len(run.events("failed")) >= 5)
+    run.stop()
+    assert not run.events("processed")
+    assert all("the whole batch" in e["reason"] for e in run.events("failed"))
+
+
+def test_without_partial_batch_responses_the_answer_is_ignored(mapping_run):
+    run = mapping_run()
+    run.send(10, poison={2})
+    run.start(_function("records"), batch_size=10)  # it reports m2, but the mapping does not read it
+    run.until(run.drained)
+    run.stop()
+    assert {e["id"] for e in run.events("processed")} == {f"m{i}" for i in range(10)} and not run.events("failed")
+
+
+def test_scaling_starts_at_five_and_grows_while_messages_wait_capped_by_max_concurrency(mapping_run):
+    run = mapping_run(queue_attributes={"VisibilityTimeout": "30"})
+    run.send(200)
+    run.start(_function("records", WORK="0.5"), batch_size=1, max_concurrency=8)
+    run.until(lambda: len(run.events("processed")) >= 60, timeout=30)
+    run.stop()
+    assert run.events("started")[0]["config"]["pollers"] == 5
+    pollers = [e["pollers"] for e in run.events("scaled")]
+    assert pollers and pollers[0] == 8 and max(pollers) == 8
+    environments = {e["environment"] for e in run.events("invocation")}
+    assert 5 < len(environments) <= 8
+
+
+def test_reserved_concurrency_throttles_and_the_batch_comes_back(mapping_run):
+    run = mapping_run(queue_attributes={"VisibilityTimeout": "2"})
+    run.send(20)
+    run.start(_function("records", WORK="1.5"), batch_size=2, reserved_concurrency=1)
+    run.until(lambda: any(e["reason"] == "throttled" for e in run.events("abandoned")), timeout=30)
+    run.stop()
+    assert run.events("throttled")
+    assert len({e["environment"] for e in run.events("invocation")}) == 1, "one at a time: one environment"
+
+
+def test_a_batching_window_gathers_more_than_ten(mapping_run):
+    run = mapping_run(queue_attributes={"VisibilityTimeout": "30"})
+    run.send(40)
+    run.start(_function("records"), batch_size=40, batching_window=2.0, max_concurrency=2)
+    run.until(run.drained)
+    run.stop()
+    assert max(e["batch_size"] for e in run.events("invocation")) > 10
+
+
+def test_fifo_batches_keep_group_order_and_a_failed_batch_blocks_its_group(mapping_run):
+    run = mapping_run(fifo=True, queue_attributes={"VisibilityTimeout": "2"})
+    run.send(12, poison={1}, group="g1")
+    run.start(_function("records", RAISE="1"), batch_size=3)
+    run.until(lambda: len([e for e in run.events("failed") if e["id"] == "m1"]) >= 2, timeout=20)
+    run.stop()
+    received = [e["id"] for e in run.events("received")]
+    assert received[:3] == ["m0", "m1", "m2"], "a group's messages in order"
+    assert "m3" not in received[:6], "the group waits for the failed batch's retry"
+    assert not run.events("processed"), "the poison's batch fails every time, and nothing after it of its group goes"
+
+
+def test_a_killed_environment_fails_its_invocation_and_the_batch_comes_back(mapping_run):
+    run = mapping_run()
+    run.send(3)
+    run.start(_function("records", WORK="3"), batch_size=10, max_concurrency=2)
+    run.until(lambda: len(run.events("received")) >= 3)
+    time.sleep(1.0)  # the environment's init, then the handler's 3 s
+    run.process.send_signal(signal.SIGUSR1)
+    run.until(lambda: bool(run.events("failed")))
+    run.until(run.drained, timeout=25)
+    run.stop()
+    assert run.events("environment_killed")[0]["environment"]
+    assert any(e["outcome"] == "exit_error" for e in run.events("invocation"))
+    assert {e["id"] for e in run.events("processed")} == {"m0", "m1", "m2"}
+
+
+EXAMPLES = FIXTURES.parent.parent / "consumer" / "examples" / "lambda-python"
+
+
+@pytest.mark.parametrize("handler", ["app.partial", "powertools_app.handler"])
+def test_the_examples_partial_batch_handlers_bring_back_only_the_poison(mapping_run, handler):
+    if handler.startswith("powertools"):
+        pytest.importorskip("aws_lambda_powertools", reason="the Powertools example needs aws-lambda-powertools")
+    run = mapping_run(queue_attributes={"VisibilityTimeout": "1"})
+    run.send(20, poison={7})
+    function = Function("orders", handler, EXAMPLES, 3.0, 256, DEFAULT_REGION, {"WORK_MS": "1"})
+    run.start(function, batch_size=10, report_batch_item_failures=True)
+    run.until(lambda: Counter(e["id"] for e in run.events("failed")).get("m7", 0) >= 2)
+    run.stop()
+    assert Counter(e["id"] for e in run.events("processed")) == Counter({f"m{i}": 1 for i in range(20) if i != 7})
+
+
+# ---------------------------------------------------------------- the scenario
+
+
+def test_validate_refuses_what_lambda_refuses_of_the_mapping_all_at_once(write, host, tmp_path):
+    from sqslab.scenario.load import check_file
+
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text("def handler(event, context):\n    return None\n")
+    path = write(f"""
+        version: 1
+        name: t
+        infra:
+          queue: {{visibility_timeout: 10s, fifo: true}}
+          consumers: 2
+        consumer:
+          error_rate: 0.1
+          lambda: {{handler: app.handler, code: fn, timeout: 30s}}
+          event_source: {{batch_size: 20, batching_window: 2s}}
+        load: [{{rate: 1/s, duration: 1s}}]
+        actions: [{{at: 1s, do: scale, to: 3}}, {{at: 1s, do: set_consumer, work_time: 1s}}]
+    """)
+    got = [str(p).removeprefix(f"{path}:") for p in check_file(path, host)]
+    assert any("infra.consumers" in g and "one event source mapping" in g for g in got)
+    assert any("consumer.error_rate" in g and "does nothing to consumer.lambda" in g for g in got)
+    assert any("consumer.lambda.timeout" in g and "Queue visibility timeout: 10 seconds is less than Function timeout: 30 "
+               "seconds" in g for g in got)
+    assert any("batching_window" in g and "FIFO" in g for g in got)
+    assert any("batch_size" in g and "at most 10" in g for g in got)
+    assert any("actions[0].do" in g and "scales itself" in g for g in got)
+    assert any("actions[1].work_time" in g and "function version" in g for g in got)
+    assert all(g.split(":")[0].isdigit() for g in got), "every problem has its line"
+
+
+def test_validate_names_a_missing_handler_module(write, host, tmp_path):
+    from sqslab.scenario.load import check_file
+
+    (tmp_path / "fn").mkdir()
+    path = write("""
+        version: 1
+        name: t
+        consumer:
+          lambda: {handler: app.handler, code: fn}
+          event_source: {batch_size: 20}
+        load: [{rate: 1/s, duration: 1s}]
+    """)
+    got = [str(p) for p in check_file(path, host)]
+    assert any("no module app.py" in g for g in got)
+    assert any("batch size above 10 without a batching window" in g for g in got)
+
+
+def test_a_hunt_of_a_lambda_scenario_never_draws_a_scale(host):
+    from sqslab.hunt.space import space_of
+    from sqslab.scenario.load import load_scenario
+
+    scenario = load_scenario(str(FIXTURES.parent.parent / "scenarios" / "lambda_poison_partial.yaml"), host)
+    space = space_of(scenario, host.consumer_kinds)
+    assert "scale" not in space.actions and "kill_consumer" in space.actions and "set_consumer" in space.actions
