@@ -403,3 +403,44 @@ def test_a_hunt_of_a_lambda_scenario_never_draws_a_scale(host):
     scenario = load_scenario(str(FIXTURES.parent.parent / "scenarios" / "lambda_poison_partial.yaml"), host)
     space = space_of(scenario, host.consumer_kinds)
     assert "scale" not in space.actions and "kill_consumer" in space.actions and "set_consumer" in space.actions
+
+
+def test_a_lambda_scenario_runs_and_its_summary_tells_the_invocations(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"""
+version: 1
+name: lambda-figures
+seed: 3
+infra:
+  queue: {{visibility_timeout: 3s}}
+  dlq: {{max_receive_count: 2}}
+consumer:
+  poison_rate: 5%
+  lambda: {{handler: app.partial, code: {EXAMPLES}, timeout: 1s, env: {{WORK_MS: "5"}}}}
+  event_source: {{batch_size: 10, batching_window: 1s, report_batch_item_failures: true, max_concurrency: 2}}
+load:
+  - {{burst: 60}}
+settle: {{until: drained, timeout: 40s}}
+expect:
+  - lost == 0
+  - duplicates == 0
+  - lambda.invocations > 0
+  - lambda.partial_failures > 0
+""")
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "sqslab", "run", str(scenario), "--out", str(out)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    figures = summary["figures"]
+    assert figures["processed_once"] + figures["dead_lettered"] == 60 and figures["dead_lettered"] > 0
+    assert 1 <= figures["lambda.cold_starts"] <= 2 and figures["lambda.concurrency.max"] <= 2
+    assert figures["lambda.batch_size.max"] > 1 and figures["lambda.gb_seconds"] > 0
+    assert summary["ledger"]["lambda"]["outcomes"]["ok"] == figures["lambda.invocations"]
+    assert "lambda: " in done.stdout and "partial failures" in done.stdout
+    assert list((out / "tasks" / "lambda").glob("task-*/env-1.log")), "each environment's log is in the run directory"
+    report = subprocess.run([sys.executable, "-m", "sqslab", "report", "--html", str(out)], capture_output=True, text=True,
+                            timeout=60)
+    assert report.returncode == 0, report.stderr
+    page = (out / "report.html").read_text()
+    assert 'id="lambda"' in page and f"{figures['lambda.invocations']} invocations" in page and "partial batch failures" in page

@@ -139,10 +139,10 @@ class LambdaConsumer(Consumer):
                         "AWS_ACCESS_KEY_ID": f"{ACCESS_KEY_PREFIX}{task_id}-function"}
         return MappingConfig(function, endpoints.queue_url, self.batch_size, self.batching_window,
                              self.report_batch_item_failures, self.max_concurrency, self.reserved_concurrency,
-                             logs=Path("lambda"), environment_env=function_env)
+                             logs=Path("lambda") / task_id, environment_env=function_env)
 
     def local_task(self, task_id: str, endpoints: Endpoints) -> LocalTask:
-        """The mapping, with this interpreter; its environments log under its folder's lambda/."""
+        """The mapping, with this interpreter; its environments log in RUN_DIR/tasks/lambda/<task>/."""
         from sqslab.lambdas.mapping import ENV_CONFIG
 
         env = {**sdk_env(endpoints.region), **task_env(endpoints, task_id), "PYTHONUNBUFFERED": "1",

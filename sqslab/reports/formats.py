@@ -118,6 +118,8 @@ def _ordering_lines(summary: dict[str, Any]) -> list[str]:
     if figures.get("producer_duplicates") or figures.get("dedup_dropped"):
         lines.append(f"duplicate sends: {figures.get('producer_duplicates', 0)} delivered twice (producer_duplicates), "
                      f"{figures.get('dedup_dropped', 0)} dropped by deduplication (dedup_dropped)")
+    if figures.get("lambda.invocations") or figures.get("lambda.throttles"):
+        lines.append(_lambda_line(figures))
     if figures.get("groups"):
         ordering = (summary.get("ledger") or {}).get("ordering") or {}
         blocked_max, blocked_p95 = (describe_value(f"group_blocked.{k}", figures, FIGURES) for k in ("max", "p95"))
@@ -127,6 +129,19 @@ def _ordering_lines(summary: dict[str, Any]) -> list[str]:
             spans = ", ".join(f"{i['start']:g}-{i['end']:g} s behind {i['id']}" for i in item["intervals"][:3])
             lines.append(f"  blocked {item['group']}: {item['blocked']:g} s ({spans})")
     return lines
+
+
+def _lambda_line(figures: dict[str, Any]) -> str:
+    """A Lambda consumer's invocations in one line."""
+    def value(name: str) -> str:
+        return describe_value(f"lambda.{name}", figures, FIGURES).split(" (")[0]
+
+    return (f"lambda: {figures.get('lambda.invocations', 0)} invocations ({figures.get('lambda.cold_starts', 0)} cold starts, "
+            f"{figures.get('lambda.errors', 0)} errors, {figures.get('lambda.timeouts', 0)} timeouts, "
+            f"{figures.get('lambda.throttles', 0)} throttles, {figures.get('lambda.partial_failures', 0)} partial failures), "
+            f"duration p50 {value('duration.p50')} p95 {value('duration.p95')} p99 {value('duration.p99')}, "
+            f"concurrency max {figures.get('lambda.concurrency.max', 0)}, largest batch {figures.get('lambda.batch_size.max', 0)}, "
+            f"{figures.get('lambda.gb_seconds', 0)} GB-s")
 
 
 def _compare_text(runs: list[Any], labels: list[str]) -> str:

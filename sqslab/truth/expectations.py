@@ -16,6 +16,7 @@ from typing import Any
 from sqslab.scenario.units import UnitError, format_duration, parse_duration
 from sqslab.truth.fates import FATES, MEANINGS
 from sqslab.truth.fates import FIGURES as FATE_FIGURES
+from sqslab.truth.lambda_facts import FIGURES as LAMBDA_FIGURES
 from sqslab.truth.sqs_facts import FIGURES as SQS_FIGURES
 
 # The run's final figures, by name: (kind, meaning). kind "count" (of messages) compares
@@ -53,6 +54,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "group_blocked.p95": ("seconds", "95th percentile over the groups of the time each waited behind a failing message"),
 }
 FIGURES.update(SQS_FIGURES)
+FIGURES.update(LAMBDA_FIGURES)
 
 # What the sampler measures while the run goes on, for `when`.
 LIVE_METRICS: dict[str, tuple[str, str]] = {

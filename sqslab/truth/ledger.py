@@ -46,6 +46,7 @@ class Ledger:
     sqs: dict[str, Any] = field(default_factory=dict)  # faults, SQS's behaviour, SDK retries (sqslab.truth.sqs_facts)
     source: str = "consumer events"  # where the processing facts came from: consumer events, or the SQS journal
     journal: dict[str, Any] = field(default_factory=dict)  # the SQS journal's fates, per task, self-check (sqslab.truth.journal)
+    lambdas: dict[str, Any] = field(default_factory=dict)  # a Lambda consumer's invocations (sqslab.truth.lambda_facts)
 
     def fates(self) -> dict[str, str]:
         """Every sent id's fate (a whole-run dict: for tests and small runs)."""
@@ -70,6 +71,7 @@ class Ledger:
             **({"sqs": self.sqs} if self.sqs else {}),
             "source": self.source,
             **({"journal": self.journal} if self.journal else {}),
+            **({"lambda": self.lambdas} if self.lambdas else {}),
         }
 
 
@@ -111,13 +113,14 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
     group_figures, section = ordering(store, audit)
     figures.update(group_figures)
     figures.update(store.sqs.figures())
+    figures.update(store.lambdas.figures())
     if untold:
         figures.update(dict.fromkeys(UNTOLD))
     journal_section = journal.section(store, compare=told, lines=lines) if lines >= 0 else {}
     if journal_section.get("check"):
         figures["self_check.disagreements"] = journal_section["check"]["disagreement_count"]
     return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store, audit.notes), section,
-                  store.sqs.section(), source, journal_section)
+                  store.sqs.section(), source, journal_section, store.lambdas.section())
 
 
 def ledger_of_run(run_dir: Path, audit: Audit, program: bool = False, journal_key: bytes | None = None) -> Ledger:

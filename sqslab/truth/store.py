@@ -15,6 +15,8 @@ from typing import Any
 from sqslab.consumer import events as ev
 from sqslab.truth import journal
 from sqslab.truth.fates import DEAD_LETTERED, DUPLICATE, EXPIRED, LOST, PROCESSED_ONCE, PURGED, STILL_QUEUED
+from sqslab.truth.lambda_facts import EVENTS as LAMBDA_EVENTS
+from sqslab.truth.lambda_facts import LambdaTally
 from sqslab.truth.sqs_facts import EVENTS as SQS_EVENTS
 from sqslab.truth.sqs_facts import SqsTally
 
@@ -89,6 +91,7 @@ class LedgerStore:
         self._send_failed = 0
         self.malformed = 0  # consumer event lines without the fields their kind must have
         self.sqs = SqsTally()
+        self.lambdas = LambdaTally()
 
     def add(self, events: Iterable[dict[str, Any]]) -> None:
         """Fold events in (any order: each fact is a sum, a minimum or a maximum)."""
@@ -110,6 +113,8 @@ class LedgerStore:
                 self._row("sent", (mid, event.get("seq"), event.get("sent_at"), event.get("phase"), event.get("group")))
         elif kind == "send_failed":
             self._send_failed += int(event.get("count") or 1)
+        elif kind in LAMBDA_EVENTS:
+            self.lambdas.take(event)
         elif kind in SQS_EVENTS:
             self.sqs.take(event)
             if kind == "sqs_behavior" and event.get("kind") == "duplicate" and isinstance(event.get("message_id"), str):
