@@ -236,12 +236,12 @@ def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ..
         runs = scenario.consumer.executes() if scenario is not None else None
         if runs is not None:
             executes[file] = runs
-        note = _retention_note(scenario) if scenario is not None else None
-        if note:
-            notes[file] = note
+        said = _notes(scenario) if scenario is not None else []
+        if said:
+            notes[file] = said
     if as_json:
         files_out = [{"file": f, "valid": not found, "problems": [p.as_dict() for p in found],
-                      **({"executes": executes[f]} if f in executes else {}), **({"notes": [notes[f]]} if f in notes else {})}
+                      **({"executes": executes[f]} if f in executes else {}), **({"notes": notes[f]} if f in notes else {})}
                      for f, found in results.items()]
         payload = {"valid": not problems, "files": files_out}
         click.echo(json.dumps(payload, indent=2))
@@ -249,15 +249,22 @@ def validate(paths: tuple[str, ...], as_json: bool, plugins_dirs: tuple[Path, ..
         for problem in problems:
             click.echo(str(problem))
         for file, what in executes.items():
-            click.echo(f"{file}: executes {shlex.join(what['command'])} (in {what['cwd']}) as each consumer task", err=True)
-        for file, note in notes.items():
-            click.echo(f"{file}: note: {note}", err=True)
+            click.echo(f"{file}: executes {shlex.join(what['command'])} (in {what['cwd']}) as each "
+                       f"{what.get('as', 'consumer task')}", err=True)
+        for file, said in notes.items():
+            for note in said:
+                click.echo(f"{file}: note: {note}", err=True)
         bad = sum(1 for found in results.values() if found)
         if problems:
             click.echo(f"{_count(len(problems), 'problem')} in {bad} of {_count(len(files), 'file')}", err=True)
         else:
             click.echo(f"{len(files)} scenario file{'s' if len(files) != 1 else ''} valid", err=True)
     sys.exit(Exit.USAGE if problems else Exit.PASSED)
+
+
+def _notes(scenario: Any) -> list[str]:
+    """What `validate` notes of a valid scenario: its retention, and its consumer's notes."""
+    return [note for note in [_retention_note(scenario), *scenario.consumer.notes(scenario.infra)] if note]
 
 
 def _retention_note(scenario: Any) -> str | None:
@@ -409,7 +416,7 @@ def _execute(scenario: Any, host: Any, target: str, target_options: dict[str, An
         click.echo(f"running {scenario.name} on {target}: ~{expected:.0f}s of load, then settling", err=True)
     runs = scenario.consumer.executes()
     if runs is not None:  # said even with -q: the scenario runs a command on this machine
-        click.echo(f"executes: {shlex.join(runs['command'])} (in {runs['cwd']}) as each consumer task", err=True)
+        click.echo(f"executes: {shlex.join(runs['command'])} (in {runs['cwd']}) as each {runs.get('as', 'consumer task')}", err=True)
     from sqslab.rundir import RunDirInUse
 
     try:

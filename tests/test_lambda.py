@@ -228,12 +228,14 @@ def test_success_deletes_the_batch_and_an_error_brings_the_whole_batch_back(mapp
     run = mapping_run()
     run.send(20, poison={3})
     run.start(_function("records", RAISE="1"), batch_size=10)
-    run.until(lambda: len(run.events("failed")) >= 20)  # the poison's batch, twice
+    run.until(lambda: Counter(e["id"] for e in run.events("failed")).get("m3", 0) >= 2)
     run.stop()
     failed = Counter(e["id"] for e in run.events("failed"))
     processed = {e["id"] for e in run.events("processed")}
     assert failed["m3"] >= 2, "the batch with the poison failed again after its visibility timeout"
-    assert all(n >= 2 for n in failed.values()), "an error fails every message of the batch"
+    errors = [e for e in run.events("invocation") if e["outcome"] == "error"]
+    assert errors and all(e["failed"] == e["batch_size"] for e in errors), "an error fails every message of the batch"
+    assert any(e["batch_size"] > 1 for e in errors) and len(failed) > 1, "the poison's batch mates came back with it"
     assert processed.isdisjoint({"m3"}) and processed | set(failed) == {f"m{i}" for i in range(20)}
     receive_counts = [e["receive_count"] for e in run.events("failed") if e["id"] == "m3"]
     assert receive_counts[:2] == [1, 2]
@@ -444,3 +446,39 @@ expect:
     assert report.returncode == 0, report.stderr
     page = (out / "report.html").read_text()
     assert 'id="lambda"' in page and f"{figures['lambda.invocations']} invocations" in page and "partial batch failures" in page
+
+
+def test_validate_notes_a_visibility_timeout_under_six_times_the_function_timeout(write, cli):
+    path = write(f"""
+        version: 1
+        name: t
+        infra: {{queue: {{visibility_timeout: 10s}}}}
+        consumer:
+          lambda: {{handler: app.partial, code: {EXAMPLES}, timeout: 5s}}
+        load: [{{rate: 1/s, duration: 1s}}]
+    """)
+    result = cli("validate", "--json", path)
+    assert result.exit_code == 0
+    notes = json.loads(result.stdout)["files"][0]["notes"]
+    assert any("under 6 x the function timeout" in n for n in notes)
+
+
+def test_the_mapping_scales_up_by_five_a_second_while_busy_and_down_by_one_when_idle(tmp_path):
+    import io
+
+    from sqslab.lambdas.mapping import Events, Mapping
+
+    config = MappingConfig(_function("records"), "http://127.0.0.1:1/q", max_concurrency=12, logs=tmp_path)
+    out = io.StringIO()
+    mapping = Mapping(config, None, Events(out, "mapping", False), "arn:aws:sqs:r:1:q", 30.0)
+    assert mapping.target == 5
+    mapping._busy[0] = True
+    mapping.scale()
+    assert mapping.target == 10
+    mapping.scale()
+    assert mapping.target == 12, "never above max_concurrency"
+    mapping._busy = [False] * len(mapping._busy)
+    for expected in (11, 10, 9, 8, 7, 6, 5, 5):
+        mapping.scale()
+        assert mapping.target == expected, "one fewer a second when idle, never below five"
+    assert [json.loads(line)["pollers"] for line in out.getvalue().splitlines()] == [10, 12, 11, 10, 9, 8, 7, 6, 5]

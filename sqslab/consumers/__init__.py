@@ -41,6 +41,9 @@ class LocalTask:
     command: list[str]
     env: dict[str, str]
     cwd: Path | None = None
+    #: What `kill_consumer` sends the task's main process instead of SIGKILL to its group
+    #: (the Lambda mapping kills one execution environment mid-invocation on SIGUSR1).
+    kill_signal: int | None = None
 
 
 class TaskWatch(ABC):
@@ -90,13 +93,19 @@ class Consumer(ABC):
         """summary.json's `consumer`: its `kind` and what it runs."""
 
     def executes(self) -> dict[str, Any] | None:
-        """A command of yours that runs on this machine as each task ({command, cwd}), which
-        `validate` and `run` say before anything runs; None when it is sqslab's own."""
+        """A command of yours that runs on this machine as each task ({command, cwd}, and `as`:
+        what each process is, when not a consumer task), which `validate` and `run` say before
+        anything runs; None when it is sqslab's own."""
         return None
 
     def resolved(self) -> dict[str, Any]:
         """The consumer as `sqslab run --dry-run`-style output shows it (resolved.yaml)."""
         return self.facts()
+
+    def notes(self, infra: Any) -> list[str]:
+        """What `validate` notes of a valid scenario running it (infra: sqslab.scenario.model.Infra):
+        advice its settings go against, which may be the experiment."""
+        return []
 
     @property
     def folder(self) -> Path | None:

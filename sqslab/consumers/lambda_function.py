@@ -11,6 +11,7 @@ refuses of such a mapping (sqslab.consumers.lambda_checks).
 from __future__ import annotations
 
 import random
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -106,9 +107,18 @@ class LambdaConsumer(Consumer):
                 "report_batch_item_failures": self.report_batch_item_failures, "max_concurrency": self.max_concurrency,
                 "reserved_concurrency": self.reserved_concurrency, "version": self.version}
 
+    def notes(self, infra: Any) -> list[str]:
+        """AWS's advice: a visibility timeout of at least 6 x the function timeout."""
+        if infra.visibility_timeout >= 6 * self.timeout:
+            return []
+        return [(f"infra.queue.visibility_timeout {infra.visibility_timeout:g}s is under 6 x the function timeout "
+                 f"({self.timeout:g}s), which AWS advises for an SQS event source mapping: a batch whose invocation is "
+                 "retried or throttled can become visible again while it is still being handled (redeliveries, duplicates)")]
+
     def executes(self) -> dict[str, Any]:
         """Your handler's module is imported on this machine."""
-        return {"command": [sys.executable, "-m", "awslambdaric", self.handler], "cwd": self.code}
+        return {"command": [sys.executable, "-m", "awslambdaric", self.handler], "cwd": self.code,
+                "as": "Lambda execution environment"}
 
     def resolved(self) -> dict[str, Any]:
         """Every field."""
@@ -142,12 +152,13 @@ class LambdaConsumer(Consumer):
                              logs=Path("lambda") / task_id, environment_env=function_env)
 
     def local_task(self, task_id: str, endpoints: Endpoints) -> LocalTask:
-        """The mapping, with this interpreter; its environments log in RUN_DIR/tasks/lambda/<task>/."""
+        """The mapping, with this interpreter; its environments log in RUN_DIR/tasks/lambda/<task>/;
+        `kill_consumer` kills one of its environments mid-invocation (SIGUSR1)."""
         from sqslab.lambdas.mapping import ENV_CONFIG
 
         env = {**sdk_env(endpoints.region), **task_env(endpoints, task_id), "PYTHONUNBUFFERED": "1",
                ENV_CONFIG: self.mapping_config(endpoints, task_id).to_json()}
-        return LocalTask([sys.executable, "-m", "sqslab.lambdas.mapping"], env)
+        return LocalTask([sys.executable, "-m", "sqslab.lambdas.mapping"], env, kill_signal=signal.SIGUSR1)
 
     def revised(self, changes: dict[str, Any]) -> LambdaConsumer:
         """A new version: env added, timeout, memory, reserved concurrency."""

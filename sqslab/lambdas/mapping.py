@@ -167,9 +167,9 @@ class Pool:
                 self._idle.append(env)
 
     def kill_busy(self) -> str | None:
-        """SIGKILL one environment in the middle of an invocation (`kill_consumer`); its id."""
+        """SIGKILL one environment, in the middle of an invocation if one is in one (`kill_consumer`); its id."""
         with self._lock:
-            env = next(iter(self._busy), None)
+            env = next(iter(self._busy), None) or next((e for e in self._idle if e.alive), None)
         if env is None:
             return None
         env.kill()

@@ -64,7 +64,17 @@ class _Task:
     exited: bool = False
     tail: JsonTail | None = None
     drained: bool = False  # its output read to the end (after it exited)
+    kill_signal: int | None = None  # what kill_consumer sends its main process instead (LocalTask.kill_signal)
     told_crash: bool = False  # it printed a `crashed` event: a crash it meant (the crash knob)
+
+    def kill(self) -> None:
+        """kill_consumer: SIGKILL the whole group (it is replaced), or send kill_signal to
+        its main process, which kills a part of itself (a Lambda environment)."""
+        if self.kill_signal is not None:
+            self.group.process.send_signal(self.kill_signal)
+            return
+        self.killed = True
+        self.group.kill()
 
     @property
     def active(self) -> bool:
@@ -177,8 +187,7 @@ class Supervisor:
             candidates = [t for t in self._tasks if t.active]
             chosen = rng.sample(candidates, min(count, len(candidates)))
             for task in sorted(chosen, key=lambda t: t.id):
-                task.killed = True
-                task.group.kill()
+                task.kill()
             return sorted(t.id for t in chosen)
 
     def scale(self, to: int) -> None:
@@ -326,7 +335,8 @@ class Supervisor:
             return False
         self._started += 1
         started = time.monotonic()
-        self._tasks.append(_Task(task_id, self._revision, ProcessGroup(process), started, out_path, err_path, argv, cwd))
+        self._tasks.append(_Task(task_id, self._revision, ProcessGroup(process), started, out_path, err_path, argv, cwd,
+                                 kill_signal=launch.kill_signal))
         self._emit({"event": "task_started", "task": task_id, "revision": self._revision, "pid": process.pid})
         if self._on_start is not None:
             self._on_start(task_id, started, out_path, err_path)

@@ -6,7 +6,8 @@ record marked `"poison": true` always fails. It knows nothing of sqslab.
 * `whole_batch`: raises when a record fails, so the whole batch comes back, the records
   that succeeded included (they are processed again: duplicates).
 
-WORK_MS (environment) is the work per record, in milliseconds.
+WORK_MS (environment) is the work per record, in milliseconds; SLOW_SHARE of the records
+(by the `work` figure sqslab's producer puts in each body) take SLOW_MS instead.
 """
 
 import json
@@ -18,6 +19,8 @@ from typing import Any
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
 WORK_S = float(os.environ.get("WORK_MS", "20")) / 1000
+SLOW_SHARE = float(os.environ.get("SLOW_SHARE", "0"))
+SLOW_S = float(os.environ.get("SLOW_MS", "0")) / 1000
 
 
 class PoisonMessage(Exception):
@@ -28,7 +31,8 @@ def process(record: dict[str, Any]) -> None:
     order = json.loads(record["body"])
     if order.get("poison"):
         raise PoisonMessage(f"order {order.get('id')} cannot be processed")
-    time.sleep(WORK_S)
+    slow = SLOW_SHARE > 0 and float(order.get("work", 0)) >= 1 - SLOW_SHARE
+    time.sleep(SLOW_S if slow else WORK_S)
 
 
 def partial(event: dict[str, Any], context: Any) -> dict[str, Any]:
