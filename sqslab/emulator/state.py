@@ -67,11 +67,15 @@ class _Heap:
     def compact(self, owner: Any, live: int) -> None:
         """Drop the dead entries once they outnumber the live ones (plus some slack)."""
         if len(self.items) > 2 * live + 256:
-            if self.by_owner:
-                self.items = [e for e in self.items if e[3]._sqslab_owner is owner]
-            else:
-                self.items = [e for e in self.items if _live(e, owner)]
-            heapq.heapify(self.items)
+            self.prune(owner)
+
+    def prune(self, owner: Any) -> None:
+        """Drop the dead entries now."""
+        if self.by_owner:
+            self.items = [e for e in self.items if e[3]._sqslab_owner is owner]
+        else:
+            self.items = [e for e in self.items if _live(e, owner)]
+        heapq.heapify(self.items)
 
 
 def _live(entry: tuple[float, int, int, Any], owner: Any) -> bool:
@@ -139,11 +143,9 @@ def _push_group(queue: Any, msg: Any) -> None:
     queue._group_entries += 1
     if queue._group_entries > 2 * queue._counts[READY] + 256:
         for group, group_heap in list(groups.items()):
-            group_heap.items = [e for e in group_heap.items if _live(e, queue)]
+            group_heap.prune(queue)
             if not group_heap.items:
                 del groups[group]
-            else:
-                heapq.heapify(group_heap.items)
         queue._group_entries = sum(len(h.items) for h in groups.values())
 
 

@@ -30,10 +30,12 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sqslab.consumer import events as ev
+from sqslab.contracts import seq_of, sqslab_id
 from sqslab.lambdas.environment import Environment, Function, Outcome
 from sqslab.lambdas.event import failed_ids, sqs_event
 
@@ -76,16 +78,8 @@ class MappingConfig:
         return cls(function=function, **{**raw, "logs": Path(raw.get("logs", "lambda"))})
 
     def to_json(self) -> str:
-        """SQSLAB_LAMBDA's value."""
-        f = self.function
-        fn = {"name": f.name, "handler": f.handler, "code": str(f.code), "timeout": f.timeout, "memory": f.memory,
-              "region": f.region, "env": f.env, "version": f.version}
-        return json.dumps({"function": fn, "queue_url": self.queue_url, "batch_size": self.batch_size,
-                           "batching_window": self.batching_window,
-                           "report_batch_item_failures": self.report_batch_item_failures,
-                           "max_concurrency": self.max_concurrency, "reserved_concurrency": self.reserved_concurrency,
-                           "max_environments": self.max_environments, "logs": str(self.logs),
-                           "environment_env": self.environment_env})
+        """SQSLAB_LAMBDA's value: every field (paths as strings)."""
+        return json.dumps(asdict(self), default=str)
 
     @property
     def most_pollers(self) -> int:
@@ -109,35 +103,17 @@ class Events:
 
     def about(self, event: str, message: dict[str, Any], **fields: Any) -> None:
         """An event about one message of a batch (its ids, receive count, group)."""
-        ident = _sqslab_id(message)
+        ident = sqslab_id(message.get("Body") or "", message.get("MessageAttributes"))
         extra = {"group": (message.get("Attributes") or {}).get("MessageGroupId")} if self._fifo else {}
-        self.emit(event, message_id=message["MessageId"], id=ident, seq=_seq(ident),
+        self.emit(event, message_id=message["MessageId"], id=ident, seq=seq_of(ident) if ident else None,
                   receive_count=int((message.get("Attributes") or {}).get("ApproximateReceiveCount", 0)), **extra, **fields)
-
-
-def _sqslab_id(message: dict[str, Any]) -> str | None:
-    attribute = (message.get("MessageAttributes") or {}).get("sqslab-id") or {}
-    if attribute.get("StringValue"):
-        return str(attribute["StringValue"])
-    try:
-        body = json.loads(message.get("Body") or "")
-    except ValueError:
-        return None
-    return str(body["id"]) if isinstance(body, dict) and "id" in body else None
-
-
-def _seq(ident: str | None) -> int | None:
-    try:
-        return int(ident.replace("-", "")[-12:], 16) if ident else None
-    except ValueError:
-        return None
 
 
 class Pool:
     """The function's execution environments: warm ones are reused, a new one is a cold start."""
 
-    def __init__(self, config: MappingConfig, events: Events) -> None:
-        self._config, self._events = config, events
+    def __init__(self, config: MappingConfig) -> None:
+        self._config = config
         self._idle: list[Environment] = []
         self._all: list[Environment] = []
         self._busy: set[Environment] = set()
@@ -152,6 +128,7 @@ class Pool:
                 if env.alive:
                     self._busy.add(env)
                     return env
+                self._all.remove(env)  # killed while idle (kill_consumer)
             self._made += 1
             env_id = f"env-{self._made}"
             env = Environment(self._config.function, env_id, self._config.logs / f"{env_id}.log", self._config.environment_env)
@@ -160,11 +137,13 @@ class Pool:
             return env
 
     def release(self, env: Environment) -> None:
-        """Back to the warm pool, unless it is gone (a timeout, an init error, ...)."""
+        """Back to the warm pool, unless it is gone (a timeout, an init error, ...): then forgotten."""
         with self._lock:
             self._busy.discard(env)
             if env.alive:
                 self._idle.append(env)
+            else:
+                self._all.remove(env)
 
     def kill_busy(self) -> str | None:
         """SIGKILL one environment, in the middle of an invocation if one is in one (`kill_consumer`); its id."""
@@ -187,7 +166,7 @@ class Mapping:
     def __init__(self, config: MappingConfig, sqs: Any, events: Events, queue_arn: str, visibility_timeout: float) -> None:
         self.config, self._sqs, self._events = config, sqs, events
         self._arn, self._visibility = queue_arn, visibility_timeout
-        self.pool = Pool(config, events)
+        self.pool = Pool(config)
         self.stopping = threading.Event()
         self._target = min(INITIAL_POLLERS, config.most_pollers)
         self._busy = [False] * config.most_pollers  # each poller's last receive returned messages
@@ -213,7 +192,7 @@ class Mapping:
             wanted = self._target - 1
         if wanted != self._target:
             self._target = wanted
-            self._events.emit("scaled", pollers=wanted)
+            self._events.emit(ev.SCALED, pollers=wanted)
 
     # ------------------------------------------------------------ one poller
 
@@ -227,7 +206,7 @@ class Mapping:
             self._busy[index] = bool(batch)
             if batch and self.stopping.is_set():
                 for message in batch:  # received as the mapping stopped: back after the visibility timeout
-                    self._events.about("abandoned", message, reason="stopping")
+                    self._events.about(ev.ABANDONED, message, reason="stopping")
             elif batch:
                 self.invoking[index] = True
                 try:
@@ -240,7 +219,7 @@ class Mapping:
             answer = self._sqs.receive_message(QueueUrl=self.config.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=wait,
                                                MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"])
         except Exception as exc:  # noqa: BLE001 - the mapping keeps polling, as Lambda's does
-            self._events.emit("poll_error", reason=str(exc)[:500])
+            self._events.emit(ev.POLL_ERROR, reason=str(exc)[:500])
             self.stopping.wait(1.0)
             return []
         return list(answer.get("Messages") or [])
@@ -262,7 +241,7 @@ class Mapping:
             batch += more
             payload += sum(len(m.get("Body") or "") for m in more)
         for message in batch:
-            self._events.about("received", message)
+            self._events.about(ev.RECEIVED, message)
         return batch
 
     def _slot(self, received: float) -> bool:
@@ -275,7 +254,7 @@ class Mapping:
                 if limit is None or self._running < limit:
                     self._running += 1
                     return True
-            self._events.emit("throttled", reserved_concurrency=limit)
+            self._events.emit(ev.THROTTLED, reserved_concurrency=limit)
             if time.monotonic() + pause >= received + self._visibility or self.stopping.wait(pause):
                 return False
             pause = min(pause * 2, THROTTLE_BACKOFF_S[1])
@@ -283,7 +262,7 @@ class Mapping:
     def _handle(self, batch: list[dict[str, Any]]) -> None:
         if not self._slot(time.monotonic()):
             for message in batch:
-                self._events.about("abandoned", message, reason="throttled")
+                self._events.about(ev.ABANDONED, message, reason="throttled")
             return
         env = self.pool.acquire()
         cold = not env.initialized
@@ -299,9 +278,9 @@ class Mapping:
         done = [m for m in batch if m["MessageId"] not in failed]
         for message in batch:
             if message["MessageId"] in failed:
-                self._events.about("failed", message, reason=why)
+                self._events.about(ev.FAILED, message, reason=why)
             else:
-                self._events.about("processed", message, work_ms=round(outcome.duration_ms, 1))
+                self._events.about(ev.PROCESSED, message, work_ms=round(outcome.duration_ms, 1))
         with self._lock:
             self.counts["processed"] += len(done)
         self._delete(done)
@@ -319,7 +298,7 @@ class Mapping:
                 failed: set[str], why: str) -> None:
         with self._lock:
             self.counts["invocations"] += 1
-        self._events.emit("invocation", request_id=request_id, environment=env.env_id, cold=cold, outcome=outcome.kind,
+        self._events.emit(ev.INVOCATION, request_id=request_id, environment=env.env_id, cold=cold, outcome=outcome.kind,
                           batch_size=len(batch), failed=len(failed), init_ms=outcome.init_ms and round(outcome.init_ms, 1),
                           duration_ms=round(outcome.duration_ms, 1), billed_ms=outcome.billed_ms,
                           max_memory_mb=outcome.max_memory_mb, memory_mb=self.config.function.memory,
@@ -335,7 +314,7 @@ class Mapping:
             except Exception as exc:  # noqa: BLE001 - each message is told
                 failed = {i: str(exc)[:300] for i in range(len(chunk))}
             for i, reason in failed.items():
-                self._events.about("delete_failed", chunk[i], reason=reason)
+                self._events.about(ev.DELETE_FAILED, chunk[i], reason=reason)
 
 
 def _client(config: MappingConfig) -> Any:
@@ -359,10 +338,10 @@ def run(config: MappingConfig, task: str, out: IO[str]) -> int:
     mapping = Mapping(config, sqs, events, arn, visibility)
     signal.signal(signal.SIGTERM, lambda *_: mapping.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: mapping.stopping.set())
-    signal.signal(signal.SIGUSR1, lambda *_: events.emit("environment_killed", environment=mapping.pool.kill_busy()))
+    signal.signal(signal.SIGUSR1, lambda *_: events.emit(ev.ENVIRONMENT_KILLED, environment=mapping.pool.kill_busy()))
     pollers = [threading.Thread(target=mapping.poll, args=(i,), name=f"poller-{i}", daemon=True)
                for i in range(config.most_pollers)]
-    events.emit("started", config={"function": config.function.name, "batch_size": config.batch_size,
+    events.emit(ev.STARTED, config={"function": config.function.name, "batch_size": config.batch_size,
                                    "batching_window": config.batching_window, "pollers": mapping.target,
                                    "max_concurrency": config.max_concurrency,
                                    "reserved_concurrency": config.reserved_concurrency,
@@ -375,7 +354,7 @@ def run(config: MappingConfig, task: str, out: IO[str]) -> int:
     while any(mapping.invoking) and time.monotonic() < finish:
         time.sleep(0.05)
     mapping.pool.stop_all()
-    events.emit("stopped", reason="stop", processed=mapping.counts["processed"])
+    events.emit(ev.STOPPED, reason="stop", processed=mapping.counts["processed"])
     return 0
 
 
