@@ -482,3 +482,19 @@ def test_the_mapping_scales_up_by_five_a_second_while_busy_and_down_by_one_when_
         mapping.scale()
         assert mapping.target == expected, "one fewer a second when idle, never below five"
     assert [json.loads(line)["pollers"] for line in out.getvalue().splitlines()] == [10, 12, 11, 10, 9, 8, 7, 6, 5]
+
+
+def test_the_local_cap_on_environments_comes_from_sqslab_lambda_max_environments(monkeypatch, host):
+    from sqslab.contracts import Endpoints
+    from sqslab.lambdas.mapping import DEFAULT_MAX_ENVIRONMENTS, ENV_MAX_ENVIRONMENTS, local_cap
+    from sqslab.scenario.load import load_scenario_text
+
+    text = f"version: 1\nname: t\nconsumer:\n  lambda: {{handler: app.partial, code: {EXAMPLES}}}\nload: [{{burst: 1}}]\n"
+    consumer = load_scenario_text(text, host).consumer
+    endpoints = Endpoints("http://127.0.0.1:1/1/q", None, "http://127.0.0.1:1", DEFAULT_REGION)
+    monkeypatch.delenv(ENV_MAX_ENVIRONMENTS, raising=False)
+    assert consumer.mapping_config(endpoints, "task-1").max_environments == DEFAULT_MAX_ENVIRONMENTS
+    monkeypatch.setenv(ENV_MAX_ENVIRONMENTS, "40")
+    assert consumer.mapping_config(endpoints, "task-1").max_environments == 40
+    with pytest.raises(ValueError, match=f"{ENV_MAX_ENVIRONMENTS} must be a whole number"):
+        local_cap({ENV_MAX_ENVIRONMENTS: "many"})

@@ -141,7 +141,7 @@ class LambdaConsumer(Consumer):
     def mapping_config(self, endpoints: Endpoints, task_id: str) -> Any:
         """The mapping's settings for task `task_id` (sqslab.lambdas.mapping.MappingConfig)."""
         from sqslab.lambdas.environment import Function
-        from sqslab.lambdas.mapping import MappingConfig
+        from sqslab.lambdas.mapping import MappingConfig, local_cap
 
         function = Function(self.name, self.handler, Path(self.code), self.timeout, self.memory, endpoints.region,
                             self.environment(), str(self.version))
@@ -149,7 +149,7 @@ class LambdaConsumer(Consumer):
                         "AWS_ACCESS_KEY_ID": f"{ACCESS_KEY_PREFIX}{task_id}-function"}
         return MappingConfig(function, endpoints.queue_url, self.batch_size, self.batching_window,
                              self.report_batch_item_failures, self.max_concurrency, self.reserved_concurrency,
-                             logs=Path("lambda") / task_id, environment_env=function_env)
+                             max_environments=local_cap(), logs=Path("lambda") / task_id, environment_env=function_env)
 
     def local_task(self, task_id: str, endpoints: Endpoints) -> LocalTask:
         """The mapping, with this interpreter; its environments log in RUN_DIR/tasks/lambda/<task>/;

@@ -44,6 +44,17 @@ ENV_CONFIG = "SQSLAB_LAMBDA"
 #: The most execution environments the local mapping runs at once, unless this variable says otherwise.
 ENV_MAX_ENVIRONMENTS = "SQSLAB_LAMBDA_MAX_ENVIRONMENTS"
 DEFAULT_MAX_ENVIRONMENTS = 20
+
+
+def local_cap(environ: dict[str, str] | None = None) -> int:
+    """The most environments the local mapping runs at once: SQSLAB_LAMBDA_MAX_ENVIRONMENTS
+    in sqslab's environment, else DEFAULT_MAX_ENVIRONMENTS."""
+    raw = (os.environ if environ is None else environ).get(ENV_MAX_ENVIRONMENTS, "").strip()
+    if not raw:
+        return DEFAULT_MAX_ENVIRONMENTS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{ENV_MAX_ENVIRONMENTS} must be a whole number of environments, 1 or more, not {raw!r}")
+    return int(raw)
 #: Lambda's documented scaling of an SQS mapping.
 INITIAL_POLLERS = 5
 SCALE_UP_PER_S = 5  # 300 a minute
