@@ -48,6 +48,7 @@ INVOCATION = "invocation"
 THROTTLED = "throttled"
 SCALED = "scaled"
 ENVIRONMENT_KILLED = "environment_killed"
+MAPPING_CHANGED = "mapping_changed"
 
 #: What an event about one receive of a message says of it: SQS's id, ours (the ledger's
 #: key), the producer's sequence number, the receive count.
@@ -75,6 +76,7 @@ FIELDS: dict[str, Fields] = {
     THROTTLED: Fields(("reserved_concurrency",)),
     SCALED: Fields(("pollers",)),
     ENVIRONMENT_KILLED: Fields(("environment",)),
+    MAPPING_CHANGED: Fields(("enabled", "reserved_concurrency", "max_concurrency")),
 }
 
 #: Every consumer event's name.
@@ -89,7 +91,7 @@ DONE = frozenset({PROCESSED, DUPLICATE_SKIPPED})
 #: faults it makes in its own SQS client (SQSLAB_SQS_FAULTS).
 BUILT_IN_ONLY = frozenset({CONFIG_WARNING, SQS_FAULT})
 #: The events only the Lambda event source mapping writes (sqslab.lambdas.mapping).
-MAPPING_ONLY = frozenset({INVOCATION, THROTTLED, SCALED, ENVIRONMENT_KILLED})
+MAPPING_ONLY = frozenset({INVOCATION, THROTTLED, SCALED, ENVIRONMENT_KILLED, MAPPING_CHANGED})
 #: The consumer events sqslab reads from a consumer program's output; any other JSON line a
 #: program prints is its own log.
 PROGRAM_EVENTS = EVENTS - BUILT_IN_ONLY - MAPPING_ONLY

@@ -41,7 +41,7 @@ def register_targets(register: Callable[..., None]) -> None:
 
     :param register: call it once per target. ``factory(log, **options)`` returns an
         object that does what ``sqslab.targets.Target`` says (plan, provision, sqs_client,
-        start_consumers, kill, scale, set_consumer, tasks, consumer_events, sqs_fault,
+        start_consumers, kill, scale, set_consumer, tune, tasks, consumer_events, sqs_fault,
         stop_consumers, teardown, queue_states, journal_key, failure);
         ``log`` receives its events. ``options`` is a sequence of
         ``sqslab.targets.TargetOption``: each becomes a ``--NAME`` flag of ``run``,

@@ -149,10 +149,10 @@ class Run:
         self.events_file = tmp_path / "events.jsonl"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def send(self, count: int, poison: set[int] = frozenset(), group: str | None = None) -> None:
-        for start in range(0, count, 10):
+    def send(self, count: int, poison: set[int] = frozenset(), group: str | None = None, first: int = 0) -> None:
+        for start in range(first, first + count, 10):
             entries = [{"Id": str(i), "MessageBody": json.dumps({"id": f"m{i}", "poison": i in poison})}
-                       for i in range(start, min(count, start + 10))]
+                       for i in range(start, min(first + count, start + 10))]
             if group:
                 for entry in entries:
                     entry["MessageGroupId"] = group
@@ -377,7 +377,7 @@ def test_validate_refuses_what_lambda_refuses_of_the_mapping_all_at_once(write, 
     assert any("batching_window" in g and "FIFO" in g for g in got)
     assert any("batch_size" in g and "at most 10" in g for g in got)
     assert any("actions[0].do" in g and "scales itself" in g for g in got)
-    assert any("actions[1].work_time" in g and "function version" in g for g in got)
+    assert any("actions[1].work_time" in g and "not a setting of the function or its mapping" in g and "max_concurrency" in g for g in got)
     assert all(g.split(":")[0].isdigit() for g in got), "every problem has its line"
 
 
@@ -446,6 +446,13 @@ expect:
     assert report.returncode == 0, report.stderr
     page = (out / "report.html").read_text()
     assert 'id="lambda"' in page and f"{figures['lambda.invocations']} invocations" in page and "partial batch failures" in page
+    assert 'id="chart-concurrency"' in page and 'id="cost"' in page and "GB-seconds" in page
+    series = summary["ledger"]["lambda"]["concurrency_series"]
+    assert max(series["concurrency"]) == figures["lambda.concurrency.max"] and len(series["t"]) == len(series["concurrency"])
+    assert figures["cost.lambda.usd"] > 0 and figures["cost.ecs.usd"] == 0.0, "the mapping is Lambda's: no Fargate task to pay"
+    check = summary["ledger"]["lambda"]["journal_check"]
+    assert check["agree"] and check["records_invoked"] + check["abandoned"] == check["journal_receives"] >= 60
+    assert "invocations and SQS journal agree" in done.stdout
 
 
 def test_validate_notes_a_visibility_timeout_under_six_times_the_function_timeout(write, cli):
@@ -498,3 +505,68 @@ def test_the_local_cap_on_environments_comes_from_sqslab_lambda_max_environments
     assert consumer.mapping_config(endpoints, "task-1").max_environments == 40
     with pytest.raises(ValueError, match=f"{ENV_MAX_ENVIRONMENTS} must be a whole number"):
         local_cap({ENV_MAX_ENVIRONMENTS: "many"})
+
+
+def _live(run: Run, **settings: Any) -> None:
+    """What the local target's `tune` writes: the mapping's live settings file."""
+    path = run.tmp / "live.json"
+    scratch = run.tmp / "live.json.new"
+    scratch.write_text(json.dumps({"enabled": True, "reserved_concurrency": None, "max_concurrency": None, **settings}))
+    os.replace(scratch, path)
+
+
+def test_a_disabled_mapping_stops_polling_and_enabled_again_drains(mapping_run):
+    run = mapping_run(queue_attributes={"VisibilityTimeout": "30"})
+    run.start(_function("records"), batch_size=1, max_concurrency=2, live=run.tmp / "live.json")
+    run.send(10)
+    run.until(run.drained)
+    _live(run, enabled=False)
+    run.until(lambda: bool(run.events("mapping_changed")))
+    off = time.time()
+    run.send(20, first=10)
+    time.sleep(2.0)
+    # No new poll starts; the 2 long polls already waiting may each still take a message (as on AWS).
+    visible, in_flight = run.counts()
+    assert visible >= 18 and visible + in_flight == 20 - len(run.events("processed")) + 10, run.counts()
+    assert len([e for e in run.events("received") if e["ts"] > off]) <= 2
+    _live(run, enabled=True)
+    run.until(run.drained)
+    run.stop()
+    changes = [(e["enabled"], e["reserved_concurrency"]) for e in run.events("mapping_changed")]
+    assert changes == [(False, None), (True, None)]
+    assert len(run.events("processed")) == 30 and not run.events("failed")
+
+
+def test_reserved_concurrency_changes_in_place_without_a_new_environment(mapping_run):
+    run = mapping_run(queue_attributes={"VisibilityTimeout": "2"})
+    run.start(_function("records"), batch_size=5, max_concurrency=2, live=run.tmp / "live.json")
+    run.send(5)
+    run.until(run.drained)
+    cold = sum(e["cold"] for e in run.events("invocation"))
+    _live(run, reserved_concurrency=0)  # the console's Throttle button
+    run.until(lambda: bool(run.events("mapping_changed")))
+    run.send(5, first=5)
+    run.until(lambda: bool(run.events("throttled")), timeout=20)
+    _live(run, reserved_concurrency=5)
+    run.until(run.drained, timeout=30)
+    run.stop()
+    assert all(e["reserved_concurrency"] == 0 for e in run.events("throttled"))
+    assert sum(e["cold"] for e in run.events("invocation")) == cold, "warm environments stay: no new version"
+    assert len({e["id"] for e in run.events("processed")}) == 10
+
+
+def test_validate_notes_a_max_concurrency_above_the_local_cap(write, cli, monkeypatch):
+    monkeypatch.setenv("SQSLAB_LAMBDA_MAX_ENVIRONMENTS", "4")
+    path = write(f"""
+        version: 1
+        name: wide
+        infra: {{queue: {{visibility_timeout: 30s}}}}
+        consumer:
+          lambda: {{handler: app.partial, code: {EXAMPLES}, timeout: 1s}}
+          event_source: {{batch_size: 10, max_concurrency: 50}}
+        load: [{{rate: 1/s, duration: 1s}}]
+    """)
+    result = cli("validate", "--json", path)
+    assert result.exit_code == 0
+    notes = json.loads(result.stdout)["files"][0]["notes"]
+    assert any("max_concurrency 50 is above the local cap of 4" in n and "SQSLAB_LAMBDA_MAX_ENVIRONMENTS" in n for n in notes)

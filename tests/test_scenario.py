@@ -94,7 +94,7 @@ CASES = [
     ("wait with neither for nor until", "version: 1\nname: x\nactions: [{at: 1s, do: wait}]\n",
      ["3:11: actions[0]: give exactly one of for, until"]),
     ("set_consumer with nothing to set", "version: 1\nname: x\nactions: [{at: 1s, do: set_consumer}]\n",
-     ["3:11: actions[0]: give at least one of: work_time, error_rate, crash_rate, slow_rate, slow_time, idempotency, idempotency_window, release_on_stop, delete, on_failure, batch_size, wait_time, startup_time, env, timeout, memory, reserved_concurrency"]),
+     ["3:11: actions[0]: give at least one of: work_time, error_rate, crash_rate, slow_rate, slow_time, idempotency, idempotency_window, release_on_stop, delete, on_failure, batch_size, wait_time, startup_time, env, timeout, memory, reserved_concurrency, enabled, max_concurrency"]),
     ("when with unknown metric", "version: 1\nname: x\nactions: [{when: 'queue.visibl > 5', do: scale, to: 2}]\n",
      ["3:18: actions[0].when: unknown metric 'queue.visibl'; did you mean 'queue.visible'?"]),
     ("expect with unknown metric", "version: 1\nname: x\nexpect: ['dlq.mesages > 0']\n",

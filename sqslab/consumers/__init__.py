@@ -83,6 +83,9 @@ class Consumer(ABC):
     #: Whether its tasks apply the run's client-side SQS faults from their environment
     #: (SQSLAB_SQS_FAULTS, sqslab.consumer.sqsfaults) where SQS takes none (AWS).
     applies_faults: ClassVar[bool] = False
+    #: What its compute is billed as (sqslab.truth.cost): `tasks`, ECS Fargate tasks per
+    #: vCPU and GB-hour of each task's life; `lambda`, a function's requests and GB-seconds.
+    compute: ClassVar[str] = "tasks"
 
     @abstractmethod
     def describe(self) -> str:
@@ -150,6 +153,17 @@ class Consumer(ABC):
     def revision_text(self, changes: dict[str, Any]) -> str:
         """What a `set_consumer` with these parameters changed, for the action's record."""
         return ", ".join(f"{k}={v}" for k, v in changes.items())
+
+    def in_place(self, changes: dict[str, Any]) -> bool:
+        """Whether a `set_consumer` with these parameters changes the running tasks as they
+        are, with no new revision (a Lambda function's reserved concurrency, its mapping's
+        state), rather than rolling them."""
+        return False
+
+    def live_state(self) -> tuple[str, dict[str, Any]] | None:
+        """What its running tasks read of the settings `in_place` changes: (a file relative
+        to the tasks' folder, its JSON content), or None when there are none."""
+        return None
 
     # ------------------------------------------------------------ AWS
 

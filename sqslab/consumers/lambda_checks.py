@@ -16,7 +16,7 @@ TIMEOUT_S = (1.0, 900.0)
 BATCHING_WINDOW_S = 300.0
 FIFO_BATCH_SIZE = 10
 #: What set_consumer takes for a function: a new version's settings.
-REVISION_KEYS = ("env", "timeout", "memory", "reserved_concurrency")
+REVISION_KEYS = ("env", "timeout", "memory", "reserved_concurrency", "enabled", "max_concurrency")
 #: What a scenario's `consumer` may hold beside consumer.lambda: its mapping, and the
 #: producer's poison marks (the function decides what a poison message does).
 SECTIONS = ("lambda", "event_source", "poison_rate")
@@ -107,6 +107,6 @@ def _action_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
                 "(0 throttles every invocation), or event_source.max_concurrency")))
         elif action.get("do") == "set_consumer":
             problems += [doc.problem(("actions", i, key), (
-                f"{key} is not a setting of a function version; with consumer.lambda, set_consumer takes "
+                f"{key} is not a setting of the function or its mapping; with consumer.lambda, set_consumer takes "
                 f"{', '.join(REVISION_KEYS)}")) for key in action if key not in ACTION_KEYS and key not in REVISION_KEYS]
     return problems

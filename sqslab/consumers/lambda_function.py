@@ -73,6 +73,10 @@ EVENT_SOURCE_SCHEMA: dict[str, Any] = {
 }
 
 
+#: set_consumer keys that change the running function and mapping, with no new version.
+IN_PLACE = frozenset({"reserved_concurrency", "enabled", "max_concurrency"})
+
+
 @dataclass(frozen=True)
 class LambdaConsumer(Consumer):
     """A function and its event source mapping, as a scenario resolved them."""
@@ -88,11 +92,13 @@ class LambdaConsumer(Consumer):
     batching_window: float = 0.0
     report_batch_item_failures: bool = False
     max_concurrency: int | None = None
+    enabled: bool = True  # the event source mapping polls (set_consumer `enabled: false` disables it)
     version: int = 1
     name: str = "sqslab-consumer"
 
     kind: ClassVar[str] = "lambda"
     events: ClassVar[frozenset[str] | None] = LAMBDA_EVENTS
+    compute: ClassVar[str] = "lambda"
 
     def describe(self) -> str:
         """The function and its mapping."""
@@ -108,12 +114,24 @@ class LambdaConsumer(Consumer):
                 "reserved_concurrency": self.reserved_concurrency, "version": self.version}
 
     def notes(self, infra: Any) -> list[str]:
-        """AWS's advice: a visibility timeout of at least 6 x the function timeout."""
-        if infra.visibility_timeout >= 6 * self.timeout:
-            return []
-        return [(f"infra.queue.visibility_timeout {infra.visibility_timeout:g}s is under 6 x the function timeout "
-                 f"({self.timeout:g}s), which AWS advises for an SQS event source mapping: a batch whose invocation is "
-                 "retried or throttled can become visible again while it is still being handled (redeliveries, duplicates)")]
+        """AWS's advice: a visibility timeout of at least 6 x the function timeout; and a
+        max_concurrency above the local cap on environments, which the local run keeps to."""
+        from sqslab.lambdas.mapping import ENV_MAX_ENVIRONMENTS, local_cap
+
+        notes = []
+        if infra.visibility_timeout < 6 * self.timeout:
+            notes.append(f"infra.queue.visibility_timeout {infra.visibility_timeout:g}s is under 6 x the function timeout "
+                         f"({self.timeout:g}s), which AWS advises for an SQS event source mapping: a batch whose invocation is "
+                         "retried or throttled can become visible again while it is still being handled (redeliveries, duplicates)")
+        try:
+            cap = local_cap()
+        except ValueError as exc:
+            return [*notes, str(exc)]
+        if self.max_concurrency is not None and self.max_concurrency > cap:
+            notes.append(f"event_source.max_concurrency {self.max_concurrency} is above the local cap of {cap} execution "
+                         f"environments: on the local target at most {cap} invocations run at once (set {ENV_MAX_ENVIRONMENTS} "
+                         "to raise the cap; each environment is a process)")
+        return notes
 
     def executes(self) -> dict[str, Any]:
         """Your handler's module is imported on this machine."""
@@ -149,7 +167,8 @@ class LambdaConsumer(Consumer):
                         "AWS_ACCESS_KEY_ID": f"{ACCESS_KEY_PREFIX}{task_id}-function"}
         return MappingConfig(function, endpoints.queue_url, self.batch_size, self.batching_window,
                              self.report_batch_item_failures, self.max_concurrency, self.reserved_concurrency,
-                             max_environments=local_cap(), logs=Path("lambda") / task_id, environment_env=function_env)
+                             max_environments=local_cap(), logs=Path("lambda") / task_id, environment_env=function_env,
+                             enabled=self.enabled)
 
     def local_task(self, task_id: str, endpoints: Endpoints) -> LocalTask:
         """The mapping, with this interpreter; its environments log in RUN_DIR/tasks/lambda/<task>/;
@@ -161,12 +180,27 @@ class LambdaConsumer(Consumer):
         return LocalTask([sys.executable, "-m", "sqslab.lambdas.mapping"], env, kill_signal=signal.SIGUSR1)
 
     def revised(self, changes: dict[str, Any]) -> LambdaConsumer:
-        """A new version: env added, timeout, memory, reserved concurrency."""
+        """A new version for env added, timeout, memory; reserved concurrency and the
+        mapping's `enabled` and `max_concurrency` change in place (no version, as on AWS)."""
         env = {**self.env, **{str(k): env_text(v) for k, v in (changes.get("env") or {}).items()}}
         timeout = parse_duration(changes["timeout"]) if "timeout" in changes else self.timeout
+        version = self.version if self.in_place(changes) else self.version + 1
         return replace(self, env=env, timeout=timeout, memory=changes.get("memory", self.memory),
                        reserved_concurrency=changes.get("reserved_concurrency", self.reserved_concurrency),
-                       version=self.version + 1)
+                       enabled=changes.get("enabled", self.enabled),
+                       max_concurrency=changes.get("max_concurrency", self.max_concurrency), version=version)
+
+    def in_place(self, changes: dict[str, Any]) -> bool:
+        """Reserved concurrency (PutFunctionConcurrency) and the mapping's state and
+        concurrency (UpdateEventSourceMapping) change the running function and mapping."""
+        return bool(changes) and set(changes) <= IN_PLACE
+
+    def live_state(self) -> tuple[str, dict[str, Any]]:
+        """The file the mapping watches (sqslab.lambdas.mapping.LIVE_FILE) and its content."""
+        from sqslab.lambdas.mapping import LIVE_FILE
+
+        return str(LIVE_FILE), {"enabled": self.enabled, "reserved_concurrency": self.reserved_concurrency,
+                                "max_concurrency": self.max_concurrency}
 
     def aws_problems(self) -> list[str]:
         """Not on the aws target yet."""
@@ -214,13 +248,18 @@ class LambdaKind(ConsumerKind):
         return lambda_problems(doc, data)
 
     def revision_schema(self) -> dict[str, Any]:
-        """env, timeout, memory, reserved_concurrency."""
+        """env, timeout, memory; reserved_concurrency, enabled, max_concurrency (in place)."""
         return {
             "timeout": {"$ref": "#/$defs/duration", "description": "consumer.lambda: the new version's function timeout."},
             "memory": {"type": "integer", "minimum": 128, "maximum": 10240,
                        "description": "consumer.lambda: the new version's memory (MB)."},
             "reserved_concurrency": {"type": "integer", "minimum": 0, "maximum": 1000,
-                                     "description": "consumer.lambda: reserved concurrency from now on (0 throttles every invocation)."},
+                                     "description": "consumer.lambda: reserved concurrency from now on (0 throttles every invocation); "
+                                                    "in place, no new version."},
+            "enabled": {"type": "boolean", "description": "consumer.lambda: false disables the event source mapping (it stops "
+                                                          "polling; invocations in progress finish), true enables it again; in place."},
+            "max_concurrency": {"type": "integer", "minimum": 2, "maximum": 1000,
+                                "description": "consumer.lambda: the mapping's maximum concurrency from now on; in place."},
         }
 
     def resolve(self, consumer: dict[str, Any], scenario_path: str, seed: int | None) -> LambdaConsumer:
@@ -235,7 +274,8 @@ class LambdaKind(ConsumerKind):
 
     def draw_revision(self, rng: random.Random, facts: Any, draw: Callable[[str], Any]) -> dict[str, Any]:
         """A new version with more memory, or reserved concurrency changed."""
-        return rng.choice([{"memory": rng.choice([256, 512])}, {"reserved_concurrency": rng.randint(1, 5)}])
+        return rng.choice([{"memory": rng.choice([256, 512])}, {"reserved_concurrency": rng.randint(0, 5)},
+                           {"enabled": rng.random() < 0.5}, {"max_concurrency": rng.randint(2, 6)}])
 
 
 KIND = LambdaKind()

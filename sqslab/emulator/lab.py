@@ -26,6 +26,7 @@ from typing import Any
 
 from sqslab.consumer.sqsfaults import FaultPlan
 from sqslab.emulator.journal import Journal
+from sqslab.emulator.usage import Usage
 from sqslab.scenario.settings import PROFILES as PROFILES  # re-exported: sqslab.emulator.lab.PROFILES
 from sqslab.scenario.settings import behavior_rows, resolve_behavior
 
@@ -102,6 +103,8 @@ class Lab:
         self._history: dict[str, deque[tuple[float, dict[str, int]]]] = {}
         self.journal = Journal(journal_path)
         self._callers: set[tuple[str, str]] = set()
+        #: Calls, billed requests and empty receives per caller and API (usage.py).
+        self.usage = Usage()
         #: Who makes the SQS call this thread serves (set by the middleware per request).
         self.calls = threading.local()
 
@@ -182,6 +185,27 @@ class Lab:
         self._callers.add(key)
         self.record("first_call", api=api)
 
+    def begin_call(self, by: str) -> None:
+        """A call begins on this thread, made by `by`: nothing moved yet."""
+        calls = self.calls
+        calls.by, calls.payload, calls.received = by, 0, 0
+
+    def moved(self, size: int, received: int = 0) -> None:
+        """This thread's call moved a message of `size` bytes (sent it, or handed it out)."""
+        calls = self.calls
+        calls.payload = getattr(calls, "payload", 0) + size
+        calls.received = getattr(calls, "received", 0) + received
+
+    def end_call(self, api: str) -> None:
+        """This thread's call was answered: counted in `usage`."""
+        calls = self.calls
+        self.usage.count(getattr(calls, "by", None) or "?", api, getattr(calls, "payload", 0), getattr(calls, "received", 0))
+
+    def write_usage(self) -> None:
+        """The usage so far, as the journal's `requests` line (cumulative: the last one counts)."""
+        if self.journal.fd is not None:
+            self.journal.write("requests", "lab", {"counts": self.usage.snapshot()})
+
     def record(self, op: str, **fields: Any) -> None:
         """One line of the SQS journal, attributed to the caller of this thread's call."""
         if self.journal.fd is not None:
@@ -194,6 +218,7 @@ class Lab:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self.write_usage()
         self.journal.close()
 
 

@@ -4,8 +4,8 @@ emulator's control endpoint.
 * ``/_sqslab/lab`` (GET): the behaviour and fault rules in force, as JSON;
   ``/_sqslab/faults`` (POST a rule, sqsfaults.check_rule's format): add a fault rule
   now (the timed `sqs_fault` action); ``/_sqslab/behavior`` (POST settings): change
-  behaviour settings; ``/_sqslab/journal/flush`` (POST): write the SQS journal's
-  buffered lines now; ``/_sqslab/queues`` (POST ``{"names": [...], "messages": bool,
+  behaviour settings; ``/_sqslab/journal/flush`` (POST): write the calls counted so
+  far (usage.py) and the SQS journal's buffered lines now; ``/_sqslab/queues`` (POST ``{"names": [...], "messages": bool,
   "limit": N}``): each named queue's exact state (state.snapshot), the lab's own channel
   for settling and the final audit. Loopback only, as the emulator itself.
 * Every SQS call is named (``X-Amz-Target`` for the JSON protocol, ``Action`` for the
@@ -78,14 +78,15 @@ def wrap(sqs_app: App) -> App:
             answer = _redrive_app(api, protocol)
         lab = current()
         observer = _OBSERVER_KEY in environ
-        lab.calls.by = by = "observer" if observer else caller(environ)
+        by = "observer" if observer else caller(environ)
+        lab.begin_call(by)
         if not observer:
             lab.first_call(by, api)
         # Faults are for the system under test: never the lab's own setup and readings.
         ours = observer or by in LAB_CALLERS
         decision = lab.faults.decide(api) if lab.faults and not ours else None
         if decision is None:
-            return answer(environ, start_response)
+            return _counted(lab, api, answer(environ, start_response))
         lab.emit(**decision.event(api))
         if decision.error in ERRORS:
             lab.record("fault", api=api, error=decision.error)
@@ -94,10 +95,16 @@ def wrap(sqs_app: App) -> App:
         if decision.error in ERRORS:
             return _send(start_response, *error_response(decision.error, protocol))
         if decision.error == TIMEOUT:
-            return _drop_answer(answer, environ, start_response)
-        return answer(environ, start_response)
+            return _counted(lab, api, _drop_answer(answer, environ, start_response))
+        return _counted(lab, api, answer(environ, start_response))
 
     return application
+
+
+def _counted(lab: Any, api: str, body: Iterable[bytes]) -> Iterable[bytes]:
+    """`body`, the answer to a call, once the call is counted in the lab's usage."""
+    lab.end_call(api)
+    return body
 
 
 def caller(environ: dict[str, Any]) -> str:
@@ -313,6 +320,7 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
         if path == "lab" and method == "GET":
             return _json(start_response, 200, {"behavior": lab.behavior.as_dict(), "faults": lab.faults.rules(), "seed": lab.seed})
         if path == "journal/flush" and method == "POST":
+            lab.write_usage()
             lab.journal.flush()
             return _json(start_response, 200, {"flushed": True})
         if path == "queues" and method == "POST":

@@ -45,6 +45,7 @@ from sqslab.emulator.state import (
     now_ms,
     pop_group_ready,
 )
+from sqslab.emulator.usage import message_bytes
 
 #: moto.sqs.models and moto.sqs.exceptions (bound by install(), so this module imports no moto code itself).
 models: Any = None
@@ -129,6 +130,7 @@ def send_message(
     message.mark_sent(delay_seconds=delay_seconds)
     queue.add_message(message)
     lab = current_lab()
+    lab.moved(message_bytes(message_body, message_attributes))
     if lab.journal.fd is not None:
         taken = message._sqslab_owner is queue
         lab.record("send", q=queue.name, mid=message.id, id=sqslab_id(message_body, message_attributes),
@@ -220,6 +222,7 @@ def _take(queue: Any, count: int, visibility_timeout: int, attribute_names: list
             lab.record("receive", q=queue.name, mid=msg.id, rc=msg.approximate_receive_count, vt=visibility_timeout)
         clone = _shallow_copy(msg)
         models._filter_message_attributes(clone, attribute_names)
+        lab.moved(message_bytes(clone.body, clone.message_attributes), received=1)
         result.append(clone)
     ready = queue._heaps[READY].items
     for entry in skipped:

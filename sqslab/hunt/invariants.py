@@ -36,6 +36,8 @@ INVARIANTS: dict[str, str] = {
     "dlq": "with a DLQ, dlq.messages equals dead_lettered plus dlq.other (copies standing for no dead-lettered id)",
     "leftovers": "no process of the run is left running after it",
     "duration": "the run takes no longer than its load + settle.timeout + a slack",
+    "cost": "the cost adds up (total = SQS + Lambda + ECS, none negative) and, with the journal, the SQS requests "
+            "cover the sends (10 messages a request at most)",
 }
 
 
@@ -89,11 +91,28 @@ def _ledger_checks(figures: dict[str, Any], ledger: dict[str, Any], resolved: di
     if check and not check.get("agree", True):
         broken.append(Broken("self_check", f"{check.get('disagreement_count')} disagreement(s): "
                                            + "; ".join(map(str, check.get("disagreements", [])[:2]))[:600]))
+    broken += _cost_checks(figures, bool(ledger.get("journal")))
     accounted = (figures.get("dead_lettered") or 0) + (figures.get("dlq.other") or 0)
     if infra.get("dlq_enabled") and figures.get("dlq.messages") != accounted:
         broken.append(Broken("dlq", f"dlq.messages {figures.get('dlq.messages')} != dead_lettered {figures.get('dead_lettered')} "
                                     f"+ dlq.other {figures.get('dlq.other') or 0}"))
     return broken
+
+
+def _cost_checks(figures: dict[str, Any], journal: bool) -> list[Broken]:
+    parts = [figures.get(f"cost.{part}.usd") for part in ("sqs", "lambda", "ecs")]
+    if "cost.total" not in figures:
+        return []
+    if any(p is not None and p < 0 for p in parts):
+        return [Broken("cost", f"a negative cost: {parts}")]
+    total = figures.get("cost.total")
+    known = [float(p) for p in parts if p is not None]
+    if len(known) == len(parts) and (total is None or abs(total - sum(known)) > 1e-9):
+        return [Broken("cost", f"cost.total {total} is not SQS + Lambda + ECS {parts}")]
+    requests = figures.get("cost.sqs.requests")
+    if journal and (requests is None or requests * 10 < (figures.get("sent") or 0)):
+        return [Broken("cost", f"{requests} SQS requests cannot have sent {figures.get('sent')} messages")]
+    return []
 
 
 def _duration_check(summary: dict[str, Any], resolved: dict[str, Any]) -> list[Broken]:

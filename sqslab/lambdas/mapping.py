@@ -11,6 +11,9 @@ The rules it keeps, each as Lambda documents them (docs/lambda.md; tests/test_la
 * scaling: five concurrent batches at first, up to 300 more per minute (5 a second) while
   receives return messages, one fewer a second while they return none, never above
   `max_concurrency`, nor the local cap on environments (SQSLAB_LAMBDA_MAX_ENVIRONMENTS);
+* live changes (set_consumer, in place, read from LIVE_FILE): disabled, the mapping stops
+  polling and invocations in progress finish; enabled again, it starts at five pollers; a
+  new max_concurrency caps the pollers at once, a new reserved concurrency the next invocation;
 * reserved concurrency: an invocation beyond it is throttled; the mapping retries it with
   backoff until the batch's visibility timeout is over, and then leaves it: the messages
   come back by themselves;
@@ -24,6 +27,7 @@ The rules it keeps, each as Lambda documents them (docs/lambda.md; tests/test_la
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -63,6 +67,13 @@ MAX_BATCH_BYTES = 6 * 1024 * 1024
 #: Backoff of a throttled invocation: first wait, and the most between tries.
 THROTTLE_BACKOFF_S = (0.2, 2.0)
 LONG_POLL_S = 20
+#: The settings that change while the mapping runs (set_consumer: `enabled`, `reserved_concurrency`,
+#: `max_concurrency`), as JSON the local target writes, relative to the task's folder.
+LIVE_FILE = Path("lambda") / "live.json"
+#: How often the mapping reads it (and a quarter of its scaling step).
+LIVE_CHECK_S = 0.25
+#: Lambda's most concurrent batches of one SQS mapping.
+MOST_CONCURRENCY = 1250
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,8 @@ class MappingConfig:
     max_environments: int = DEFAULT_MAX_ENVIRONMENTS
     logs: Path = Path("lambda")
     environment_env: dict[str, str] = field(default_factory=dict)  # what the lab gives every environment
+    enabled: bool = True
+    live: Path = LIVE_FILE
 
     @classmethod
     def from_json(cls, text: str) -> MappingConfig:
@@ -86,7 +99,7 @@ class MappingConfig:
         raw = json.loads(text)
         fn = raw.pop("function")
         function = Function(**{**fn, "code": Path(fn["code"])})
-        return cls(function=function, **{**raw, "logs": Path(raw.get("logs", "lambda"))})
+        return cls(function=function, **{**raw, "logs": Path(raw.get("logs", "lambda")), "live": Path(raw.get("live", LIVE_FILE))})
 
     def to_json(self) -> str:
         """SQSLAB_LAMBDA's value: every field (paths as strings)."""
@@ -95,7 +108,44 @@ class MappingConfig:
     @property
     def most_pollers(self) -> int:
         """The most concurrent batches: max_concurrency, else Lambda's 1,250, within the local cap."""
-        return min(self.max_concurrency or 1250, self.max_environments)
+        return min(self.max_concurrency or MOST_CONCURRENCY, self.max_environments)
+
+    @property
+    def poller_threads(self) -> int:
+        """Pollers made at the start: as many as a raised max_concurrency could use."""
+        return min(MOST_CONCURRENCY, self.max_environments)
+
+
+@dataclass
+class Live:
+    """The mapping's settings that change while it runs, and the file they come from."""
+
+    enabled: bool
+    reserved_concurrency: int | None
+    max_concurrency: int | None
+    _seen: int | None = None  # the file's mtime when last read
+
+    def changed(self, path: Path) -> bool:
+        """Read `path` if it changed since the last look; whether a setting changed."""
+        try:
+            stamp = path.stat().st_mtime_ns
+            if stamp == self._seen:
+                return False
+            self._seen = stamp
+            raw = json.loads(path.read_text(encoding="utf-8")[:4096])
+        except (OSError, ValueError):
+            return False
+        if not isinstance(raw, dict):
+            return False
+        before = (self.enabled, self.reserved_concurrency, self.max_concurrency)
+        self.enabled = raw.get("enabled") is not False
+        self.reserved_concurrency = _count_or_none(raw.get("reserved_concurrency"))
+        self.max_concurrency = _count_or_none(raw.get("max_concurrency"))
+        return before != (self.enabled, self.reserved_concurrency, self.max_concurrency)
+
+
+def _count_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 class Events:
@@ -179,9 +229,10 @@ class Mapping:
         self._arn, self._visibility = queue_arn, visibility_timeout
         self.pool = Pool(config)
         self.stopping = threading.Event()
-        self._target = min(INITIAL_POLLERS, config.most_pollers)
-        self._busy = [False] * config.most_pollers  # each poller's last receive returned messages
-        self.invoking = [False] * config.most_pollers  # each poller is in an invocation
+        self.live = Live(config.enabled, config.reserved_concurrency, config.max_concurrency)
+        self._target = min(INITIAL_POLLERS, self.most)
+        self._busy = [False] * config.poller_threads  # each poller's last receive returned messages
+        self.invoking = [False] * config.poller_threads  # each poller is in an invocation
         self._running = 0  # invocations in progress (reserved concurrency)
         self._lock = threading.Lock()
         self.counts = {"invocations": 0, "processed": 0}
@@ -193,24 +244,48 @@ class Mapping:
         """How many pollers poll now."""
         return self._target
 
+    @property
+    def most(self) -> int:
+        """The most concurrent batches now: max_concurrency (as it is now), else Lambda's, within the local cap."""
+        return min(self.live.max_concurrency or MOST_CONCURRENCY, self.config.max_environments)
+
     def scale(self) -> None:
         """Once a second: up by SCALE_UP_PER_S while receives return messages, down by one
         while none does (never below the first five, within the caps)."""
         wanted = self._target
         if any(self._busy[:self._target]):
-            wanted = min(self._target + SCALE_UP_PER_S, self.config.most_pollers)
-        elif self._target > min(INITIAL_POLLERS, self.config.most_pollers):
+            wanted = min(self._target + SCALE_UP_PER_S, self.most)
+        elif self._target > min(INITIAL_POLLERS, self.most):
             wanted = self._target - 1
+        self._scale_to(min(wanted, self.most))
+
+    def _scale_to(self, wanted: int) -> None:
         if wanted != self._target:
             self._target = wanted
             self._events.emit(ev.SCALED, pollers=wanted)
+
+    def refresh(self) -> None:
+        """Take the live settings' changes (LIVE_FILE): a disabled mapping stops polling
+        (invocations in progress finish), an enabled one starts again at five pollers; a new
+        max_concurrency caps the pollers at once; a new reserved concurrency holds from the
+        next invocation."""
+        was = self.live.enabled
+        if not self.live.changed(self.config.live):
+            return
+        if self.live.enabled and not was:
+            self._busy = [False] * len(self._busy)
+            self._scale_to(min(INITIAL_POLLERS, self.most))
+        else:
+            self._scale_to(min(self._target, self.most))
+        self._events.emit(ev.MAPPING_CHANGED, enabled=self.live.enabled, reserved_concurrency=self.live.reserved_concurrency,
+                          max_concurrency=self.live.max_concurrency)
 
     # ------------------------------------------------------------ one poller
 
     def poll(self, index: int) -> None:
         """Poller `index`: receive, invoke, delete, while the mapping runs (idle while scaled down)."""
         while not self.stopping.is_set():
-            if index >= self._target:
+            if index >= self._target or not self.live.enabled:
                 self.stopping.wait(0.2)
                 continue
             batch = self._gather()
@@ -248,7 +323,10 @@ class Mapping:
             left = ends - time.monotonic()
             if left <= 0:
                 break
-            more = self._receive(min(size - len(batch), 10), min(LONG_POLL_S, max(0, int(left))))
+            # A long poll for what is left of the window, in SQS's whole seconds (rounded up: a
+            # short poll would spin, each an empty receive SQS bills); it answers as soon as
+            # messages come, so only an empty queue makes the window a little longer.
+            more = self._receive(min(size - len(batch), 10), min(LONG_POLL_S, math.ceil(left)))
             batch += more
             payload += sum(len(m.get("Body") or "") for m in more)
         for message in batch:
@@ -258,9 +336,9 @@ class Mapping:
     def _slot(self, received: float) -> bool:
         """Take a unit of the function's concurrency; False when throttled until the
         batch's visibility timeout is over (the batch is left to come back)."""
-        limit = self.config.reserved_concurrency
         pause = THROTTLE_BACKOFF_S[0]
         while True:
+            limit = self.live.reserved_concurrency  # as it is now: it may change while the batch waits
             with self._lock:
                 if limit is None or self._running < limit:
                     self._running += 1
@@ -351,16 +429,21 @@ def run(config: MappingConfig, task: str, out: IO[str]) -> int:
     signal.signal(signal.SIGINT, lambda *_: mapping.stopping.set())
     signal.signal(signal.SIGUSR1, lambda *_: events.emit(ev.ENVIRONMENT_KILLED, environment=mapping.pool.kill_busy()))
     pollers = [threading.Thread(target=mapping.poll, args=(i,), name=f"poller-{i}", daemon=True)
-               for i in range(config.most_pollers)]
+               for i in range(config.poller_threads)]
     events.emit(ev.STARTED, config={"function": config.function.name, "batch_size": config.batch_size,
                                    "batching_window": config.batching_window, "pollers": mapping.target,
                                    "max_concurrency": config.max_concurrency,
                                    "reserved_concurrency": config.reserved_concurrency,
-                                   "report_batch_item_failures": config.report_batch_item_failures})
+                                   "report_batch_item_failures": config.report_batch_item_failures,
+                                   "enabled": config.enabled})
     for thread in pollers:
         thread.start()
-    while not mapping.stopping.wait(1.0):
-        mapping.scale()
+    ticks = 0
+    while not mapping.stopping.wait(LIVE_CHECK_S):
+        mapping.refresh()
+        ticks += 1
+        if ticks % round(1 / LIVE_CHECK_S) == 0:
+            mapping.scale()
     finish = time.monotonic() + config.function.timeout + 5  # invocations in progress finish; receives are left
     while any(mapping.invoking) and time.monotonic() < finish:
         time.sleep(0.05)

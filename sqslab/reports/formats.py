@@ -31,6 +31,7 @@ from sqslab.reports.html import (
     CAUSES,
     MAX_POINTS,
     compare_rows,
+    cost_line,
     depth_overlay,
     headline,
     is_compare,
@@ -89,6 +90,9 @@ def render_text(run: Any, options: dict[str, Any]) -> str:
     lines += _ordering_lines(summary)
     lines += [f"sqs: {line}" for line in sqs_lines(summary)]
     lines += journal_lines(summary)
+    cost = cost_line(summary)
+    if cost:
+        lines.append(cost)
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +145,7 @@ def _lambda_line(figures: dict[str, Any]) -> str:
             f"{figures.get('lambda.throttles', 0)} throttles, {figures.get('lambda.partial_failures', 0)} partial failures), "
             f"duration p50 {value('duration.p50')} p95 {value('duration.p95')} p99 {value('duration.p99')}, "
             f"concurrency max {figures.get('lambda.concurrency.max', 0)}, largest batch {figures.get('lambda.batch_size.max', 0)}, "
-            f"{figures.get('lambda.gb_seconds', 0)} GB-s")
+            f"{figures.get('lambda.gb_seconds', 0)} GB-s, oldest message {describe_value('queue.oldest_age.max', figures, FIGURES)}")
 
 
 def _compare_text(runs: list[Any], labels: list[str]) -> str:
@@ -181,6 +185,7 @@ def _environment() -> Any:
     env.filters["dur"] = _duration_text
     env.filters["num"] = _number_text
     env.filters["when"] = _time_text
+    env.filters["figure"] = lambda name, figures: describe_value(name, figures, FIGURES)
     env.filters["params"] = lambda value: json.dumps(value, sort_keys=True, default=str) if value else ""
     env.policies["json.dumps_kwargs"] = {"sort_keys": False, "allow_nan": False, "separators": (",", ":")}
     return env
@@ -322,6 +327,9 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
     journal = journal_lines(summary)
     if journal:
         lines += ["#### The consumer, as SQS saw it", ""] + [f"- {_md(line)}" for line in journal] + [""]
+    cost = cost_line(summary)
+    if cost:
+        lines += ["#### What it would cost on AWS", "", _md(cost), ""]
     problems = (summary.get("ledger") or {}).get("problems") or []
     if problems:
         counts = (summary.get("ledger") or {}).get("counts") or {}

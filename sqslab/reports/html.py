@@ -432,6 +432,32 @@ def sqs_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cost_line(summary: dict[str, Any]) -> str | None:
+    """What the run would cost on AWS, in one line (None when the summary has no cost)."""
+    cost = summary.get("cost") or {}
+    figures = summary.get("figures") or {}
+    if not cost:
+        return None
+
+    def usd(name: str) -> str:
+        return describe_value(name, figures, FIGURES)
+
+    requests = figures.get("cost.sqs.requests")
+    sqs = (f"SQS {usd('cost.sqs.usd')} ({requests:,} requests, {figures.get('cost.sqs.empty_receives') or 0:,} empty receives)"
+           if requests is not None else "SQS n/a (no journal of the requests)")
+    parts = [sqs]
+    if figures.get("cost.lambda.usd"):
+        parts.append(f"Lambda {usd('cost.lambda.usd')}")
+    if (cost.get("ecs") or {}).get("tasks"):
+        parts.append(f"ECS {usd('cost.ecs.usd')} ({cost['ecs']['tasks']} tasks, {cost['ecs']['billed_seconds']:g} s billed)")
+    where = cost.get("prices_region")
+    prices = f"{where} on-demand prices of {cost.get('prices_as_of')}"
+    if where != cost.get("region"):
+        prices += f" (none for {cost.get('region')} in sqslab's table)"
+    return (f"cost: {usd('cost.total')}, {usd('cost.per_million')} per million messages: " + "; ".join(parts)
+            + f"; at {prices}")
+
+
 def journal_lines(summary: dict[str, Any]) -> list[str]:
     """Which consumer ran, where the fates come from, and the lab's self-check, in a few lines."""
     consumer = summary.get("consumer") or {}
@@ -450,6 +476,11 @@ def journal_lines(summary: dict[str, Any]) -> list[str]:
     if journal:
         tasks = ", ".join(f"{task} {c.get('received', 0)}/{c.get('deleted', 0)}" for task, c in journal.get("per_task", {}).items())
         lines.append(f"SQS journal: {journal.get('lines', 0)} operations; receives/deletes per task: {tasks or 'none'}")
+    invoked = (ledger.get("lambda") or {}).get("journal_check")
+    if invoked:
+        verdict = "agree" if invoked.get("agree") else f"DISAGREE ({invoked.get('unexplained')} receives unexplained)"
+        lines.append(f"invocations and SQS journal {verdict}: {invoked.get('records_invoked')} records invoked + "
+                     f"{invoked.get('abandoned')} left uninvoked = {invoked.get('journal_receives')} receives SQS made")
     check = journal.get("check")
     if check:
         if check.get("agree"):
@@ -464,12 +495,15 @@ def journal_lines(summary: dict[str, Any]) -> list[str]:
 def run_view(run: Run, max_points: int = MAX_POINTS, samples: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the charts of one run draw, as JSON-able data."""
     samples = run.metrics() if samples is None else samples
-    ordering = (run.summary.get("ledger") or {}).get("ordering") or {}
+    ledger = run.summary.get("ledger") or {}
+    ordering = ledger.get("ordering") or {}
+    concurrency = (ledger.get("lambda") or {}).get("concurrency_series")
     return {
         "series": metric_series(samples, max_points),
         "latency": latency_series(read_latencies(run), max_points),
         "histogram": histogram_series(run),
         **({"blocked": ordering["blocked_series"]} if ordering.get("blocked_series") else {}),
+        **({"concurrency": concurrency} if concurrency else {}),
         **markers(run),
     }
 
@@ -527,7 +561,9 @@ def compare_rows(runs: list[Run], samples: list[list[dict[str, Any]]] | None = N
     for name in ("drain_time", "duration", "sent", "receives", "redeliveries", "dlq.messages", "tasks.max_running",
                  "latency.p50", "latency.p95", "latency.p99", "latency.max", "producer_duplicates", "dedup_dropped",
                  "groups", "order_violations", "group_blocked.max", "group_blocked.p95", "faults.injected", "sqs_duplicates",
-                 "stale_receipts", "empty_receives", "receives_lost", "sdk_retries", "api_errors", "redriven"):
+                 "stale_receipts", "empty_receives", "receives_lost", "sdk_retries", "api_errors", "redriven",
+                 "lambda.invocations", "lambda.throttles", "cost.sqs.requests", "cost.sqs.empty_receives", "cost.total",
+                 "cost.per_million"):
         figures = [r.summary.get("figures") or {} for r in runs]
         if any(f.get(name) for f in figures):  # FIFO and duplicate figures only where a run has them
             rows.append({"label": name.replace("_", " "), "kind": "figure", "cells": [describe_value(name, f, FIGURES) for f in figures]})

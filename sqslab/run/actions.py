@@ -47,6 +47,9 @@ def set_consumer(ctx: ActionContext, params: dict[str, Any]) -> str:
     """Roll the consumer tasks to a new revision: new knobs (the built-in consumer) or
     environment (`env`, a consumer program), as a new task definition revision would."""
     consumer = ctx.revise_consumer(params)
+    if consumer.in_place(params):  # a Lambda function's reserved concurrency, its mapping's state
+        ctx.target.tune(consumer)
+        return "changed in place: " + consumer.revision_text(params)
     ctx.target.set_consumer(consumer)
     return "consumers rolled to " + consumer.revision_text(params)
 

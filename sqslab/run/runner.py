@@ -33,6 +33,7 @@ from sqslab.scenario.load import dump_yaml, resolved_dict
 from sqslab.scenario.model import Scenario
 from sqslab.targets import Endpoints, Target, TargetError
 from sqslab.truth import journal
+from sqslab.truth.cost import Bill, cost
 from sqslab.truth.ledger import ledger_of_run
 
 if TYPE_CHECKING:
@@ -281,7 +282,9 @@ class Runner:
             self._error(lab_error)
         figures = {**ledger.figures, "drain_time": self.sampler.drain.drain_time(), "duration": self.recorder.since_t0(),
                    "tasks.started": self.target.tasks().started, "tasks.max_running": self.sampler.max_running,
-                   "actions.failed": self.scheduler.failed()}
+                   "queue.oldest_age.max": self.sampler.max_oldest_age, "actions.failed": self.scheduler.failed()}
+        cost_figures, cost_section = cost(Bill.of(scenario), ledger.requests, figures, ledger.store.tasks, time.time())
+        figures.update(cost_figures)
         for about, finding in found + [("producer", f) for f in send_findings(self.facts, figures)]:
             self.facts.findings.append(finding)
             self.recorder.emit({"event": "finding", "about": about, "finding": finding})
@@ -290,7 +293,7 @@ class Runner:
         self.facts.counters = self.recorder.counters()
         settled = {"until": scenario.settle_until, "timeout": scenario.settle_timeout, "drained": drained,
                    "load_end": round(self.load_end - self.recorder.t0, 3)}
-        return full_summary(self.facts, figures, ledger.as_dict(), settled)
+        return full_summary(self.facts, figures, ledger.as_dict(), settled, cost_section)
 
     # ------------------------------------------------------------ the way out
 

@@ -59,6 +59,7 @@ class Sampler:
         self.drain = Drain()
         self.latest: dict[str, Any] = {}
         self.max_running = 0
+        self.max_oldest_age = 0.0  # the oldest an unfinished message got, over the samples
         self.phase: str | None = None  # the load phase running now, for progress
 
     def start(self) -> None:
@@ -142,6 +143,7 @@ class Sampler:
             "queue.oldest_age": self._recorder.oldest_age(),
             "phase": self.phase,
         })
+        self.max_oldest_age = max(self.max_oldest_age, sample["queue.oldest_age"])
         self._recorder.write_sample(sample)
         self.latest = sample
         if self._on_sample is not None:

@@ -96,14 +96,16 @@ def send_findings(facts: RunFacts, figures: dict[str, Any]) -> list[str]:
              "an expectation on send_failed (e.g. `send_failed <= 5%`) makes failed sends part of the experiment")]
 
 
-def full_summary(facts: RunFacts, figures: dict[str, Any], ledger: dict[str, Any], settle: dict[str, Any]) -> dict[str, Any]:
-    """The summary of a run that reached its ledger: expectations decide the verdict."""
+def full_summary(facts: RunFacts, figures: dict[str, Any], ledger: dict[str, Any], settle: dict[str, Any],
+                 cost: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The summary of a run that reached its ledger: expectations decide the verdict;
+    `cost`: what the run would cost on AWS (sqslab.truth.cost)."""
     expectations = [{"text": c.text, "passed": c.holds(figures), "measured": c.measured(figures)} for c in facts.scenario.expect]
     status, exit_code = verdict(facts.errors, expectations, facts.findings)
     summary = partial_summary(facts)
     summary.update({"status": status, "exit_code": int(exit_code), "figures": figures, "expectations": expectations,
                     "findings": facts.findings,
-                    "ledger": ledger, "settle": settle})
+                    "ledger": ledger, "settle": settle, **({"cost": cost} if cost else {})})
     return summary
 
 

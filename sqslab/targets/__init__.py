@@ -122,6 +122,11 @@ class Target(Protocol):
         """Roll the tasks to this revision of the consumer, as a new task definition revision would."""
         ...
 
+    def tune(self, consumer: Consumer) -> None:
+        """Change the running tasks in place to this consumer's `live_state` (a Lambda
+        function's reserved concurrency, its mapping's state), with no new revision."""
+        ...
+
     def tasks(self) -> TaskCounts:
         """The target's part of a sample: tasks running, desired and started so far."""
         ...

@@ -8,6 +8,7 @@ the dummy credentials of sqslab.credentials and never yours.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -176,6 +177,20 @@ class LocalTarget(Target):
         """Roll to a new revision: start tasks of this consumer, then stop the old ones."""
         self._consumer = consumer
         self._service().roll()
+
+    def tune(self, consumer: Consumer) -> None:
+        """Write the consumer's live state where its tasks read it (RUN_DIR/tasks/...),
+        atomically; tasks started from now on start from it too."""
+        live = consumer.live_state()
+        if live is None:
+            raise TargetError(f"a {consumer.kind} consumer has nothing to change in place")
+        self._consumer = consumer
+        path = self._service().tasks_dir / live[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(path.name + ".new")
+        scratch.write_text(json.dumps(live[1]), encoding="utf-8")
+        os.replace(scratch, path)
+        self._emit({"event": "consumer_tuned", **live[1]})
 
     def tasks(self) -> TaskCounts:
         """Tasks running (alive, stopping ones included, like ECS's runningCount) and desired."""

@@ -150,7 +150,7 @@ class Supervisor:
         STOP_TIMEOUT); `events`: the event names read from a task's output (None: every JSON
         line); `on_start(task_id, started, out, err)` on each start; `quick_exit`: a task
         exiting on its own sooner than this after its start did not stay up."""
-        self._tasks_dir = tasks_dir
+        self.tasks_dir = tasks_dir
         self._stop_timeout = STOP_TIMEOUT if stop_timeout is None else stop_timeout
         self._event_names = events
         self._on_start = on_start
@@ -316,10 +316,10 @@ class Supervisor:
     def _start_task(self) -> bool:
         task_id = f"task-{self._started + 1}"
         launch = self._task(task_id)
-        argv, cwd = launch.command, launch.cwd or self._tasks_dir
-        out_path, err_path = self._tasks_dir / f"{task_id}.out", self._tasks_dir / f"{task_id}.err"
+        argv, cwd = launch.command, launch.cwd or self.tasks_dir
+        out_path, err_path = self.tasks_dir / f"{task_id}.out", self.tasks_dir / f"{task_id}.err"
         try:
-            self._tasks_dir.mkdir(exist_ok=True)
+            self.tasks_dir.mkdir(exist_ok=True)
             with out_path.open("wb") as out, err_path.open("wb") as err:
                 process = subprocess.Popen(
                     argv, env=launch.env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,

@@ -188,6 +188,13 @@
       line("p99", COLORS[2], 3, " s"),
       line("max", COLORS[9], 3, " s", {dash: [3, 3]})
     ], plugins), span(lat.t, [lat.p50, lat.p95, lat.p99, lat.max], end), true);
+    if (run.concurrency) {
+      var cc = run.concurrency;
+      draw("chart-concurrency", timeOpts("invocations", [
+        line("in progress", COLORS[3], 0, "", {paths: stepped, width: 2, fill: "rgba(22, 163, 74, 0.10)"}),
+        line("throttled", COLORS[2], 0, "", {paths: stepped})
+      ], plugins), span(cc.t, [cc.concurrency, cc.throttled], end), true);
+    }
     if (run.blocked) {
       var bl = run.blocked;
       draw("chart-blocked", timeOpts("groups", [

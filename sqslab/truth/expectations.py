@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqslab.scenario.units import UnitError, format_duration, parse_duration
+from sqslab.truth.cost import FIGURES as COST_FIGURES
 from sqslab.truth.fates import FATES, MEANINGS
 from sqslab.truth.fates import FIGURES as FATE_FIGURES
 from sqslab.truth.lambda_facts import FIGURES as LAMBDA_FIGURES
 from sqslab.truth.sqs_facts import FIGURES as SQS_FIGURES
 
 # The run's final figures, by name: (kind, meaning). kind "count" (of messages) compares
-# with numbers or percentages of `sent`; "number" with plain numbers; "seconds" with durations.
+# with numbers or percentages of `sent`; "number" with plain numbers; "dollars" with plain
+# numbers or $N (US dollars); "seconds" with durations.
 FIGURES: dict[str, tuple[str, str]] = {
     "sent": ("count", "messages the producer sent (SQS accepted)"),
     "send_failed": ("count", "messages the producer could not send"),
@@ -38,6 +40,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "receive_count.max": ("number", "highest receive count of any id"),
     "tasks.started": ("number", "consumer tasks started, replacements included"),
     "tasks.max_running": ("number", "most tasks running at one sample"),
+    "queue.oldest_age.max": ("seconds", "the oldest a sent message not yet finished got, over the run's samples"),
     "actions.failed": ("number", "actions that failed"),
     "drain_time": ("seconds", "from the end of the last load phase to an empty queue (visible + in flight + delayed = 0)"),
     "duration": ("seconds", "the whole run, from t0 to the end of settling"),
@@ -55,6 +58,7 @@ FIGURES: dict[str, tuple[str, str]] = {
 }
 FIGURES.update(SQS_FIGURES)
 FIGURES.update(LAMBDA_FIGURES)
+FIGURES.update(COST_FIGURES)
 
 # What the sampler measures while the run goes on, for `when`.
 LIVE_METRICS: dict[str, tuple[str, str]] = {
@@ -146,6 +150,8 @@ def describe_value(metric: str, values: dict[str, Any], catalog: dict[str, tuple
     kind = catalog.get(metric, ("count", ""))[0]
     if kind == "seconds":
         return format_duration(round(float(value), 3))
+    if kind == "dollars":
+        return f"${value:.4g}" if value < 1 else f"${value:,.2f}"
     sent = values.get("sent")
     if sent and metric != "sent" and kind == "count":
         return f"{value:g} ({100 * value / sent:.1f}%)"
@@ -191,8 +197,10 @@ def _parse_comparison(text: str, catalog: dict[str, tuple[str, str]]) -> Compari
             return Comparison(metric, op, parse_duration(raw), False, text.strip())
         except UnitError as exc:
             raise ExpressionError(f"{metric} is a time: {exc}") from None
+    if kind == "dollars" and raw.startswith("$"):
+        raw = raw[1:]
     percent = raw.endswith("%")
-    if percent and kind == "number":
+    if percent and kind in ("number", "dollars"):
         raise ExpressionError(f"{metric} is not a count of messages, so a percentage of sent means nothing; compare with a number")
     number = raw[:-1] if percent else raw
     try:

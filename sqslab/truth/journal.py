@@ -71,6 +71,8 @@ CREATE INDEX jdel_mid ON jdel (mid, rc);
 CREATE TABLE jvis (by TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE jgone (mid TEXT PRIMARY KEY, how TEXT, by TEXT) WITHOUT ROWID;
 CREATE TABLE jdlq (mid TEXT PRIMARY KEY, ts REAL) WITHOUT ROWID;
+CREATE TABLE jreq (by TEXT NOT NULL, api TEXT NOT NULL, calls INTEGER, billed INTEGER, empty INTEGER,
+  PRIMARY KEY (by, api)) WITHOUT ROWID;
 CREATE TABLE jfault (by TEXT NOT NULL, api TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (by, api)) WITHOUT ROWID;
 CREATE TABLE erecv (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
 CREATE TABLE edone (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, kind TEXT, ts REAL, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
@@ -97,6 +99,7 @@ STATEMENTS = {
     "gone": "INSERT OR REPLACE INTO jgone VALUES (?, ?, ?)",
     "dead_letter": "INSERT OR IGNORE INTO jdlq VALUES (?, ?)",
     "fault": "INSERT INTO jfault VALUES (?, ?, 1) ON CONFLICT (by, api) DO UPDATE SET n = n + 1",
+    "requests": "INSERT OR REPLACE INTO jreq VALUES (?, ?, ?, ?, ?)",
 }
 
 
@@ -167,6 +170,9 @@ def journal_rows(line: dict[str, Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
     if op == "fault":
         yield "fault", (by, str(line.get("api")))
         return
+    if op == "requests":  # cumulative counts (sqslab.emulator.usage): a later line replaces an earlier one
+        yield from _request_rows(line.get("counts"))
+        return
     if not isinstance(mid, str):
         return
     if op == "send":
@@ -183,6 +189,30 @@ def journal_rows(line: dict[str, Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
         yield "dead_letter", (mid, line.get("ts"))
     elif op in ("redrive", "expired", "purged"):
         yield "gone", (mid, op, by)
+
+
+def _request_rows(counts: Any) -> Iterable[tuple[str, tuple[Any, ...]]]:
+    for row in counts if isinstance(counts, list) else []:
+        if isinstance(row, dict):
+            yield "requests", (str(row.get("by")), str(row.get("api")), _whole(row.get("calls")), _whole(row.get("billed")),
+                               _whole(row.get("empty")))
+
+
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def consumer_receives(store: Any) -> int:
+    """Receives SQS handed to consumers (not the lab's own, not lost on the way)."""
+    (count,), = store.query(f"SELECT count(*) FROM jrecv WHERE by {_CONSUMER} AND lost = 0")
+    return int(count)
+
+
+def requests_by_caller(store: Any) -> dict[str, dict[str, int]]:
+    """The journal's request counts (its last `requests` line) per caller: calls, billed
+    requests, empty receives; {} when the journal has none (an emulator before it counted)."""
+    rows = store.query("SELECT by, sum(calls), sum(billed), sum(empty) FROM jreq GROUP BY by ORDER BY by")
+    return {by: {"calls": calls, "billed": billed, "empty_receives": empty} for by, calls, billed, empty in rows}
 
 
 def fold(db: Any, lines: Iterable[dict[str, Any]]) -> int:

@@ -19,6 +19,10 @@ from sqslab.consumer import events as ev
 EVENTS = (ev.INVOCATION, ev.THROTTLED, ev.SCALED)
 #: The most invocations whose duration and interval are kept (8 bytes x 3 each).
 MAX_SAMPLES = 1_000_000
+#: The most points of the concurrency-over-time series.
+SERIES_POINTS = 600
+#: Its narrowest time bucket (seconds).
+SERIES_MIN_BUCKET = 0.1
 #: The figures, for the catalogue of figures (sqslab.truth.expectations).
 FIGURES: dict[str, tuple[str, str]] = {
     "lambda.invocations": ("number", "invocations of the Lambda function by its event source mapping"),
@@ -67,12 +71,17 @@ class LambdaTally:
         self.gb_seconds = 0.0
         self.truncated = False
         self.pollers_max = 0
+        self.throttled_at: list[float] = []  # epoch seconds, up to MAX_SAMPLES
+        self.records = 0  # messages handed to the function, over every invocation
+        self.abandoned = 0  # messages received and never invoked (throttled until their visibility timeout, stopping)
 
     def take(self, event: dict[str, Any]) -> None:
         """Count one event whose kind is in EVENTS."""
         kind = event.get("event")
         if kind == ev.THROTTLED:
             self.throttles += 1
+            if len(self.throttled_at) < MAX_SAMPLES:
+                self.throttled_at.append(float(event.get("ts") or 0))
         elif kind == ev.SCALED:
             self.pollers_max = max(self.pollers_max, int(event.get("pollers") or 0))
         elif kind == ev.INVOCATION:
@@ -83,6 +92,7 @@ class LambdaTally:
         self.cold += bool(event.get("cold"))
         self.partial += event.get("outcome") == "ok" and int(event.get("failed") or 0) > 0
         self.batch_sizes[int(event.get("batch_size") or 0)] += 1
+        self.records += int(event.get("batch_size") or 0)
         self.init_max = max(self.init_max, float(event.get("init_ms") or 0) / 1000)
         self.gb_seconds += float(event.get("billed_ms") or 0) / 1000 * float(event.get("memory_mb") or 0) / 1024
         seconds = float(event.get("duration_ms") or 0) / 1000
@@ -115,13 +125,47 @@ class LambdaTally:
             "lambda.gb_seconds": round(self.gb_seconds, 3),
         }
 
-    def section(self) -> dict[str, Any]:
-        """The summary's `ledger.lambda`: outcomes and batch sizes (empty when nothing was invoked)."""
+    def series(self, t0: float, end: float) -> dict[str, Any]:
+        """Concurrency over time: per time bucket from t0 to `end` (epoch seconds), the most
+        invocations in progress at once and the invocations throttled."""
+        length = max(0.0, end - t0)
+        width = max(SERIES_MIN_BUCKET, length / SERIES_POINTS)
+        count = int(length // width) + 1
+        steps = sorted([(start, 1) for start, _ in self.intervals] + [(stop, -1) for _, stop in self.intervals])
+        peaks, throttled = [0] * count, [0] * count
+        running = index = 0
+        for bucket in range(count):
+            top, peak = t0 + (bucket + 1) * width, running
+            while index < len(steps) and steps[index][0] < top:
+                running += steps[index][1]
+                peak = max(peak, running)
+                index += 1
+            peaks[bucket] = peak
+        for at in self.throttled_at:
+            throttled[min(count - 1, max(0, int((at - t0) // width)))] += 1
+        return {"bucket": round(width, 3), "t": [round(i * width, 3) for i in range(count)], "concurrency": peaks,
+                "throttled": throttled}
+
+    def check(self, journal_receives: int) -> dict[str, Any]:
+        """The invocation records against the SQS journal: every receive SQS made to the
+        mapping was handed to the function in an invocation, or left (abandoned), none twice."""
+        told = self.records + self.abandoned
+        return {"records_invoked": self.records, "abandoned": self.abandoned, "journal_receives": journal_receives,
+                "agree": told == journal_receives, "unexplained": journal_receives - told}
+
+    def section(self, t0: float | None = None, end: float | None = None, journal_receives: int | None = None) -> dict[str, Any]:
+        """The summary's `ledger.lambda`: outcomes, batch sizes, (given the run's t0 and end,
+        epoch seconds) concurrency over time and (given the journal's receives) the
+        invocations' check against it; empty when nothing was invoked."""
         if not self.invocations and not self.throttles:
             return {}
         out: dict[str, Any] = {"outcomes": dict(sorted(self.outcomes.items())),
                                "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
                                "pollers_max": self.pollers_max}
+        if t0 is not None and end is not None:
+            out["concurrency_series"] = self.series(t0, end)
+        if journal_receives is not None:
+            out["journal_check"] = self.check(journal_receives)
         if self.truncated:
             out["samples_truncated_at"] = MAX_SAMPLES
         return out

@@ -47,6 +47,8 @@ class Ledger:
     source: str = "consumer events"  # where the processing facts came from: consumer events, or the SQS journal
     journal: dict[str, Any] = field(default_factory=dict)  # the SQS journal's fates, per task, self-check (sqslab.truth.journal)
     lambdas: dict[str, Any] = field(default_factory=dict)  # a Lambda consumer's invocations (sqslab.truth.lambda_facts)
+    #: SQS requests per caller, from the journal (None without one), for what the run costs (sqslab.truth.cost).
+    requests: dict[str, dict[str, int]] | None = None
 
     def fates(self) -> dict[str, str]:
         """Every sent id's fate (a whole-run dict: for tests and small runs)."""
@@ -119,8 +121,10 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
     journal_section = journal.section(store, compare=told, lines=lines) if lines >= 0 else {}
     if journal_section.get("check"):
         figures["self_check.disagreements"] = journal_section["check"]["disagreement_count"]
+    requests = (journal.requests_by_caller(store) or None) if lines >= 0 else None
     return Ledger(store, counts, figures, histogram, _per_task(store), _problems(store), _anomalies(store, audit.notes), section,
-                  store.sqs.section(), source, journal_section, store.lambdas.section())
+                  store.sqs.section(), source, journal_section,
+                  store.lambdas.section(audit.t0, audit.at, journal.consumer_receives(store) if lines >= 0 else None), requests)
 
 
 def ledger_of_run(run_dir: Path, audit: Audit, program: bool = False, journal_key: bytes | None = None) -> Ledger:

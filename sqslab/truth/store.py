@@ -14,6 +14,7 @@ from typing import Any
 
 from sqslab.consumer import events as ev
 from sqslab.truth import journal
+from sqslab.truth.cost import TaskClock
 from sqslab.truth.fates import DEAD_LETTERED, DUPLICATE, EXPIRED, LOST, PROCESSED_ONCE, PURGED, STILL_QUEUED
 from sqslab.truth.lambda_facts import EVENTS as LAMBDA_EVENTS
 from sqslab.truth.lambda_facts import LambdaTally
@@ -92,6 +93,7 @@ class LedgerStore:
         self.malformed = 0  # consumer event lines without the fields their kind must have
         self.sqs = SqsTally()
         self.lambdas = LambdaTally()
+        self.tasks = TaskClock()  # each consumer task's life, for what it costs
 
     def add(self, events: Iterable[dict[str, Any]]) -> None:
         """Fold events in (any order: each fact is a sum, a minimum or a maximum)."""
@@ -103,6 +105,8 @@ class LedgerStore:
 
     def _take(self, event: dict[str, Any]) -> None:
         kind, mid = event.get("event"), event.get("id")
+        if kind in ("task_started", "task_exited"):
+            self.tasks.take(event)
         receive = journal.receive_rows(event)
         if receive is not None:
             self._row(*receive)
@@ -128,6 +132,8 @@ class LedgerStore:
                 return
             task = str(event.get("task") or "?")
             self._row("task:" + _CONSUMER[kind][1], (task,))
+            if kind == ev.ABANDONED:
+                self.lambdas.abandoned += 1  # a Lambda mapping's: received, never invoked
             if not isinstance(mid, str):
                 return
             ts = event.get("ts")

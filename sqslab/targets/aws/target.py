@@ -211,6 +211,10 @@ class AwsTarget(Target):
             save_state(self.state_dir, task_definitions=self._registered)
         self._emit({"event": "task_definition_registered", "revision": new["revision"], "task_definition": new["taskDefinitionArn"]})
 
+    def tune(self, consumer: Consumer) -> None:
+        """Nothing on ECS changes in place: a consumer that would (a Lambda function) does not run here yet."""
+        raise TargetError(f"the aws target cannot change a {consumer.kind} consumer in place")
+
     def _container_env(self, consumer: Consumer) -> dict[str, str]:
         """What sqslab sets in the container: the consumer's environment, and the run's fault
         rules for a consumer that applies them."""
