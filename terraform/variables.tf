@@ -167,11 +167,12 @@ variable "task_memory" {
 }
 
 variable "image_tag" {
-  description = "Tag of the consumer image in the ECR repository (the repository's tags are immutable)."
+  description = "Tag of the consumer image in the ECR repository (the repository's tags are immutable); ECS consumers only."
   type        = string
+  default     = ""
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag))
+    condition     = var.consumer_kind != "ecs" || can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag))
     error_message = "image_tag must be a valid Docker tag (letters, digits, _ . -; at most 128 characters)."
   }
 }
@@ -247,4 +248,146 @@ variable "tags" {
   description = "Extra tags on every resource."
   type        = map(string)
   default     = {}
+}
+
+# -- the Lambda consumer (consumer_kind = "lambda"; sqslab/consumers/lambda_function.py) -----
+
+variable "consumer_kind" {
+  description = "What consumes the queue: ecs (an ECS Fargate service) or lambda (a function behind an SQS event source mapping)."
+  type        = string
+  default     = "ecs"
+
+  validation {
+    condition     = contains(["ecs", "lambda"], var.consumer_kind)
+    error_message = "consumer_kind must be ecs or lambda."
+  }
+}
+
+variable "lambda_package_path" {
+  description = "The function's deployment package, a zip sqslab builds from consumer.lambda.code."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.consumer_kind != "lambda" || endswith(var.lambda_package_path, ".zip")
+    error_message = "lambda_package_path must name the function's zip."
+  }
+}
+
+variable "lambda_source_code_hash" {
+  description = "Base64 SHA-256 of the package (a new hash uploads the code again)."
+  type        = string
+  default     = ""
+}
+
+variable "lambda_handler" {
+  description = "Your handler, module.function (sqslab's entry in front of it calls it)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.consumer_kind != "lambda" || can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", var.lambda_handler))
+    error_message = "lambda_handler must be module.function."
+  }
+}
+
+variable "lambda_runtime" {
+  description = "Lambda runtime of the function."
+  type        = string
+  default     = "python3.11"
+
+  validation {
+    condition     = contains(["python3.9", "python3.10", "python3.11", "python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be a Python runtime: python3.9 to python3.13."
+  }
+}
+
+variable "lambda_timeout" {
+  description = "Function timeout, seconds."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.lambda_timeout >= 1 && var.lambda_timeout <= 900 && floor(var.lambda_timeout) == var.lambda_timeout
+    error_message = "lambda_timeout must be a whole number of seconds from 1 to 900."
+  }
+}
+
+variable "lambda_memory" {
+  description = "Function memory, MB."
+  type        = number
+  default     = 128
+
+  validation {
+    condition     = var.lambda_memory >= 128 && var.lambda_memory <= 10240 && floor(var.lambda_memory) == var.lambda_memory
+    error_message = "lambda_memory must be a whole number of MB from 128 to 10240."
+  }
+}
+
+variable "lambda_reserved_concurrency" {
+  description = "The function's reserved concurrency; -1 for none (the account's unreserved pool)."
+  type        = number
+  default     = -1
+
+  validation {
+    condition     = var.lambda_reserved_concurrency >= -1 && floor(var.lambda_reserved_concurrency) == var.lambda_reserved_concurrency
+    error_message = "lambda_reserved_concurrency must be -1 (none) or a whole number from 0."
+  }
+}
+
+variable "lambda_env" {
+  description = "The function's environment (scenario lambda.env). SQSLAB_HANDLER and SQSLAB_REPORT_BATCH_ITEM_FAILURES are set by Terraform."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    # Lambda reserves these; sqslab's entry reads the two SQSLAB_ ones.
+    condition     = length(setintersection(keys(var.lambda_env), ["SQSLAB_HANDLER", "SQSLAB_REPORT_BATCH_ITEM_FAILURES", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_FUNCTION_NAME", "_HANDLER"])) == 0
+    error_message = "lambda_env must not set SQSLAB_HANDLER, SQSLAB_REPORT_BATCH_ITEM_FAILURES or variables Lambda reserves."
+  }
+}
+
+variable "event_source_enabled" {
+  description = "Whether the event source mapping polls the queue."
+  type        = bool
+  default     = true
+}
+
+variable "event_source_batch_size" {
+  description = "Records per batch the mapping hands the function."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.event_source_batch_size >= 1 && var.event_source_batch_size <= 10000 && floor(var.event_source_batch_size) == var.event_source_batch_size
+    error_message = "event_source_batch_size must be a whole number from 1 to 10000."
+  }
+}
+
+variable "event_source_batching_window_seconds" {
+  description = "How long the mapping gathers records before it invokes, seconds."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.event_source_batching_window_seconds >= 0 && var.event_source_batching_window_seconds <= 300 && floor(var.event_source_batching_window_seconds) == var.event_source_batching_window_seconds
+    error_message = "event_source_batching_window_seconds must be a whole number from 0 to 300."
+  }
+}
+
+variable "event_source_report_batch_item_failures" {
+  description = "The mapping reads partial batch responses (ReportBatchItemFailures)."
+  type        = bool
+  default     = false
+}
+
+variable "event_source_max_concurrency" {
+  description = "The mapping's maximum concurrency (scaling_config); 0 for none."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.event_source_max_concurrency == 0 || (var.event_source_max_concurrency >= 2 && var.event_source_max_concurrency <= 1000 && floor(var.event_source_max_concurrency) == var.event_source_max_concurrency)
+    error_message = "event_source_max_concurrency must be 0 (none) or a whole number from 2 to 1000."
+  }
 }

@@ -203,9 +203,20 @@ class LambdaConsumer(Consumer):
                                 "max_concurrency": self.max_concurrency}
 
     def aws_problems(self) -> list[str]:
-        """Not on the aws target yet."""
-        return [("consumer.lambda runs on the local target only for now (the function, its role and its event source "
-                 "mapping in the project's Terraform are not built yet)")]
+        """What Lambda takes in whole seconds (the runtimes are RUNTIMES, those of the schema)."""
+        problems = []
+        if self.timeout != int(self.timeout):
+            problems.append(f"consumer.lambda.timeout {self.timeout:g}s: Lambda takes whole seconds")
+        if self.batching_window != int(self.batching_window):
+            problems.append(f"consumer.event_source.batching_window {self.batching_window:g}s: Lambda takes whole seconds")
+        return problems
+
+    def aws_notes(self) -> list[str]:
+        """The package, the entry in front of the handler, what AWS cannot do that the local target does."""
+        return [(f"the function's package is {self.code} zipped as it is, with sqslab's entry (sqslab_entry.handler, "
+                f"which calls {self.handler} and logs what became of each record); vendor dependencies into the folder "
+                "(pip install -t) or give a layer"),
+                "kill_consumer is refused: nothing on AWS ends a Lambda execution environment mid-invocation"]
 
 
 def resolve_lambda(consumer: dict[str, Any], scenario_path: str) -> LambdaConsumer:

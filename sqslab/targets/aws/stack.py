@@ -25,14 +25,15 @@ _PLAN = re.compile(r"Plan: (\d+) to add, (\d+) to change, (\d+) to destroy")
 _DONE = re.compile(r"^(?P<address>\S+): (?P<what>Creation|Destruction|Modifications) complete after")
 
 
-def stack_tfvars(scenario: Any, image_tag: str, name: str | None = None) -> tuple[dict[str, Any], str]:
+def stack_tfvars(scenario: Any, image_tag: str, name: str | None = None, package: Any = None) -> tuple[dict[str, Any], str]:
     """The Terraform variables and tfvars text of one AWS run of this scenario (what
-    `sqslab plan --target aws` shows): a stack name of its own, and the shared ECR
-    repository that `sqslab image push` made."""
+    `sqslab plan --target aws` shows): a stack name of its own, and (ECS) the shared ECR
+    repository that `sqslab image push` made, or (Lambda) the function's package."""
     from sqslab.targets.aws import terraform
 
-    variables = terraform.stack_variables(scenario, image_tag, name=name or stack_name(scenario.stack_name))
-    variables["ecr_create_repository"] = False  # the repository exists already
+    variables = terraform.stack_variables(scenario, image_tag, name=name or stack_name(scenario.stack_name), package=package)
+    if scenario.consumer.compute != "lambda":
+        variables["ecr_create_repository"] = False  # the repository exists already
     return variables, terraform.render_tfvars(variables)
 
 

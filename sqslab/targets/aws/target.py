@@ -1,6 +1,11 @@
 """The AWS target: the project's Terraform stack applied with your credentials, the
 consumer as an ECS Fargate service, its events read back from CloudWatch Logs.
 
+A Lambda consumer (consumer.lambda) is a function behind an SQS event source mapping
+instead (sqslab.targets.aws.function): its package is built from your folder at provision
+(sqslab.targets.aws.function_zip) and no image is needed; its events come from the
+function's log group, written by sqslab's entry in front of your handler.
+
 A run: the consumer image must be in ECR already (`sqslab image push`); `provision`
 renders tfvars from the scenario, applies `terraform/` into `RUN_DIR/terraform` (state,
 working copy, `.env`) and returns the queues (sqslab.targets.aws.stack). The service
@@ -26,6 +31,7 @@ from sqslab.consumers import Consumer
 from sqslab.hookspecs import hookimpl
 from sqslab.targets import Endpoints, Log, Target, TargetError, TargetOption, TaskCounts
 from sqslab.targets.aws.faults import ClientFaults, plan_notes
+from sqslab.targets.aws.function import LambdaFunction
 from sqslab.targets.aws.logs import LogReader
 from sqslab.targets.aws.service import KILL_REASON, EcsService
 from sqslab.targets.aws.stack import (
@@ -49,8 +55,9 @@ OPTIONS = (
 )
 
 
-class AwsTarget(Target):
-    """Real SQS + DLQ and ECS Fargate consumers, from the project's Terraform stack."""
+class AwsStack:
+    """The AWS target's stack: the project's Terraform applied for a scenario, and the
+    clients of what it made (AwsTarget drives the consumers on it)."""
 
     name = "aws"
 
@@ -71,7 +78,7 @@ class AwsTarget(Target):
         self.keep = keep
         self._image_tag = image_tag
         self._consumer: Consumer | None = None  # what the tasks run (sqslab.consumers); set_consumer revises it
-        self._started_events: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []  # consumer events of the target's own making
         self._endpoint_url = endpoint_url
         self._state_dir_option = Path(state_dir) if state_dir is not None else None
         self._lock = threading.RLock()
@@ -81,6 +88,7 @@ class AwsTarget(Target):
         self._endpoints: Endpoints | None = None
         self._region = "us-west-1"
         self.ecs: EcsService | None = None
+        self.function: LambdaFunction | None = None  # a Lambda consumer's function and mapping, instead of ECS
         self.logs: LogReader | None = None
         self._registered: list[str] = []
         self._torn_down = False
@@ -112,14 +120,16 @@ class AwsTarget(Target):
         check_consumer(consumer)
         self._run_dir = Path(run_dir)
         self.state_dir = (self._state_dir_option or self._run_dir / "terraform").resolve()
-        tag = self._image_tag or git_revision() or ("own-image" if consumer.image else None)
-        if not tag:
+        lambda_kind = consumer.compute == "lambda"
+        tag = "" if lambda_kind else self._image_tag or git_revision() or ("own-image" if consumer.image else "")
+        if not tag and not lambda_kind:
             raise TargetError("no consumer image tag: pass --image-tag TAG (the tag `sqslab image push` printed), "
                               "or run from a git checkout, whose revision is the default tag")
-        variables, tfvars = stack_tfvars(scenario, tag)
+        package = lambda_package(consumer, self.state_dir) if lambda_kind else None
+        variables, tfvars = stack_tfvars(scenario, tag, package=package)
         self._region = variables["region"]
         self._faults.start(scenario)
-        if consumer.image is None:  # an image of your own is yours to have pushed (docs/aws.md)
+        if consumer.image is None and not lambda_kind:  # an image of your own is yours to have pushed (docs/aws.md)
             check_image(self._client("ecr"), variables["ecr_repository_name"], tag, self._region)
         self._emit({"event": "stack", "name": variables["name"], "region": self._region, "image_tag": tag,
                     "state_dir": str(self.state_dir)})
@@ -140,13 +150,20 @@ class AwsTarget(Target):
 
     def use_stack(self, outputs: dict[str, Any]) -> Endpoints:
         """Work with an applied stack, given its Terraform outputs (``{name: value}``)."""
-        try:
-            cluster, service, log_group = outputs["cluster_name"], outputs["service_name"], outputs["log_group_name"]
-            queue_url = outputs["queue_url"]
-        except KeyError as exc:
-            raise TargetError(f"the stack has no output {exc}; is terraform/ the sqslab stack?") from None
+        lambda_kind = outputs.get("consumer_kind") == "lambda"
+        needed = ("function_name", "mapping_uuid") if lambda_kind else ("cluster_name", "service_name")
+        missing = [name for name in ("queue_url", "log_group_name", *needed) if not outputs.get(name)]
+        if missing:
+            raise TargetError(f"the stack has no output {', '.join(missing)}; is terraform/ the sqslab stack?")
+        queue_url, log_group = outputs["queue_url"], outputs["log_group_name"]
         self._region = outputs.get("region") or self._region
-        self.ecs = EcsService(self._client("ecs"), cluster, service, self._emit, self._region, log_group)
+        if lambda_kind:
+            reserved = getattr(self._consumer, "reserved_concurrency", None)
+            self.function = LambdaFunction(self._client("lambda"), outputs["function_name"], outputs["mapping_uuid"],
+                                           self._emit, reserved)
+        else:
+            self.ecs = EcsService(self._client("ecs"), outputs["cluster_name"], outputs["service_name"], self._emit,
+                                  self._region, log_group)
         self.logs = self.reader_class(self._client("logs"), log_group, self._emit, since=time.time() - 120)
         self._endpoints = Endpoints(queue_url, outputs.get("dlq_url") or None, self._endpoint_url, self._region)
         return self._endpoints
@@ -163,6 +180,15 @@ class AwsTarget(Target):
         client = self._client("sqs")
         return client if observer else self._faults.install(client)
 
+    def _show(self, line: str) -> None:
+        """A line for the person running it (the CLI shows `notice` events unless quiet)."""
+        self._emit({"event": "notice", "message": line})
+
+
+
+class AwsTarget(AwsStack, Target):
+    """Real SQS + DLQ and ECS Fargate consumers (or a Lambda function), from the project's Terraform stack."""
+
     # ------------------------------------------------------------ the service
 
     def _service(self) -> EcsService:
@@ -172,8 +198,13 @@ class AwsTarget(Target):
 
     def start_consumers(self, count: int, consumer: Consumer) -> None:
         """Make sure the service runs `count` tasks of this consumer, and wait until ECS
-        reports them running (a task that cannot start fails the run at once)."""
+        reports them running (a task that cannot start fails the run at once). A Lambda
+        consumer's mapping is enabled (and its concurrency set) instead."""
         self._consumer = consumer
+        if self.function is not None:
+            with _interruptible() as interrupted:
+                self._pending += self.function.start(consumer, self.start_timeout, self.poll_interval, interrupted)
+            return
         service = self._service()
         described = service.describe()
         current = service.container_env(described["taskDefinition"])
@@ -184,13 +215,17 @@ class AwsTarget(Target):
         with _interruptible() as interrupted:
             service.wait_running(count, self.start_timeout, self.poll_interval, interrupted)
         if not consumer.says_started:
-            self._started_events = ecs_started(count)
+            self._pending = ecs_started(count)
 
     def kill(self, count: int, rng: Any) -> list[str]:
         """StopTask on `count` running tasks chosen by the seeded rng; the service replaces them.
 
         ECS stops a task with SIGTERM and SIGKILL 30 s later: the consumer finishes the
-        message in hand (locally a kill is SIGKILL at once)."""
+        message in hand (locally a kill is SIGKILL at once). Lambda ends no execution
+        environment on request: refused for a Lambda consumer."""
+        if self.function is not None:
+            raise TargetError("kill_consumer: on AWS nothing can end a Lambda execution environment mid-invocation "
+                              "(the local target does it); a function timeout or an error in the handler fails a batch")
         killed = self._service().kill(count, rng)
         self._emit({"event": "tasks_killed", "tasks": killed})
         return killed
@@ -203,8 +238,14 @@ class AwsTarget(Target):
     def set_consumer(self, consumer: Consumer) -> None:
         """Register a revision of the service's task definition with this consumer's
         environment (and the fault rules, for a consumer that applies them) in the container
-        (the queue URL, region and the rest kept), and roll the service to it."""
+        (the queue URL, region and the rest kept), and roll the service to it. A Lambda
+        consumer gets a new function configuration instead (environment, timeout, memory)."""
         self._consumer = consumer
+        if self.function is not None:
+            answer = self.function.configure(consumer)
+            self._emit({"event": "function_configured", "function": self.function.function,
+                        "revision": answer.get("RevisionId")})
+            return
         new = self._service().roll(self._container_env(consumer))
         self._registered.append(new["taskDefinitionArn"])
         if self.state_dir is not None:
@@ -212,8 +253,12 @@ class AwsTarget(Target):
         self._emit({"event": "task_definition_registered", "revision": new["revision"], "task_definition": new["taskDefinitionArn"]})
 
     def tune(self, consumer: Consumer) -> None:
-        """Nothing on ECS changes in place: a consumer that would (a Lambda function) does not run here yet."""
-        raise TargetError(f"the aws target cannot change a {consumer.kind} consumer in place")
+        """A Lambda consumer's mapping state and concurrency and its reserved concurrency, in
+        place; nothing on ECS changes in place."""
+        if self.function is None:
+            raise TargetError(f"the aws target cannot change a {consumer.kind} consumer in place")
+        self._consumer = consumer
+        self._pending.append(self.function.tune(consumer))
 
     def _container_env(self, consumer: Consumer) -> dict[str, str]:
         """What sqslab sets in the container: the consumer's environment, and the run's fault
@@ -230,7 +275,10 @@ class AwsTarget(Target):
 
     def tasks(self) -> TaskCounts:
         """Running and desired from DescribeServices; started = task ARNs ever seen
-        (ListTasks, at most once a second). The last counts when AWS does not answer."""
+        (ListTasks, at most once a second). The last counts when AWS does not answer.
+        A Lambda consumer's mapping counts as one task while it is enabled."""
+        if self.function is not None:
+            return self.function.counts()
         return self._service().counts(self.tasks_poll_interval)
 
     def consumer_events(self) -> list[dict[str, Any]]:
@@ -240,12 +288,17 @@ class AwsTarget(Target):
         names = self._consumer.events if self._consumer is not None else None
         if names is not None:
             events = [e for e in events if e.get("event") in names]  # the rest is the consumer's own log
-        events, self._started_events = self._started_events + events, []
+        events, self._pending = self._pending + events, []
         return events
 
     def stop_consumers(self, grace: float = 10.0) -> None:
         """Desired count 0; wait (bounded) until no task runs (ECS sends SIGTERM, the
-        consumer finishes its message); then read the logs until they are quiet."""
+        consumer finishes its message); then read the logs until they are quiet. A Lambda
+        consumer's mapping is disabled instead, its invocations in flight let end."""
+        if self.function is not None and self.logs is not None:
+            grace = (self._consumer.stop_grace if self._consumer is not None else None) or grace
+            self._pending += self.function.stop(self.logs, grace + self.stop_timeout, self.poll_interval)
+            return
         if self.ecs is None or self.logs is None:
             return
         self.ecs.stop_all(self.logs, max(grace, 30.0) + self.stop_timeout, self.poll_interval, self.tasks_poll_interval)
@@ -283,18 +336,18 @@ class AwsTarget(Target):
             terraform.close()
 
     def _keep_stack(self) -> None:
-        if self.ecs is not None:
-            try:
-                self.scale(0)  # a kept stack costs nothing while no task runs
+        if self.ecs is not None or self.function is not None:
+            try:  # a kept stack costs nothing while no task runs, no mapping polls
+                if self.function is not None:
+                    self.function.disable()
+                else:
+                    self.scale(0)
             except Exception as exc:  # noqa: BLE001 - keeping the stack goes on; say why it was not scaled
                 self._emit({"event": "target_error", "call": "scale", "error": str(exc)})
         hint = f"sqslab destroy {self._run_dir}"
         self._emit({"event": "stack_kept", "state_dir": str(self.state_dir), "destroy": hint})
-        self._show(f"the stack is kept (service at 0 tasks); remove it with: {hint}")
-
-    def _show(self, line: str) -> None:
-        """A line for the person running it (the CLI shows `notice` events unless quiet)."""
-        self._emit({"event": "notice", "message": line})
+        idle = "the mapping disabled" if self.function is not None else "service at 0 tasks"
+        self._show(f"the stack is kept ({idle}); remove it with: {hint}")
 
 
 @contextmanager
@@ -344,3 +397,15 @@ def ecs_started(count: int) -> list[dict[str, Any]]:
     now = time.time()
     return [{"ts": now, "event": "started", "task": f"ecs-{i + 1}", "source": "consumer", "ready": "ECS reports it running"}
             for i in range(count)]
+
+
+def lambda_package(consumer: Consumer, state_dir: Path) -> Any:
+    """The Lambda consumer's deployment package, in the state folder (TargetError: a limit, a clash)."""
+    from sqslab.targets.aws.function_zip import PackageError, build
+
+    if consumer.folder is None:
+        raise TargetError(f"a {consumer.kind} consumer has no code to package")
+    try:
+        return build(consumer.folder, state_dir / "function.zip")
+    except (PackageError, OSError) as exc:
+        raise TargetError(str(exc)) from exc

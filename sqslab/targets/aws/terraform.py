@@ -109,25 +109,49 @@ def hcl_value(value: Any) -> str:
     raise TypeError(f"no HCL literal for {type(value).__name__} {value!r}")
 
 
-def stack_variables(scenario: Any, image_tag: str, name: str | None = None) -> dict[str, Any]:
+def stack_variables(scenario: Any, image_tag: str, name: str | None = None, package: Any = None) -> dict[str, Any]:
     """The Terraform variables of the stack for a scenario: the infra settings that have a
-    Terraform variable (sqslab.scenario.settings), the consumer's environment, the image (tag, or
-    a consumer program's own image)."""
+    Terraform variable (sqslab.scenario.settings), then the consumer's: for ECS its
+    environment and image (tag, or a consumer program's own image); for a Lambda function
+    its settings, its mapping's and its package (sqslab.targets.aws.function_zip.Package;
+    None: not built yet, as `plan` shows it)."""
     from dataclasses import asdict
 
     from sqslab.contracts import ECR_REPOSITORY
     from sqslab.scenario.settings import tfvar_values
 
     consumer = scenario.consumer
+    common = {"name": name or scenario.stack_name, **tfvar_values(asdict(scenario.infra))}
+    if consumer.compute == "lambda":
+        return {**common, "log_retention_days": LOG_RETENTION_DAYS, **lambda_variables(consumer, package)}
     return {
-        "name": name or scenario.stack_name,
-        **tfvar_values(asdict(scenario.infra)),
+        **common,
         "image_tag": image_tag,
         "log_retention_days": LOG_RETENTION_DAYS,
         "ecr_repository_name": ECR_REPOSITORY,
         # An image of the consumer's own ("": the project's consumer image), and its environment.
         "consumer_image": consumer.image or "",
         "consumer_env": consumer.environment(),
+    }
+
+
+def lambda_variables(consumer: Any, package: Any = None) -> dict[str, Any]:
+    """A Lambda consumer's variables (sqslab.consumers.lambda_function.LambdaConsumer)."""
+    return {
+        "consumer_kind": "lambda",
+        "lambda_package_path": str(package.path) if package is not None else "RUN_DIR/terraform/function.zip",
+        "lambda_source_code_hash": package.source_code_hash if package is not None else "(the package's, built at provision)",
+        "lambda_handler": consumer.handler,
+        "lambda_runtime": consumer.runtime,
+        "lambda_timeout": int(consumer.timeout),
+        "lambda_memory": consumer.memory,
+        "lambda_reserved_concurrency": -1 if consumer.reserved_concurrency is None else consumer.reserved_concurrency,
+        "event_source_enabled": consumer.enabled,
+        "event_source_batch_size": consumer.batch_size,
+        "event_source_batching_window_seconds": int(consumer.batching_window),
+        "event_source_report_batch_item_failures": consumer.report_batch_item_failures,
+        "event_source_max_concurrency": consumer.max_concurrency or 0,
+        "lambda_env": consumer.environment(),
     }
 
 
