@@ -422,6 +422,8 @@ expect: ["lost == 0", "duplicates == 0", "dead_lettered > 0", "still_queued == 0
     assert figures["sent"] == 40 and figures["lost"] == 0
     assert figures["processed_once"] + figures["dead_lettered"] == 40 and figures["dead_lettered"] >= 1
     assert figures["lambda.invocations"] >= 8 and figures["cost.lambda.usd"] > 0
+    assert figures["lambda.throttles"] is None, "Lambda tells nobody of its throttles: n/a, not a made-up 0"
+    assert figures["cost.sqs.requests"] is None and figures["cost.total"] is None, "the mapping's polling is Lambda's own"
     assert [a["status"] for a in summary["actions"]] == ["done", "done"]
     events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     changed = [e for e in events if e.get("event") == "mapping_changed"]

@@ -74,11 +74,16 @@ class LambdaTally:
         self.throttled_at: list[float] = []  # epoch seconds, up to MAX_SAMPLES
         self.records = 0  # messages handed to the function, over every invocation
         self.abandoned = 0  # messages received and never invoked (throttled until their visibility timeout, stopping)
+        self.unseen: set[str] = set()  # figures the mapping cannot tell (on AWS, a `started` event's config.unseen)
 
     def take(self, event: dict[str, Any]) -> None:
-        """Count one event whose kind is in EVENTS."""
+        """Count one event whose kind is in EVENTS, or a `started` event (what the mapping cannot tell)."""
         kind = event.get("event")
-        if kind == ev.THROTTLED:
+        if kind == ev.STARTED:
+            unseen = (event.get("config") or {}).get("unseen")
+            if isinstance(unseen, list):
+                self.unseen.update(str(name) for name in unseen if name in FIGURES)
+        elif kind == ev.THROTTLED:
             self.throttles += 1
             if len(self.throttled_at) < MAX_SAMPLES:
                 self.throttled_at.append(float(event.get("ts") or 0))
@@ -109,9 +114,10 @@ class LambdaTally:
         return sum(self.outcomes.values())
 
     def figures(self) -> dict[str, Any]:
-        """The figures FIGURES names, every one of them (0, or None for a time, when nothing was invoked)."""
+        """The figures FIGURES names, every one of them (0, or None for a time, when nothing was
+        invoked; None for what the mapping cannot tell)."""
         ordered = sorted(self.durations)
-        return {
+        figures = {
             "lambda.invocations": self.invocations,
             "lambda.errors": self.invocations - self.outcomes["ok"],
             "lambda.timeouts": self.outcomes["timeout"],
@@ -124,6 +130,7 @@ class LambdaTally:
             "lambda.init.max": round(self.init_max, 3) if self.cold else None,
             "lambda.gb_seconds": round(self.gb_seconds, 3),
         }
+        return {name: None if name in self.unseen else value for name, value in figures.items()}
 
     def series(self, t0: float, end: float) -> dict[str, Any]:
         """Concurrency over time: per time bucket from t0 to `end` (epoch seconds), the most

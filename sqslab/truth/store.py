@@ -107,6 +107,8 @@ class LedgerStore:
         kind, mid = event.get("event"), event.get("id")
         if kind in ("task_started", "task_exited"):
             self.tasks.take(event)
+        elif kind == ev.STARTED:
+            self.lambdas.take(event)  # a mapping on AWS says which figures it cannot tell
         receive = journal.receive_rows(event)
         if receive is not None:
             self._row(*receive)

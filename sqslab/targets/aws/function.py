@@ -21,6 +21,8 @@ from sqslab.targets import Log, TargetError, TaskCounts
 
 #: The mapping's states on the way to polling or to stopped (the Lambda API's State).
 _SETTLED = {True: "Enabled", False: "Disabled"}
+#: The figures nothing on AWS tells of: Lambda throttles its own poller's invocations silently.
+UNSEEN = ("lambda.throttles",)
 #: What sqslab's entry reads (terraform/modules/lambda sets them; a new configuration keeps them).
 ENTRY_VARIABLES = ("SQSLAB_HANDLER", "SQSLAB_REPORT_BATCH_ITEM_FAILURES")
 
@@ -47,7 +49,7 @@ class LambdaFunction:
         self.started = 1
         return [{"ts": time.time(), "event": "started", "task": "lambda", "source": "consumer",
                  "config": {"function": self.function, "batch_size": consumer.batch_size,
-                            "mapping": self.mapping}}]
+                            "mapping": self.mapping, "unseen": list(UNSEEN)}}]
 
     def tune(self, consumer: Any) -> dict[str, Any]:
         """The mapping's state and maximum concurrency, the function's reserved concurrency,
