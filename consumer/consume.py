@@ -23,9 +23,12 @@ Per message, in this order:
    the payload's 0..1 figure (so a redelivered message takes as long again) or a draw
    from this task's random stream when the payload has none; SQSLAB_SLOW_TIME_MS instead
    for the SQSLAB_SLOW_RATE fraction;
-6. the error draw: ``failed`` with reason ``error``, not deleted, so SQS delivers it
+6. with SQSLAB_EFFECTS_URL set and SQSLAB_EFFECT=after_work (the default), the work's
+   effect is posted there;
+7. the error draw: ``failed`` with reason ``error``, not deleted, so SQS delivers it
    again after the visibility timeout;
-7. otherwise ``processed``, then DeleteMessage.
+8. otherwise ``processed`` (with SQSLAB_EFFECT=before_delete, the effect now), then
+   DeleteMessage.
 
 ``processed`` is written when the work is done, before the delete: the side effect has
 happened even if the delete then fails and the message comes back.
@@ -48,6 +51,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -77,8 +81,10 @@ ID_ATTRIBUTE = "sqslab-id"  # sqslab.contracts.ID_ATTRIBUTE: sqslab's id of a me
 #: one is reported as a warning.
 KNOWN_VARIABLES = (
     "SQSLAB_QUEUE_URL", "SQSLAB_DLQ_URL", "SQSLAB_TASK_ID", "SQSLAB_SEED", "SQSLAB_LOG_LEVEL", "SQSLAB_POISON_MARKER",
-    "SQSLAB_SQS_FAULTS", *(row[0] for row in knobs.KNOBS),
+    "SQSLAB_SQS_FAULTS", "SQSLAB_EFFECTS_URL", *(row[0] for row in knobs.KNOBS),
 )  # fmt: skip
+#: How long the post of one effect may take (the lab's own endpoint, on loopback).
+EFFECT_TIMEOUT_S = 5.0
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -194,6 +200,7 @@ def load_config(env: dict[str, str]) -> dict[str, Any]:
         **{key: _env_knob(env, variable, kind, default, low, high, choices)
            for variable, key, kind, default, low, high, choices in knobs.KNOBS},
         "poison_marker": env.get("SQSLAB_POISON_MARKER", "").strip() or POISON_MARKER,
+        "effects_url": env.get("SQSLAB_EFFECTS_URL", "").strip() or None,
         "log_level": (env.get("SQSLAB_LOG_LEVEL", "").strip() or "INFO").upper(),
     }
     try:
@@ -276,6 +283,27 @@ def parse_payload(body: str, poison_marker: str) -> tuple[dict[str, Any] | None,
 
 
 # --------------------------------------------------------------------------- consumer
+
+
+def post_effect(url: str | None, task: str, facts: dict[str, Any], log: Any) -> None:
+    """The work's side effect: a POST to SQSLAB_EFFECTS_URL naming the message (when the
+    scenario counts effects), with the id at the URL's `id` path; a failed post is logged
+    (the ledger then says lost work)."""
+    if not url:
+        return
+    path = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("id", ["id"])[0].split(".")
+    body: dict[str, Any] = {"task": task, "seq": facts.get("seq")}
+    node = body
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = facts["id"]
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "X-Sqslab-Task": task})
+    try:
+        with urllib.request.urlopen(request, timeout=EFFECT_TIMEOUT_S) as answer:
+            answer.read()
+    except Exception as exc:  # noqa: BLE001 - the effect did not happen: the ledger will say lost work
+        log(f"effect of {facts['id']} failed: {_describe(exc)}", force=True)
 
 
 class Consumer:
@@ -451,6 +479,8 @@ class Consumer:
             os._exit(EXIT_CRASH)  # no cleanup, no delete: like a killed container
 
         time.sleep(work_ms / 1000.0)
+        if cfg["effect"] == "after_work":
+            post_effect(self.cfg["effects_url"], self.task, facts, self._log)
 
         if u_error < cfg["error_rate"]:
             self._fail(facts, "error")
@@ -460,6 +490,8 @@ class Consumer:
             self._remember(facts["id"])
         self.processed += 1
         self.events.emit(ev.PROCESSED, **facts, work_ms=round(work_ms, 3))
+        if cfg["effect"] == "before_delete":
+            post_effect(self.cfg["effects_url"], self.task, facts, self._log)
         self.deletes.delete(receipt, facts)
         return True
 

@@ -20,6 +20,7 @@ KNOBS: tuple[tuple[str, str, str, Any, Any, Any, tuple[str, ...]], ...] = (
     ('SQSLAB_RELEASE_ON_STOP', 'release_on_stop', 'bool', False, None, None, ()),
     ('SQSLAB_DELETE_MODE', 'delete_mode', 'choice', 'each', None, None, ('each', 'batch')),
     ('SQSLAB_ON_FAILURE', 'on_failure', 'choice', 'stop_group', None, None, ('stop_group', 'continue')),
+    ('SQSLAB_EFFECT', 'effect', 'choice', 'after_work', None, None, ('after_work', 'before_delete', 'none')),
     ('SQSLAB_MAX_MESSAGES', 'max_messages', 'int', 10, 1, 10, ()),
     ('SQSLAB_WAIT_TIME_SECONDS', 'wait_time_seconds', 'int', 20, 0, 20, ()),
     ('SQSLAB_STARTUP_TIME_MS', 'startup_time_ms', 'float', 0.0, 0.0, 600000.0, ()),

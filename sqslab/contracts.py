@@ -37,6 +37,8 @@ ECR_REPOSITORY = "sqs-demo/consumer"
 ENV_QUEUE_URL = "SQSLAB_QUEUE_URL"
 ENV_DLQ_URL = "SQSLAB_DLQ_URL"
 ENV_TASK_ID = "SQSLAB_TASK_ID"
+#: Where a consumer POSTs its effects (a JSON object each) when the scenario counts them (sqslab.truth.effects).
+ENV_EFFECTS_URL = "SQSLAB_EFFECTS_URL"
 ENV_SEED = "SQSLAB_SEED"
 ENV_POISON_MARKER = "SQSLAB_POISON_MARKER"
 ENV_LOG_LEVEL = "SQSLAB_LOG_LEVEL"
@@ -111,3 +113,4 @@ class Endpoints:
     dlq_url: str | None
     endpoint_url: str | None
     region: str
+    effects_url: str | None = None  # the emulator's effects endpoint, when the scenario counts effects

@@ -561,6 +561,7 @@ CONFIG_OF = {
     "release_on_stop": (("release_on_stop",), None),
     "delete": (("delete_mode",), None),
     "on_failure": (("on_failure",), None),
+    "effect": (("effect",), None),
     "batch_size": (("max_messages",), None),
     "wait_time": (("wait_time_seconds",), 1.0),
     "startup_time": (("startup_time_ms",), 1000.0),
@@ -588,7 +589,7 @@ def test_every_consumer_setting_with_an_environment_variable_is_known_to_the_con
 
 NON_DEFAULT = {
     "work_time": "120ms..340ms", "error_rate": 0.25, "crash_rate": 0.125, "slow_rate": 0.5, "slow_time": "7s",
-    "idempotency": True, "idempotency_window": "90s", "release_on_stop": True, "delete": "batch", "on_failure": "continue",
+    "idempotency": True, "idempotency_window": "90s", "release_on_stop": True, "delete": "batch", "on_failure": "continue", "effect": "none",
     "batch_size": 3,
     "wait_time": "4s",
     "startup_time": "2s",

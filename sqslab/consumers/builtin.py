@@ -47,6 +47,7 @@ class Knobs:
     release_on_stop: bool = _default("consumer.release_on_stop")
     delete: str = _default("consumer.delete")
     on_failure: str = _default("consumer.on_failure")
+    effect: str = _default("consumer.effect")
     batch_size: int = _default("consumer.batch_size")
     wait_time: float = _default("consumer.wait_time")
     startup_time: float = _default("consumer.startup_time")

@@ -7,7 +7,9 @@ emulator's control endpoint.
   behaviour settings; ``/_sqslab/journal/flush`` (POST): write the calls counted so
   far (usage.py) and the SQS journal's buffered lines now; ``/_sqslab/queues`` (POST ``{"names": [...], "messages": bool,
   "limit": N}``): each named queue's exact state (state.snapshot), the lab's own channel
-  for settling and the final audit. Loopback only, as the emulator itself.
+  for settling and the final audit; ``/_sqslab/effects?id=PATH`` (POST a JSON object): one
+  effect of a consumer's work, journalled with the value at the dotted PATH of the body as
+  its message id (sqslab.truth.effects). Loopback only, as the emulator itself.
 * Every SQS call is named (``X-Amz-Target`` for the JSON protocol, ``Action`` for the
   query protocol) and put to the lab's fault plan: a fired rule waits its latency,
   then answers with SQS's error response, or (``timeout``) lets the call take effect
@@ -45,8 +47,11 @@ OBSERVER_HEADER = "X-Sqslab-Observer"
 _OBSERVER_KEY = "HTTP_" + OBSERVER_HEADER.upper().replace("-", "_")
 #: Callers that are the lab itself (their access keys: `sqslab-setup`, the observer header).
 LAB_CALLERS = frozenset({"setup", "observer"})
-#: The largest control request body read (a fault rule is a few hundred bytes).
+#: The largest control request body read (a fault rule is a few hundred bytes; an effect's
+#: body is the consumer's own result, refused above this with 413 and the limit named).
 MAX_CONTROL_BODY = 64 * 1024
+#: Who posted an effect: the built-in consumer names its task in this header.
+TASK_HEADER = "X-Sqslab-Task"
 #: The largest SQS request body read. SQS caps a message (or a batch's messages) at 1 MiB;
 #: encoded, that is up to 3 MiB (a query body percent-encodes a byte as %XX, a JSON body
 #: escapes a non-BMP character as two \uXXXX), so every request SQS could take fits.
@@ -323,6 +328,8 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
             lab.write_usage()
             lab.journal.flush()
             return _json(start_response, 200, {"flushed": True})
+        if path == "effects" and method == "POST":
+            return _effect(environ, start_response, lab)
         if path == "queues" and method == "POST":
             return _json(start_response, 200, _queue_states(json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}")))
         if path == "faults" and method == "POST":
@@ -341,6 +348,27 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
     except (ValueError, TypeError) as exc:
         return _json(start_response, 400, {"error": str(exc)})
     return _json(start_response, 404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{path}"})
+
+
+def _effect(environ: dict[str, Any], start_response: StartResponse, lab: Any) -> list[bytes]:
+    """One effect: the body's value at `id` (a dotted path, default `id`) journalled as
+    `effect` with the poster's task (TASK_HEADER) and the body's size."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > MAX_CONTROL_BODY:
+        return _json(start_response, 413, {"error": f"an effect's body is at most {MAX_CONTROL_BODY} bytes "
+                                                    f"(MAX_CONTROL_BODY); this one is {length}: post the result's id and a summary"})
+    body = json.loads(_body(environ, MAX_CONTROL_BODY) or b"null")
+    if not isinstance(body, dict):
+        raise ValueError("POST a JSON object: the effect, with the message's id at ?id=PATH (default id)")
+    path = urllib.parse.parse_qs(str(environ.get("QUERY_STRING") or "")).get("id", ["id"])[0]
+    value: Any = body
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    ident = value if isinstance(value, str) else str(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    task = str(environ.get("HTTP_" + TASK_HEADER.upper().replace("-", "_")) or "")[:100] or "?"
+    if lab.journal.fd is not None:
+        lab.journal.write("effect", task, {"id": ident, "bytes": length})
+    return _json(start_response, 200, {"id": ident})
 
 
 #: The most messages one `queues` control request lists per queue (the audit's own limit).

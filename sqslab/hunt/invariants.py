@@ -38,6 +38,8 @@ INVARIANTS: dict[str, str] = {
     "duration": "the run takes no longer than its load + settle.timeout + a slack",
     "cost": "the cost adds up (total = SQS + Lambda + ECS, none negative) and, with the journal, the SQS requests "
             "cover the sends (10 messages a request at most)",
+    "effects": "with effects on, every id has one effect fate (they add up to the messages sent) and the effects "
+               "posted cover them (an id applied twice had two)",
 }
 
 
@@ -92,11 +94,25 @@ def _ledger_checks(figures: dict[str, Any], ledger: dict[str, Any], resolved: di
         broken.append(Broken("self_check", f"{check.get('disagreement_count')} disagreement(s): "
                                            + "; ".join(map(str, check.get("disagreements", [])[:2]))[:600]))
     broken += _cost_checks(figures, bool(ledger.get("journal")))
+    broken += _effect_checks(figures)
     accounted = (figures.get("dead_lettered") or 0) + (figures.get("dlq.other") or 0)
     if infra.get("dlq_enabled") and figures.get("dlq.messages") != accounted:
         broken.append(Broken("dlq", f"dlq.messages {figures.get('dlq.messages')} != dead_lettered {figures.get('dead_lettered')} "
                                     f"+ dlq.other {figures.get('dlq.other') or 0}"))
     return broken
+
+
+def _effect_checks(figures: dict[str, Any]) -> list[Broken]:
+    if figures.get("effects.total") is None:
+        return []
+    names = ("applied_once", "duplicates", "lost_work", "applied_not_deleted", "not_applied")
+    fates = {name: int(figures.get(f"effects.{name}") or 0) for name in names}
+    if sum(fates.values()) != figures.get("sent"):
+        return [Broken("effects", f"effect fates {fates} add up to {sum(fates.values())}, sent {figures.get('sent')}")]
+    least = fates["applied_once"] + fates["applied_not_deleted"] + 2 * fates["duplicates"] + int(figures.get("effects.unmatched") or 0)
+    if figures["effects.total"] < least:
+        return [Broken("effects", f"{figures['effects.total']} effects posted cannot make the fates {fates}")]
+    return []
 
 
 def _cost_checks(figures: dict[str, Any], journal: bool) -> list[Broken]:

@@ -86,6 +86,8 @@ DRAWS: dict[str, Draw] = {
     "consumer.release_on_stop": _pick(False, True),
     "consumer.delete": _pick("each", "batch"),
     "consumer.on_failure": _pick("stop_group", "continue"),
+    "consumer.effect": _pick("after_work", "before_delete", "none"),
+    "effects.id": _pick("id"),  # the built-in consumer writes its effects with the id where this says
     "consumer.batch_size": lambda rng, facts: rng.randint(1, 10),
     "consumer.wait_time": _pick("0s", "1s"),  # a long poll delays a graceful stop: keep it short
     "consumer.startup_time": _pick("200ms", "1s"),

@@ -29,10 +29,12 @@ from sqslab import __version__
 from sqslab.hookspecs import hookimpl
 from sqslab.reports.html import (
     CAUSES,
+    EFFECT_LABELS,
     MAX_POINTS,
     compare_rows,
     cost_line,
     depth_overlay,
+    effects_line,
     headline,
     is_compare,
     journal_lines,
@@ -89,6 +91,9 @@ def render_text(run: Any, options: dict[str, Any]) -> str:
         lines.append("figures: " + ", ".join(shown))
     lines += _ordering_lines(summary)
     lines += [f"sqs: {line}" for line in sqs_lines(summary)]
+    effects = effects_line(summary)
+    if effects:
+        lines.append(effects)
     lines += journal_lines(summary)
     cost = cost_line(summary)
     if cost:
@@ -254,7 +259,8 @@ def render_html(run: Any, options: dict[str, Any]) -> str:
         run=run, summary={**summary, "scenario": scenario_name(run)}, figures=figures, ledger=ledger, fates=fates, has_ledger=bool(counts),
         key_figures=key_figures(run), peak_backlog=peak_backlog(samples), headline=headline(run, samples), data=data,
         sqs_lines=sqs_lines(summary), causes=CAUSES, fate_labels=FATE_LABELS, lost=LOST, duplicate=DUPLICATE,
-        lost_figure=FATE_FIGURES[LOST], problem_fates=said(PROBLEMS),
+        lost_figure=FATE_FIGURES[LOST], problem_fates=said(PROBLEMS), effect_labels=EFFECT_LABELS,
+        effect_column=any("effect" in p for p in ledger.get("problems") or []),
         environment=summary.get("environment") or {}, version=__version__, **_assets())
 
 
@@ -311,6 +317,9 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
             rows.append([label, value, f"{100 * value / sent:.1f}%" if sent else ""])
         lines += _md_table(["fate", "messages", "share"], rows, "lrr")
         lines.append("")
+    effects = effects_line(summary)
+    if effects:
+        lines += ["#### Was the work done exactly once?", "", _md(effects), ""]
     shown = [(name, describe_value(name, figures, FIGURES)) for name in
              ("drain_time", "duration", "latency.p50", "latency.p95", "latency.p99", "receives", "redeliveries",
               "dlq.messages", "tasks.started", "tasks.max_running") if name in figures]
@@ -333,7 +342,7 @@ def render_markdown(run: Any, options: dict[str, Any]) -> str:
     problems = (summary.get("ledger") or {}).get("problems") or []
     if problems:
         counts = (summary.get("ledger") or {}).get("counts") or {}
-        total = sum(counts.get(f, 0) for f in PROBLEMS)
+        total = max(sum(counts.get(f, 0) for f in PROBLEMS), len(problems))  # effect problems are listed too
         lines += [f"#### Problem messages (first {min(len(problems), MARKDOWN_PROBLEMS)} of {total})", ""]
         lines += _md_table(["id", "fate", "receive count", "receives", "processed", "failures", "tasks", "duplicate caused by"], [
             [f"`{_md(p.get('id'))}`" if re.fullmatch(r"[A-Za-z0-9-]+", str(p.get("id"))) else _md(p.get("id")),

@@ -432,6 +432,22 @@ def sqs_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def effects_line(summary: dict[str, Any]) -> str | None:
+    """The effect fates in one line (None when the run did not count effects)."""
+    figures = summary.get("figures") or {}
+    if figures.get("effects.total") is None:
+        return None
+    parts = [f"{label} {figures.get(name, 0):,}" for name, label in EFFECT_LABELS]
+    return ("effects (the work, as the consumers posted it): " + ", ".join(parts)
+            + f"; {figures['effects.total']:,} effects posted, {figures.get('effects.unmatched', 0):,} naming no message of the run")
+
+
+#: The effect figures and their labels, in the reports' order.
+EFFECT_LABELS = (("effects.applied_once", "applied once"), ("effects.duplicates", "applied more than once"),
+                 ("effects.lost_work", "lost work"), ("effects.applied_not_deleted", "applied, never deleted"),
+                 ("effects.not_applied", "not applied"))
+
+
 def cost_line(summary: dict[str, Any]) -> str | None:
     """What the run would cost on AWS, in one line (None when the summary has no cost)."""
     cost = summary.get("cost") or {}

@@ -276,7 +276,8 @@ class Runner:
                              scenario.infra.delay, fifo=scenario.infra.fifo)
         audit.t0 = self.recorder.t0_wall
         own = scenario.consumer.own  # sqslab's own consumer, or yours (sqslab.consumers.Consumer.own)
-        ledger = ledger_of_run(self.run_dir, audit, program=not own, journal_key=self.target.journal_key())
+        ledger = ledger_of_run(self.run_dir, audit, program=not own, journal_key=self.target.journal_key(),
+                               effects_on=scenario.effects_id is not None)
         found, lab_error = journal.findings(ledger.journal, own, self.run_dir / journal.JOURNAL_FILE)
         if lab_error:
             self._error(lab_error)

@@ -247,6 +247,7 @@ def resolve(data: dict[str, Any], path: str = "", kinds: Mapping[str, ConsumerKi
         expect=tuple(parse_condition(text, FIGURES) for text in data.get("expect") or []),
         sqs=resolve_sqs(data.get("sqs") or {}),
         consumer=consumer,
+        effects_id=resolve_section("effects", data["effects"])["id"] if "effects" in data else None,
         data=data,
         path=path,
     )
@@ -267,6 +268,7 @@ def resolved_dict(scenario: Scenario) -> dict[str, Any]:
         "settle": {"until": scenario.settle_until, "timeout": scenario.settle_timeout},
         "sqs": asdict(scenario.sqs),
         "consumer": scenario.consumer.resolved(),
+        "effects": {"id": scenario.effects_id} if scenario.effects_id is not None else None,
         "expect": [c.text for c in scenario.expect],
     }
 

@@ -115,6 +115,7 @@ class Scenario:
     expect: tuple[Condition, ...]
     sqs: SqsConfig = field(default_factory=SqsConfig)
     consumer: Consumer = field(default_factory=BuiltinConsumer)  # what each consumer task runs (sqslab.consumers)
+    effects_id: str | None = None  # with `effects:` given: where an effect's body names its message (sqslab.truth.effects)
     data: dict[str, Any] = field(repr=False, default_factory=dict)
     path: str = ""
 

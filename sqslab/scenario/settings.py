@@ -209,6 +209,11 @@ SETTINGS: tuple[Setting, ...] = (
        "FIFO only: after a failure, stop_group leaves the rest of that group's messages in the batch to come back in "
        "order; continue processes them (and breaks the order).", choices=("stop_group", "continue"),
        env=("SQSLAB_ON_FAILURE",), live=True),
+    _s("consumer.effect", "choice", "after_work",
+       "With `effects` on, when the built-in consumer posts a message's effect: after_work (when the work ends, before "
+       "the error draw, so a failure then applies it twice), before_delete (just before the delete, on success only), "
+       "none (never: each deleted message is lost work).", choices=("after_work", "before_delete", "none"),
+       env=("SQSLAB_EFFECT",), live=True),
     _s("consumer.batch_size", "integer", 10, "Messages per ReceiveMessage call.", low=1, high=10,
        env=("SQSLAB_MAX_MESSAGES",), live=True),
     _s("consumer.wait_time", "duration", "20s", "Long-poll wait per ReceiveMessage call.", low=0, high=20, whole_seconds=True,
@@ -246,6 +251,11 @@ SETTINGS: tuple[Setting, ...] = (
     _s("sqs.inflight_limit", "integer", None,
        "Messages in flight past which a short poll fails with OverLimit and a long poll answers empty.", low=1,
        profiles={"exact": 120_000, "aws": 120_000}, target_note="local"),
+    # ------------------------------------------------------------ effects: what the consumers' work did (docs/effects.md)
+    _s("effects.id", "text", "id",
+       "Where an effect's JSON body names its message: a dotted path (`orderId`, `order.id`); the value is sqslab's "
+       "id of the message (its `sqslab-id` attribute, or its body's `id`).",
+       pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}(\.[A-Za-z_][A-Za-z0-9_-]{0,63}){0,7}$"),
     # ------------------------------------------------------------ settle
     _s("settle.until", "choice", "drained", "drained: after the load, wait until visible + in flight + delayed = 0; none: stop at once.",
        choices=("drained", "none")),
@@ -274,6 +284,8 @@ SECTIONS: dict[str, str] = {
     "consumer": "The built-in consumer's behaviour and failure knobs.",
     "sqs": "How the embedded SQS behaves: exact, or as SQS does (local target; on AWS it is real SQS). "
            "`faults` (below) makes API calls fail.",
+    "effects": "Count the consumers' side effects (docs/effects.md): giving this section, even `effects: {}`, turns it "
+               "on; each consumer task gets SQSLAB_EFFECTS_URL to POST its results to (local target).",
     "settle": "What happens after the load and the actions.",
     "limits": "Bounds on the load, checked before anything runs; raise one to go beyond it on purpose.",
     "hunt": "What `sqslab hunt` may vary in this scenario (docs/hunt.md); `sqslab run` ignores this section.",
@@ -557,7 +569,7 @@ def top_level() -> list[Setting]:
 def reference() -> str:
     """README's settings reference: one table per section, generated from the table."""
     parts = ["### Top level\n\n", reference_markdown("", top_level())]
-    for section in ("infra", "consumer", "sqs", "settle", "limits", "hunt"):
+    for section in ("infra", "consumer", "sqs", "effects", "settle", "limits", "hunt"):
         parts += [f"\n### `{section}`\n\n", reference_markdown(section)]
         if section == "hunt":
             parts.append("\nAlso `actions` (the action kinds a variation may add; default all that `sqslab hunt` generates: "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
@@ -99,7 +100,13 @@ class LocalTarget(Target):
         else:
             setup = emulator_client(endpoint, region=region, access_key=ACCESS_KEY_PREFIX + "setup")  # `setup` in the journal
             queue_url, dlq_url = create_queues(setup, scenario, run_dir.name)
-        self._endpoints = Endpoints(queue_url, dlq_url, endpoint, region)
+        effects = None
+        if scenario.effects_id is not None:
+            if self._emulator is None:
+                raise TargetError("effects: the effects endpoint is the embedded emulator's; drop --endpoint-url, or the "
+                                  "`effects` section")
+            effects = f"{endpoint}/_sqslab/effects?id={urllib.parse.quote(scenario.effects_id)}"
+        self._endpoints = Endpoints(queue_url, dlq_url, endpoint, region, effects)
         consumer = self._consumer = scenario.consumer
         if consumer.needs_emulator and self._emulator is None:
             raise TargetError(consumer.needs_emulator)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqslab.scenario.units import UnitError, format_duration, parse_duration
 from sqslab.truth.cost import FIGURES as COST_FIGURES
+from sqslab.truth.effects import FIGURES as EFFECT_FIGURES
 from sqslab.truth.fates import FATES, MEANINGS
 from sqslab.truth.fates import FIGURES as FATE_FIGURES
 from sqslab.truth.lambda_facts import FIGURES as LAMBDA_FIGURES
@@ -58,6 +59,7 @@ FIGURES: dict[str, tuple[str, str]] = {
 }
 FIGURES.update(SQS_FIGURES)
 FIGURES.update(LAMBDA_FIGURES)
+FIGURES.update(EFFECT_FIGURES)
 FIGURES.update(COST_FIGURES)
 
 # What the sampler measures while the run goes on, for `when`.

@@ -73,6 +73,7 @@ CREATE TABLE jgone (mid TEXT PRIMARY KEY, how TEXT, by TEXT) WITHOUT ROWID;
 CREATE TABLE jdlq (mid TEXT PRIMARY KEY, ts REAL) WITHOUT ROWID;
 CREATE TABLE jreq (by TEXT NOT NULL, api TEXT NOT NULL, calls INTEGER, billed INTEGER, empty INTEGER,
   PRIMARY KEY (by, api)) WITHOUT ROWID;
+CREATE TABLE jeffect (id TEXT, by TEXT, ts REAL);  -- effects the consumers posted (sqslab.truth.effects)
 CREATE TABLE jfault (by TEXT NOT NULL, api TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (by, api)) WITHOUT ROWID;
 CREATE TABLE erecv (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
 CREATE TABLE edone (mid TEXT NOT NULL, rc INTEGER NOT NULL, task TEXT, kind TEXT, ts REAL, PRIMARY KEY (mid, rc)) WITHOUT ROWID;
@@ -100,6 +101,7 @@ STATEMENTS = {
     "dead_letter": "INSERT OR IGNORE INTO jdlq VALUES (?, ?)",
     "fault": "INSERT INTO jfault VALUES (?, ?, 1) ON CONFLICT (by, api) DO UPDATE SET n = n + 1",
     "requests": "INSERT OR REPLACE INTO jreq VALUES (?, ?, ?, ?, ?)",
+    "effect": "INSERT INTO jeffect VALUES (?, ?, ?)",
 }
 
 
@@ -172,6 +174,10 @@ def journal_rows(line: dict[str, Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
         return
     if op == "requests":  # cumulative counts (sqslab.emulator.usage): a later line replaces an earlier one
         yield from _request_rows(line.get("counts"))
+        return
+    if op == "effect":
+        ident = line.get("id")
+        yield "effect", (ident if isinstance(ident, str) else None, by, line.get("ts"))
         return
     if not isinstance(mid, str):
         return

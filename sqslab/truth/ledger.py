@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.rundir import read_jsonl
-from sqslab.truth import journal
+from sqslab.truth import effects, journal
 from sqslab.truth.fates import DEAD_LETTERED, DUPLICATE, FATES, FIGURES, PROBLEMS, PROCESSED_ONCE, PURGED, STILL_QUEUED
 from sqslab.truth.ordering import duplicate_figures, ordering
 from sqslab.truth.store import Audit, LedgerStore
@@ -83,14 +83,15 @@ UNTOLD = ("receives", "redeliveries", "failures", "duplicate_skipped", "duplicat
 
 
 def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | None = None,
-                 sqs_journal: Iterable[dict[str, Any]] | None = None, program: bool = False) -> Ledger:
+                 sqs_journal: Iterable[dict[str, Any]] | None = None, program: bool = False,
+                 effects_on: bool = False) -> Ledger:
     """Every sent id's fate, and the run's message figures, from the events and the audit;
     the store is SQLite at `path` (in memory when None). With the emulator's journal, its
     fates and per-task counts too; the processing facts come from it when no consumer
     told its side, else the two are compared (sqslab.truth.journal). A consumer `program` that
     told nothing, with no journal (AWS): a sent id neither in the DLQ nor in the queue at
     the end was processed, at least once; the figures only a consumer or the journal can
-    tell (UNTOLD) are unavailable."""
+    tell (UNTOLD) are unavailable. `effects_on`: the scenario counted effects (sqslab.truth.effects)."""
     store = LedgerStore(path)
     store.add(events)
     source, told = "consumer events", True
@@ -116,6 +117,7 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
     figures.update(group_figures)
     figures.update(store.sqs.figures())
     figures.update(store.lambdas.figures())
+    figures.update(effects.figures(store, effects_on and lines >= 0))
     if untold:
         figures.update(dict.fromkeys(UNTOLD))
     journal_section = journal.section(store, compare=told, lines=lines) if lines >= 0 else {}
@@ -127,14 +129,15 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
                   store.lambdas.section(audit.t0, audit.at, journal.consumer_receives(store) if lines >= 0 else None), requests)
 
 
-def ledger_of_run(run_dir: Path, audit: Audit, program: bool = False, journal_key: bytes | None = None) -> Ledger:
+def ledger_of_run(run_dir: Path, audit: Audit, program: bool = False, journal_key: bytes | None = None,
+                  effects_on: bool = False) -> Ledger:
     """The ledger of the run in run_dir (its events.jsonl, and the SQS journal when the run
     has one, its lines authenticated with `journal_key`), kept in RUN_DIR/ledger.sqlite;
     `program`: the consumer was the user's own."""
     journal_path = run_dir / journal.JOURNAL_FILE
     reader = journal.JournalReader(journal_path, journal_key) if journal_path.exists() else None
     ledger = build_ledger(read_jsonl(run_dir / "events.jsonl"), audit, path=run_dir / "ledger.sqlite", sqs_journal=reader,
-                          program=program)
+                          program=program, effects_on=effects_on)
     if reader is not None and reader.forged:
         ledger.journal["forged_lines"] = reader.forged
     ledger.store.close()
@@ -206,7 +209,7 @@ def _problems(store: LedgerStore) -> list[dict[str, Any]]:
     rows = store.query(
         "SELECT id, fate, phase, max_rc, deliveries, processed, dup_sends, "
         "(SELECT coalesce(sum(d.n), 0) FROM copy c JOIN sqs_dup d ON d.message_id = c.message_id WHERE c.id = fates.id) "
-        f"FROM fates WHERE fate IN ({', '.join(repr(f) for f in PROBLEMS)}) ORDER BY seq, id LIMIT ?",
+        f"FROM fates WHERE fate IN ({', '.join(repr(f) for f in PROBLEMS)}){_effect_problems(store)} ORDER BY seq, id LIMIT ?",
         PROBLEM_LIST_LIMIT)
     problems = []
     for mid, fate, phase, max_rc, deliveries, processed, dup_sends, sqs_copies in rows:
@@ -220,12 +223,21 @@ def _problems(store: LedgerStore) -> list[dict[str, Any]]:
         if fate == STILL_QUEUED:
             for state, until in store.query("SELECT state, until FROM held WHERE id = ?", mid):
                 problem["held"] = {"state": state, "until": until}  # "still queued (in flight until T)"
+        effect = effects.of(store, mid)
+        if effect is not None:
+            problem["effect"] = effect  # its effect fate and how many effects it had
         if fate == DUPLICATE:
             # Who made the extra processing: SQS (a copy survived a delete), the producer (it
             # sent the id twice), else the consumer side (a visibility overrun, a crash, a lost delete).
             problem["cause"] = "sqs" if sqs_copies else "producer" if dup_sends else "consumer"
         problems.append(problem)
     return problems
+
+
+def _effect_problems(store: LedgerStore) -> str:
+    """The clause that lists a message whose work was lost or applied twice, with effects on."""
+    made = store.query("SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = 'effect_fates'")
+    return f" OR id IN ({effects.problem_ids(store)})" if made else ""
 
 
 def _anomalies(store: LedgerStore, notes: list[str]) -> list[str]:

@@ -3,7 +3,13 @@ time, delete after the work. It knows nothing of sqslab: it reads its queue from
 QUEUE_URL (or SQSLAB_QUEUE_URL, which sqslab sets), its endpoint, region and credentials
 the way every AWS SDK does, and logs in plain text.
 
-Run it in a scenario with `consumer.program` (scenarios/own_consumer_python.yaml).
+ACK=early deletes each message before its work, as Celery's default early acknowledgement
+does; the default (late) deletes after. The work's result (charging the order) is posted
+to EFFECTS_URL (or SQSLAB_EFFECTS_URL, which sqslab sets when a scenario counts effects),
+so the lab can tell whether the work happened exactly once.
+
+Run it in a scenario with `consumer.program` (scenarios/own_consumer_python.yaml,
+scenarios/effects_early_ack.yaml).
 """
 
 import json
@@ -12,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 
 import boto3
 
@@ -20,6 +27,8 @@ log = logging.getLogger()
 
 QUEUE_URL = os.environ.get("QUEUE_URL") or os.environ["SQSLAB_QUEUE_URL"]
 WORK_SECONDS = float(os.environ.get("WORK_SECONDS", "0.05"))
+EARLY_ACK = os.environ.get("ACK", "late") == "early"
+EFFECTS_URL = os.environ.get("EFFECTS_URL") or os.environ.get("SQSLAB_EFFECTS_URL")
 
 stopping = False
 
@@ -37,6 +46,11 @@ def handle(body: str) -> None:
     except ValueError:
         order = {"raw": body[:40]}
     time.sleep(WORK_SECONDS)
+    if EFFECTS_URL:  # the charge itself: what must happen exactly once
+        charge = json.dumps({"id": order.get("orderId") or order.get("id"), "charged": True}).encode()
+        request = urllib.request.Request(EFFECTS_URL, data=charge, method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            answer.read()
     log.debug("handled %s", order.get("orderId") or order.get("id"))
 
 
@@ -48,8 +62,11 @@ def main() -> int:
     while not stopping:
         response = sqs.receive_message(QueueUrl=QUEUE_URL, MaxNumberOfMessages=5, WaitTimeSeconds=2)
         for message in response.get("Messages", []):
+            if EARLY_ACK:
+                sqs.delete_message(QueueUrl=QUEUE_URL, ReceiptHandle=message["ReceiptHandle"])
             handle(message["Body"])
-            sqs.delete_message(QueueUrl=QUEUE_URL, ReceiptHandle=message["ReceiptHandle"])
+            if not EARLY_ACK:
+                sqs.delete_message(QueueUrl=QUEUE_URL, ReceiptHandle=message["ReceiptHandle"])
             handled += 1
     log.info("stopped after %d messages", handled)
     return 0
