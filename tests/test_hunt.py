@@ -241,7 +241,12 @@ def test_hunt_finds_the_scale_in_that_drops_a_message_and_minimal_yaml_fails_aga
     # The minimal variation runs as written, from anywhere, and fails again.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    rerun = subprocess.run([sys.executable, "-m", "sqslab", "run", str(out / "minimal.yaml"), "--out", str(tmp_path / "rerun"), "-q"],
-                           capture_output=True, text=True, timeout=120, cwd=elsewhere)
+    # The drop needs a message in the scaled-in task's hands at its SIGTERM, which a loaded
+    # machine's timing can miss once: two tries (the hunt's own confirmation made its own).
+    for attempt in range(2):
+        rerun = subprocess.run([sys.executable, "-m", "sqslab", "run", str(out / "minimal.yaml"), "--out",
+                                str(tmp_path / f"rerun-{attempt}"), "-q"], capture_output=True, text=True, timeout=120, cwd=elsewhere)
+        if rerun.returncode == 1:
+            break
     assert rerun.returncode == 1, (rerun.stdout, rerun.stderr[-2000:])
     assert "redeliveries == 0" in rerun.stdout
