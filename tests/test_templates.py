@@ -319,3 +319,30 @@ def test_a_value_of_no_alternative_shape_names_the_shapes(write, host):
     path = write("version: 1\nname: x\nconsumer:\n  program: {command: 3}\n")
     problems = [str(p).removeprefix(f"{path}:") for p in check_file(path, host)]
     assert problems == ["4:22: consumer.program.command: command must name a program: a non-empty string or list, got int 3"]
+
+
+def test_framework_envelopes_get_b64encode_tojson_and_the_runs_queue():
+    """dramatiq-sqs carries its message base64-encoded, kombu's envelope holds JSON, and
+    frameworks find their queue by name: a template can write all three, and a run puts
+    the run's own queue in."""
+    import base64
+
+    from sqslab.scenario.bodies import BodyTemplate, check
+
+    text = ('{"body": "{{ {"message_id": id, "queue_name": queue_name, "args": [seq, "<b>"]} | tojson | b64encode }}", '
+            '"queue": "{{ queue_url }}"}')
+    assert check(text) == []
+    body = json.loads(BodyTemplate(text, queue_url="http://127.0.0.1:1/123456789012/orders").render("i-1", 7, 0, "p", 0.0))
+    assert json.loads(base64.b64decode(body["body"])) == {"message_id": "i-1", "queue_name": "orders", "args": [7, "<b>"]}
+    assert body["queue"] == "http://127.0.0.1:1/123456789012/orders"
+    assert base64.b64decode(body["body"]).decode() == '{"message_id":"i-1","queue_name":"orders","args":[7,"<b>"]}', \
+        "compact, and not HTML-escaped as jinja's own tojson would"
+
+    # The producer renders with the run's own queue.
+    from types import SimpleNamespace
+
+    from sqslab.run.producer import Producer
+
+    producer = Producer(None, "http://127.0.0.1:1/123456789012/run-7f3a-queue")
+    phase = SimpleNamespace(name="p", body="{{ queue_name }} {{ queue_url }}")
+    assert producer._bodies.render(phase, "i-1", 1, 0, 0.0) == "run-7f3a-queue http://127.0.0.1:1/123456789012/run-7f3a-queue"

@@ -183,7 +183,7 @@ class Producer:
         self.on_failed = on_failed
         self.senders = senders
         self.seq = 0
-        self._bodies = PhaseBodies(seed)  # each phase's compiled body template (sqslab.scenario.bodies)
+        self._bodies = PhaseBodies(seed, queue_url)  # each phase's compiled body template (sqslab.scenario.bodies)
         self._callback_lock = threading.Lock()
 
     # ----- public

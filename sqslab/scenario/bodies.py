@@ -11,11 +11,15 @@ every random draw seeded by the scenario's `seed`:
 | `index` | the message's index in its phase, from 0 |
 | `phase` | the phase's name |
 | `sent_at` | the send time, epoch seconds |
+| `queue_name`, `queue_url` | the run's queue (frameworks find their queue by name); `validate` renders a placeholder |
 | `rand_int(a, b)` | a whole number from a to b |
 | `rand_float(a, b, digits=2)` | a number from a to b, rounded |
 | `choice(items)` | one of the items |
 | `uuid()` | a (seeded) random UUID |
 | `now()` | the send time, ISO 8601 UTC |
+
+Beside jinja's filters: `b64encode` (a text's UTF-8, base64) and `tojson` (compact JSON,
+not HTML-escaped), for framework envelopes.
 
 `check()` is what `sqslab validate` runs: syntax, unknown names, filters and tests (with
 a suggestion), one trial rendering (so `rand_int('a', 2)` is caught before a run) and
@@ -63,7 +67,9 @@ MAX_INT_BITS = 256
 MAX_VALUE_LENGTH = MAX_BODY
 #: The most items a `range()` may have.
 MAX_RANGE = 10_000
-VARIABLES = ("id", "seq", "index", "phase", "sent_at")
+VARIABLES = ("id", "seq", "index", "phase", "sent_at", "queue_name", "queue_url")
+#: What `queue_name` and `queue_url` are when `validate` renders a template, before any queue exists.
+PLACEHOLDER_QUEUE_URL = "http://127.0.0.1:4566/123456789012/the-runs-queue"
 FUNCTIONS = ("rand_int", "rand_float", "choice", "uuid", "now")
 
 #: What SQS allows in a body: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
@@ -289,6 +295,26 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
 }
 
 
+def _b64encode(value: Any) -> str:
+    """Base64 of a text (UTF-8) or bytes: what framework envelopes (dramatiq-sqs, kombu) carry."""
+    import base64
+
+    data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+    _checked(" " * (len(data) * 4 // 3), "the filter b64encode")  # refused before it is made
+    return base64.b64encode(data).decode("ascii")
+
+
+def _tojson(value: Any, indent: Any = None) -> str:
+    """JSON of a value as a framework writes it: compact, no HTML escaping (jinja's own
+    tojson writes `<` as \u003c, for HTML pages)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":") if indent is None else None,
+                      indent=None if indent is None else int(indent), default=str)
+
+
+#: sqslab's own filters, beside jinja's.
+EXTRA_FILTERS: dict[str, Callable[..., Any]] = {"b64encode": _b64encode, "tojson": _tojson}
+
+
 def _guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """The filter, with its pre-check and a check of what it returns."""
     check = _FILTER_CHECKS.get(name)
@@ -364,7 +390,7 @@ def _environment_class() -> Any:
             from jinja2 import StrictUndefined
 
             super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False, finalize=self._output)
-            self.filters = {name: _guard_filter(name, function) for name, function in self.filters.items()}
+            self.filters = {name: _guard_filter(name, function) for name, function in {**self.filters, **EXTRA_FILTERS}.items()}
             # lipsum makes text by the paragraph; no other default global is needed.
             self.globals = {"range": _range, "dict": dict, "namespace": self.globals["namespace"],
                             "cycler": self.globals["cycler"], "joiner": self.globals["joiner"], _LOOP: _loop, _CONCAT: _concat}
@@ -453,9 +479,10 @@ def body_problem(body: str) -> str | None:
 class BodyTemplate:
     """A compiled body template and its seeded draws."""
 
-    def __init__(self, text: str, seed: Any = None, stream: str = "") -> None:
+    def __init__(self, text: str, seed: Any = None, stream: str = "", queue_url: str = PLACEHOLDER_QUEUE_URL) -> None:
         self.template = _compile(_environment(), text)
         self._rng = random.Random(f"{seed}-bodies-{stream}") if seed is not None else random.Random()
+        self._queue = {"queue_url": queue_url, "queue_name": queue_url.rstrip("/").rsplit("/", 1)[-1]}
 
     def render(self, ident: str, seq: int, index: int, phase: str, sent_at: float) -> str:
         """The body of one message; TemplateLimitError past a limit (output, time, values)."""
@@ -477,7 +504,7 @@ class BodyTemplate:
             return datetime.datetime.fromtimestamp(sent_at, datetime.UTC).isoformat(timespec="milliseconds")
 
         names = {"id": ident, "seq": seq, "index": index, "phase": phase, "sent_at": sent_at, "rand_int": rand_int,
-                 "rand_float": rand_float, "choice": choice, "uuid": new_uuid, "now": now}
+                 "rand_float": rand_float, "choice": choice, "uuid": new_uuid, "now": now, **self._queue}
         chunks, size = [], 0
         _RENDERING.deadline = time.monotonic() + MAX_RENDER_SECONDS
         try:
@@ -496,15 +523,16 @@ class BodyTemplate:
 class PhaseBodies:
     """Each phase's body template, compiled once, with its own seeded stream."""
 
-    def __init__(self, seed: Any = None) -> None:
-        self._seed = seed
+    def __init__(self, seed: Any = None, queue_url: str = PLACEHOLDER_QUEUE_URL) -> None:
+        self._seed, self._queue_url = seed, queue_url
         self._templates: dict[str, BodyTemplate] = {}
 
     def render(self, phase: Any, ident: str, seq: int, index: int, sent_at: float) -> str:
         """The body of the phase's index-th message."""
         template = self._templates.get(phase.name)
         if template is None:
-            template = self._templates[phase.name] = BodyTemplate(phase.body or "", seed=self._seed, stream=phase.name)
+            template = self._templates[phase.name] = BodyTemplate(phase.body or "", seed=self._seed, stream=phase.name,
+                                                                  queue_url=self._queue_url)
         return template.render(ident, seq, index, phase.name, sent_at)
 
 
