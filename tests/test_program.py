@@ -3,6 +3,7 @@ local target with the real emulator, accounted for by the SQS journal."""
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -133,3 +134,26 @@ def test_run_says_which_command_it_will_execute_even_when_quiet(tmp_path, cli):
     result = cli("run", "-q", "--out", str(tmp_path / "run"), str(path))
     assert result.exit_code == 0, result.output
     assert f"executes: python3 worker.py (in {worker}) as each consumer task" in result.output
+
+
+def test_what_a_silent_program_did_not_tell_is_unknown_and_an_expectation_on_it_fails(tmp_path, cli):
+    """A program that prints no events: the SQS journal gives its fates, but not its
+    failures (a failed message just comes back): `failures` is n/a, not a made-up 0."""
+    worker = Path(__file__).resolve().parent.parent / "consumer" / "examples" / "python-worker"
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(f"""
+        version: 1
+        name: untold
+        infra: {{consumers: 1}}
+        consumer: {{program: {{command: [python3, worker.py], cwd: "{worker}", ready: {{log: worker ready}}, stop_grace: 2s}}}}
+        load: [{{burst: 3}}]
+        settle: {{timeout: 20s}}
+        expect: [lost == 0, failures == 0]
+        """).lstrip())
+    result = cli("run", "-q", "--out", str(tmp_path / "run"), str(path))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["ledger"]["source"] == "SQS journal" and summary["figures"]["processed_once"] == 3
+    assert summary["figures"]["failures"] is None and summary["figures"]["duplicate_skipped"] is None
+    failed = [e for e in summary["expectations"] if not e["passed"]]
+    assert [e["text"] for e in failed] == ["failures == 0"] and "n/a" in failed[0]["measured"]
+    assert result.exit_code == 1

@@ -77,6 +77,9 @@ class Ledger:
         }
 
 
+#: Figures the SQS journal cannot give for a consumer program that prints no events: a
+#: failure is only the program's to tell (the message just comes back), and so is a skip.
+JOURNAL_UNTOLD = ("failures", "duplicate_skipped")
 #: Figures a consumer program that prints no events cannot give where there is no journal (AWS).
 UNTOLD = ("receives", "redeliveries", "failures", "duplicate_skipped", "duplicates", "processed_once",
           "receive_count.max", "latency.p50", "latency.p95", "latency.p99", "latency.max")
@@ -120,6 +123,8 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
     figures.update(effects.figures(store, effects_on and lines >= 0))
     if untold:
         figures.update(dict.fromkeys(UNTOLD))
+    elif source == "SQS journal":
+        figures.update(dict.fromkeys(JOURNAL_UNTOLD))
     journal_section = journal.section(store, compare=told, lines=lines) if lines >= 0 else {}
     if journal_section.get("check"):
         figures["self_check.disagreements"] = journal_section["check"]["disagreement_count"]
