@@ -39,6 +39,8 @@ ENV_DLQ_URL = "SQSLAB_DLQ_URL"
 ENV_TASK_ID = "SQSLAB_TASK_ID"
 #: Where a consumer POSTs its effects (a JSON object each) when the scenario counts them (sqslab.truth.effects).
 ENV_EFFECTS_URL = "SQSLAB_EFFECTS_URL"
+#: The DynamoDB table (in the same emulator) whose writes are effects, for a consumer that writes its results there.
+ENV_EFFECTS_TABLE = "SQSLAB_EFFECTS_TABLE"
 ENV_SEED = "SQSLAB_SEED"
 ENV_POISON_MARKER = "SQSLAB_POISON_MARKER"
 ENV_LOG_LEVEL = "SQSLAB_LOG_LEVEL"
@@ -114,3 +116,4 @@ class Endpoints:
     endpoint_url: str | None
     region: str
     effects_url: str | None = None  # the emulator's effects endpoint, when the scenario counts effects
+    effects_table: str | None = None  # and its DynamoDB effects table

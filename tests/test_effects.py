@@ -132,3 +132,26 @@ def test_validate_refuses_a_bad_effects_path_and_the_aws_target_says_it_does_not
     path.write_text(BUILT_IN)
     with pytest.raises(TargetError, match="the aws target does not count effects yet"):
         AwsTarget().plan(load_scenario(path, host))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("conditional", [True, False])
+def test_writes_to_the_dynamodb_effects_table_are_effects_and_a_conditional_write_keeps_them_once(tmp_path: Path,
+                                                                                                 conditional: bool) -> None:
+    """SQS delivers some messages twice (sqs.duplicates); a worker writing each order with
+    a conditional PutItem writes it once (more deliveries than effects), an unconditional
+    one writes again. The table is the emulator's DynamoDB; a failed conditional write is
+    no effect."""
+    text = (ROOT / "scenarios" / "effects_idempotent.yaml").read_text().replace("../consumer", str(ROOT / "consumer"))
+    text = text[:text.index("expect:")]
+    summary = run(tmp_path, text, f"consumer.program.env.CONDITIONAL={'true' if conditional else 'false'}")
+    figures = summary["figures"]
+    assert summary["errors"] == [] and figures["lost"] == 0 and figures["sent"] == 80
+    assert figures["duplicates"] > 0, "SQS delivered some messages twice"
+    if conditional:
+        assert figures["effects.applied_once"] == 80 and figures["effects.duplicates"] == 0 and figures["effects.total"] == 80
+    else:
+        assert figures["effects.duplicates"] > 0 and figures["effects.total"] > 80
+    lines = (tmp_path / "run" / "sqs_journal.jsonl").read_text().splitlines()
+    writes = [line for line in lines if '"op":"effect"' in line]
+    assert writes and all('"via":"dynamodb"' in line and '"by":"task-' in line for line in writes), writes[:2]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_EFFECTS_URL, ENV_QUEUE_URL, ENV_TASK_ID, Endpoints
+from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_DLQ_URL, ENV_EFFECTS_TABLE, ENV_EFFECTS_URL, ENV_QUEUE_URL, ENV_TASK_ID, Endpoints
 from sqslab.credentials import emulator_env
 
 if TYPE_CHECKING:
@@ -270,6 +270,8 @@ def task_env(endpoints: Endpoints, task_id: str) -> dict[str, str]:
         env[ENV_DLQ_URL] = endpoints.dlq_url
     if endpoints.effects_url:
         env[ENV_EFFECTS_URL] = endpoints.effects_url
+    if endpoints.effects_table:
+        env[ENV_EFFECTS_TABLE] = endpoints.effects_table
     return env
 
 

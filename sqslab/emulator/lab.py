@@ -107,6 +107,9 @@ class Lab:
         self.usage = Usage()
         #: Who makes the SQS call this thread serves (set by the middleware per request).
         self.calls = threading.local()
+        #: DynamoDB tables whose writes are effects, and the path of the message id in an item
+        #: (registered by the control endpoint's `effects/table`; sqslab.truth.effects).
+        self.effects_tables: dict[str, str] = {}
 
     # ----- draws
 

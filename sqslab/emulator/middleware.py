@@ -330,6 +330,12 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
             return _json(start_response, 200, {"flushed": True})
         if path == "effects" and method == "POST":
             return _effect(environ, start_response, lab)
+        if path == "effects/table" and method == "POST":
+            table = json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}")
+            if not isinstance(table, dict) or not isinstance(table.get("table"), str) or not isinstance(table.get("id"), str):
+                raise ValueError('POST {"table": a DynamoDB table name, "id": the dotted path of the message id in an item}')
+            lab.effects_tables[table["table"]] = table["id"]
+            return _json(start_response, 200, {"tables": sorted(lab.effects_tables)})
         if path == "queues" and method == "POST":
             return _json(start_response, 200, _queue_states(json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}")))
         if path == "faults" and method == "POST":
@@ -369,6 +375,59 @@ def _effect(environ: dict[str, Any], start_response: StartResponse, lab: Any) ->
     if lab.journal.fd is not None:
         lab.journal.write("effect", task, {"id": ident, "bytes": length})
     return _json(start_response, 200, {"id": ident})
+
+
+#: The most DynamoDB request bytes read for an effect (an item is at most 400 KB).
+MAX_DYNAMODB_BODY = 1024 * 1024
+_DYNAMODB_WRITES = {"DynamoDB_20120810.PutItem": "Item", "DynamoDB_20120810.UpdateItem": "Key"}
+
+
+def keep_dynamodb_body(environ: dict[str, Any], lab: Any) -> None:
+    """A write to DynamoDB while effects tables exist: its body read (bounded) and left
+    readable for moto, so dynamodb_effect can look at it once moto answered."""
+    environ["sqslab.body"] = b""
+    if not lab.effects_tables or str(environ.get("HTTP_X_AMZ_TARGET", "")) not in _DYNAMODB_WRITES:
+        return
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return
+    if 0 < length <= MAX_DYNAMODB_BODY:
+        environ["sqslab.body"] = body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+
+
+def dynamodb_effect(environ: dict[str, Any], status: str, lab: Any) -> None:
+    """A write that took (200) to an effects table: one effect, with the message id at the
+    `?id` path the table was made for (its hash key's name, then nested maps)."""
+    field = _DYNAMODB_WRITES.get(str(environ.get("HTTP_X_AMZ_TARGET", "")))
+    if field is None or not status.startswith("200") or lab.journal.fd is None:
+        return
+    try:
+        request = json.loads(environ["sqslab.body"] or b"{}")
+    except (ValueError, KeyError):
+        return
+    table = str(request.get("TableName") or "")
+    path = lab.effects_tables.get(table)
+    if path is None:
+        return
+    value: Any = _untyped({"M": request.get(field) or {}})
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    ident = value if isinstance(value, str) else None
+    lab.journal.write("effect", caller(environ), {"id": ident, "via": "dynamodb", "table": table[:255]})
+
+
+def _untyped(value: Any) -> Any:
+    """A DynamoDB attribute value as plain data ({"S": "x"} -> "x", maps and lists inside)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    (kind, inner), = value.items()
+    if kind == "M" and isinstance(inner, dict):
+        return {k: _untyped(v) for k, v in inner.items()}
+    if kind == "L" and isinstance(inner, list):
+        return [_untyped(v) for v in inner]
+    return inner if kind in ("S", "N", "BOOL") else None
 
 
 #: The most messages one `queues` control request lists per queue (the audit's own limit).

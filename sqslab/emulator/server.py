@@ -143,6 +143,7 @@ def _application(dispatcher: Any, sqs_app: Any) -> Any:
     answer (no response, a retry ~80 ms later), and its retry of AuthorizeSecurityGroupEgress
     or RevokeSecurityGroupEgress then failed with InvalidPermission.Duplicate / NotFound."""
     from sqslab.emulator import middleware
+    from sqslab.emulator.lab import current
 
     lock = threading.Lock()
     sqs = middleware.wrap(sqs_app)
@@ -167,7 +168,12 @@ def _application(dispatcher: Any, sqs_app: Any) -> Any:
                 said[:] = [status, headers]
                 return start_response(status, headers, exc_info)
 
+            dynamodb = str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_")
+            if dynamodb:
+                middleware.keep_dynamodb_body(environ, current())
             body = b"".join(backend_app(environ, keep))
+            if dynamodb and said:
+                middleware.dynamodb_effect(environ, said[0], current())
             if invocation and said:
                 answers[invocation] = (said[0], said[1], body)
                 while len(answers) > REPLAYED_ANSWERS:

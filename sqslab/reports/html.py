@@ -438,7 +438,7 @@ def effects_line(summary: dict[str, Any]) -> str | None:
     if figures.get("effects.total") is None:
         return None
     parts = [f"{label} {figures.get(name, 0):,}" for name, label in EFFECT_LABELS]
-    return ("effects (the work, as the consumers posted it): " + ", ".join(parts)
+    return ("effects (the work, as the consumers posted or wrote it): " + ", ".join(parts)
             + f"; {figures['effects.total']:,} effects posted, {figures.get('effects.unmatched', 0):,} naming no message of the run")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import urllib.parse
 import uuid
@@ -100,13 +101,14 @@ class LocalTarget(Target):
         else:
             setup = emulator_client(endpoint, region=region, access_key=ACCESS_KEY_PREFIX + "setup")  # `setup` in the journal
             queue_url, dlq_url = create_queues(setup, scenario, run_dir.name)
-        effects = None
+        effects = table = None
         if scenario.effects_id is not None:
             if self._emulator is None:
                 raise TargetError("effects: the effects endpoint is the embedded emulator's; drop --endpoint-url, or the "
                                   "`effects` section")
             effects = f"{endpoint}/_sqslab/effects?id={urllib.parse.quote(scenario.effects_id)}"
-        self._endpoints = Endpoints(queue_url, dlq_url, endpoint, region, effects)
+            table = effects_table(self._emulator, region, run_dir.name, scenario.effects_id)
+        self._endpoints = Endpoints(queue_url, dlq_url, endpoint, region, effects, table)
         consumer = self._consumer = scenario.consumer
         if consumer.needs_emulator and self._emulator is None:
             raise TargetError(consumer.needs_emulator)
@@ -323,3 +325,17 @@ def register_targets(register: Callable[..., None]) -> None:
     """Register the local target."""
     register("local", LocalTarget, description="embedded SQS emulator on 127.0.0.1 and consumer processes supervised like an ECS service",
              options=OPTIONS)
+
+
+def effects_table(emulator: Any, region: str, run: str, path: str) -> str:
+    """The run's DynamoDB effects table in the emulator, keyed by the first name of the
+    effects path (a string), and registered so each write to it is an effect."""
+    from sqslab.credentials import emulator_session
+
+    name = "sqslab-effects-" + re.sub(r"[^A-Za-z0-9_.-]", "-", run)[:200]
+    key = path.split(".", 1)[0]
+    dynamodb = emulator_session(region).client("dynamodb", endpoint_url=emulator.endpoint_url)
+    dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    emulator.control("effects/table", {"table": name, "id": path})
+    return name
