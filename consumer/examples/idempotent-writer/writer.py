@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 import boto3
 
@@ -32,7 +33,7 @@ def on_sigterm(signum: int, frame: object) -> None:
     stopping = True
 
 
-def write(dynamodb, order: dict) -> bool:
+def write(dynamodb: Any, order: dict[str, Any]) -> bool:
     """The order's row; False when it was written before (a repeated delivery)."""
     item = {"id": {"S": str(order["id"])}, "amount": {"N": str(order.get("amount", 0))}}
     try:
