@@ -155,3 +155,38 @@ def test_writes_to_the_dynamodb_effects_table_are_effects_and_a_conditional_writ
     lines = (tmp_path / "run" / "sqs_journal.jsonl").read_text().splitlines()
     writes = [line for line in lines if '"op":"effect"' in line]
     assert writes and all('"via":"dynamodb"' in line and '"by":"task-' in line for line in writes), writes[:2]
+
+
+def test_batch_and_transaction_writes_to_an_effects_table_are_effects_and_a_failed_condition_is_none(tmp_path: Path) -> None:
+    """boto3's batch_writer (BatchWriteItem) and TransactWriteItems count one effect per
+    item written; a conditional put that fails counts none; another table counts none."""
+    import boto3
+
+    from sqslab.emulator import Emulator
+
+    journal = tmp_path / "journal.jsonl"
+    with Emulator(journal_path=journal) as emulator:
+        kw = {"endpoint_url": emulator.endpoint_url, "region_name": "us-west-1", "aws_access_key_id": "sqslab-task-4",
+              "aws_secret_access_key": "x"}
+        dynamodb = boto3.client("dynamodb", **kw)
+        for name in ("effects-t", "other-t"):
+            dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": "order", "KeyType": "HASH"}],
+                                  AttributeDefinitions=[{"AttributeName": "order", "AttributeType": "S"}],
+                                  BillingMode="PAY_PER_REQUEST")
+        emulator.control("effects/table", {"table": "effects-t", "id": "order"})
+        with boto3.resource("dynamodb", **kw).Table("effects-t").batch_writer() as batch:
+            for i in range(3):
+                batch.put_item(Item={"order": f"b-{i}", "n": i})
+        dynamodb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": "effects-t", "Item": {"order": {"S": "t-1"}}}},
+            {"Update": {"TableName": "effects-t", "Key": {"order": {"S": "t-2"}}, "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "1"}}}},
+            {"Put": {"TableName": "other-t", "Item": {"order": {"S": "o-1"}}}}])
+        with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):
+            dynamodb.put_item(TableName="effects-t", Item={"order": {"S": "b-0"}}, ConditionExpression="attribute_not_exists(#o)",
+                              ExpressionAttributeNames={"#o": "order"})
+        dynamodb.put_item(TableName="other-t", Item={"order": {"S": "o-2"}})
+        emulator.flush_journal()
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    effects = sorted((line["id"], line["by"], line["table"]) for line in lines if line["op"] == "effect")
+    assert effects == [(i, "task-4", "effects-t") for i in ("b-0", "b-1", "b-2", "t-1", "t-2")]

@@ -8,8 +8,8 @@ emulator's control endpoint.
   far (usage.py) and the SQS journal's buffered lines now; ``/_sqslab/queues`` (POST ``{"names": [...], "messages": bool,
   "limit": N}``): each named queue's exact state (state.snapshot), the lab's own channel
   for settling and the final audit; ``/_sqslab/effects?id=PATH`` (POST a JSON object): one
-  effect of a consumer's work, journalled with the value at the dotted PATH of the body as
-  its message id (sqslab.truth.effects). Loopback only, as the emulator itself.
+  effect of a consumer's work (effects.py); ``/_sqslab/effects/table`` (POST ``{"table",
+  "id"}``): a DynamoDB table whose writes are effects. Loopback only, as the emulator itself.
 * Every SQS call is named (``X-Amz-Target`` for the JSON protocol, ``Action`` for the
   query protocol) and put to the lab's fault plan: a fired rule waits its latency,
   then answers with SQS's error response, or (``timeout``) lets the call take effect
@@ -38,7 +38,7 @@ from typing import Any
 
 from sqslab.consumer.sqsfaults import ERRORS, SQS_APIS, TIMEOUT, error_response, shaped_error
 from sqslab.contracts import ACCESS_KEY_PREFIX
-from sqslab.emulator import redrive
+from sqslab.emulator import effects, redrive
 from sqslab.emulator.lab import Behavior, current
 
 CONTROL_PREFIX = "/_sqslab/"
@@ -50,8 +50,6 @@ LAB_CALLERS = frozenset({"setup", "observer"})
 #: The largest control request body read (a fault rule is a few hundred bytes; an effect's
 #: body is the consumer's own result, refused above this with 413 and the limit named).
 MAX_CONTROL_BODY = 64 * 1024
-#: Who posted an effect: the built-in consumer names its task in this header.
-TASK_HEADER = "X-Sqslab-Task"
 #: The largest SQS request body read. SQS caps a message (or a batch's messages) at 1 MiB;
 #: encoded, that is up to 3 MiB (a query body percent-encodes a byte as %XX, a JSON body
 #: escapes a non-BMP character as two \uXXXX), so every request SQS could take fits.
@@ -329,13 +327,10 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
             lab.journal.flush()
             return _json(start_response, 200, {"flushed": True})
         if path == "effects" and method == "POST":
-            return _effect(environ, start_response, lab)
+            status, answer = effects.post(environ, _body(environ, MAX_CONTROL_BODY), lab)
+            return _json(start_response, status, answer)
         if path == "effects/table" and method == "POST":
-            table = json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}")
-            if not isinstance(table, dict) or not isinstance(table.get("table"), str) or not isinstance(table.get("id"), str):
-                raise ValueError('POST {"table": a DynamoDB table name, "id": the dotted path of the message id in an item}')
-            lab.effects_tables[table["table"]] = table["id"]
-            return _json(start_response, 200, {"tables": sorted(lab.effects_tables)})
+            return _json(start_response, 200, effects.register_table(json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}"), lab))
         if path == "queues" and method == "POST":
             return _json(start_response, 200, _queue_states(json.loads(_body(environ, MAX_CONTROL_BODY) or b"{}")))
         if path == "faults" and method == "POST":
@@ -354,80 +349,6 @@ def control(environ: dict[str, Any], start_response: StartResponse) -> list[byte
     except (ValueError, TypeError) as exc:
         return _json(start_response, 400, {"error": str(exc)})
     return _json(start_response, 404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{path}"})
-
-
-def _effect(environ: dict[str, Any], start_response: StartResponse, lab: Any) -> list[bytes]:
-    """One effect: the body's value at `id` (a dotted path, default `id`) journalled as
-    `effect` with the poster's task (TASK_HEADER) and the body's size."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    if length > MAX_CONTROL_BODY:
-        return _json(start_response, 413, {"error": f"an effect's body is at most {MAX_CONTROL_BODY} bytes "
-                                                    f"(MAX_CONTROL_BODY); this one is {length}: post the result's id and a summary"})
-    body = json.loads(_body(environ, MAX_CONTROL_BODY) or b"null")
-    if not isinstance(body, dict):
-        raise ValueError("POST a JSON object: the effect, with the message's id at ?id=PATH (default id)")
-    path = urllib.parse.parse_qs(str(environ.get("QUERY_STRING") or "")).get("id", ["id"])[0]
-    value: Any = body
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    ident = value if isinstance(value, str) else str(value) if isinstance(value, int) and not isinstance(value, bool) else None
-    task = str(environ.get("HTTP_" + TASK_HEADER.upper().replace("-", "_")) or "")[:100] or "?"
-    if lab.journal.fd is not None:
-        lab.journal.write("effect", task, {"id": ident, "bytes": length})
-    return _json(start_response, 200, {"id": ident})
-
-
-#: The most DynamoDB request bytes read for an effect (an item is at most 400 KB).
-MAX_DYNAMODB_BODY = 1024 * 1024
-_DYNAMODB_WRITES = {"DynamoDB_20120810.PutItem": "Item", "DynamoDB_20120810.UpdateItem": "Key"}
-
-
-def keep_dynamodb_body(environ: dict[str, Any], lab: Any) -> None:
-    """A write to DynamoDB while effects tables exist: its body read (bounded) and left
-    readable for moto, so dynamodb_effect can look at it once moto answered."""
-    environ["sqslab.body"] = b""
-    if not lab.effects_tables or str(environ.get("HTTP_X_AMZ_TARGET", "")) not in _DYNAMODB_WRITES:
-        return
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return
-    if 0 < length <= MAX_DYNAMODB_BODY:
-        environ["sqslab.body"] = body = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(body)
-
-
-def dynamodb_effect(environ: dict[str, Any], status: str, lab: Any) -> None:
-    """A write that took (200) to an effects table: one effect, with the message id at the
-    `?id` path the table was made for (its hash key's name, then nested maps)."""
-    field = _DYNAMODB_WRITES.get(str(environ.get("HTTP_X_AMZ_TARGET", "")))
-    if field is None or not status.startswith("200") or lab.journal.fd is None:
-        return
-    try:
-        request = json.loads(environ["sqslab.body"] or b"{}")
-    except (ValueError, KeyError):
-        return
-    table = str(request.get("TableName") or "")
-    path = lab.effects_tables.get(table)
-    if path is None:
-        return
-    value: Any = _untyped({"M": request.get(field) or {}})
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    ident = value if isinstance(value, str) else None
-    lab.journal.write("effect", caller(environ), {"id": ident, "via": "dynamodb", "table": table[:255]})
-
-
-def _untyped(value: Any) -> Any:
-    """A DynamoDB attribute value as plain data ({"S": "x"} -> "x", maps and lists inside)."""
-    if not isinstance(value, dict) or len(value) != 1:
-        return None
-    (kind, inner), = value.items()
-    if kind == "M" and isinstance(inner, dict):
-        return {k: _untyped(v) for k, v in inner.items()}
-    if kind == "L" and isinstance(inner, list):
-        return [_untyped(v) for v in inner]
-    return inner if kind in ("S", "N", "BOOL") else None
 
 
 #: The most messages one `queues` control request lists per queue (the audit's own limit).

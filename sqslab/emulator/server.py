@@ -142,7 +142,7 @@ def _application(dispatcher: Any, sqs_app: Any) -> Any:
     instead of carrying it out again: under load the terraform provider sometimes lost an
     answer (no response, a retry ~80 ms later), and its retry of AuthorizeSecurityGroupEgress
     or RevokeSecurityGroupEgress then failed with InvalidPermission.Duplicate / NotFound."""
-    from sqslab.emulator import middleware
+    from sqslab.emulator import effects, middleware
     from sqslab.emulator.lab import current
 
     lock = threading.Lock()
@@ -170,10 +170,10 @@ def _application(dispatcher: Any, sqs_app: Any) -> Any:
 
             dynamodb = str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_")
             if dynamodb:
-                middleware.keep_dynamodb_body(environ, current())
+                effects.keep_dynamodb_body(environ, current())
             body = b"".join(backend_app(environ, keep))
             if dynamodb and said:
-                middleware.dynamodb_effect(environ, said[0], current())
+                effects.dynamodb_writes(environ, said[0], body, current(), middleware.caller(environ))
             if invocation and said:
                 answers[invocation] = (said[0], said[1], body)
                 while len(answers) > REPLAYED_ANSWERS:
