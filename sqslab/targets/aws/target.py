@@ -203,7 +203,7 @@ class AwsTarget(AwsStack, Target):
         self._consumer = consumer
         if self.function is not None:
             with _interruptible() as interrupted:
-                self._pending += self.function.start(consumer, self.start_timeout, self.poll_interval, interrupted)
+                self._tell(self.function.start(consumer, self.start_timeout, self.poll_interval, interrupted))
             return
         service = self._service()
         described = service.describe()
@@ -215,7 +215,7 @@ class AwsTarget(AwsStack, Target):
         with _interruptible() as interrupted:
             service.wait_running(count, self.start_timeout, self.poll_interval, interrupted)
         if not consumer.says_started:
-            self._pending = ecs_started(count)
+            self._tell(ecs_started(count))
 
     def kill(self, count: int, rng: Any) -> list[str]:
         """StopTask on `count` running tasks chosen by the seeded rng; the service replaces them.
@@ -258,7 +258,12 @@ class AwsTarget(AwsStack, Target):
         if self.function is None:
             raise TargetError(f"the aws target cannot change a {consumer.kind} consumer in place")
         self._consumer = consumer
-        self._pending.append(self.function.tune(consumer))
+        self._tell([self.function.tune(consumer)])
+
+    def _tell(self, events: list[dict[str, Any]]) -> None:
+        """Consumer events of the target's own making, for the next consumer_events()."""
+        with self._lock:
+            self._pending += events
 
     def _container_env(self, consumer: Consumer) -> dict[str, str]:
         """What sqslab sets in the container: the consumer's environment, and the run's fault
@@ -288,7 +293,8 @@ class AwsTarget(AwsStack, Target):
         names = self._consumer.events if self._consumer is not None else None
         if names is not None:
             events = [e for e in events if e.get("event") in names]  # the rest is the consumer's own log
-        events, self._pending = self._pending + events, []
+        with self._lock:  # the actions' thread may tell one meanwhile
+            events, self._pending = self._pending + events, []
         return events
 
     def stop_consumers(self, grace: float = 10.0) -> None:
@@ -297,7 +303,7 @@ class AwsTarget(AwsStack, Target):
         consumer's mapping is disabled instead, its invocations in flight let end."""
         if self.function is not None and self.logs is not None:
             grace = (self._consumer.stop_grace if self._consumer is not None else None) or grace
-            self._pending += self.function.stop(self.logs, grace + self.stop_timeout, self.poll_interval)
+            self._tell(self.function.stop(self.logs, grace + self.stop_timeout, self.poll_interval))
             return
         if self.ecs is None or self.logs is None:
             return
