@@ -64,7 +64,8 @@ BUILT_IN = """
 version: 1
 name: effects
 seed: 3
-infra: {queue: {visibility_timeout: 2s}, consumers: 2}
+# maxReceiveCount 10: a message failed three times in a row (0.8 % each) must not reach the DLQ here.
+infra: {queue: {visibility_timeout: 2s}, dlq: {max_receive_count: 10}, consumers: 2}
 consumer: {work_time: 10ms, error_rate: 0.2}
 effects: {}
 load: [{rate: 40/s, duration: 1s}]
@@ -128,7 +129,8 @@ def test_validate_refuses_a_bad_effects_path_and_the_aws_target_says_it_does_not
     path = tmp_path / "s.yaml"
     path.write_text(BUILT_IN.replace("effects: {}", "effects: {id: 'order id'}"))
     problems = [str(p) for p in check_file(path, host)]
-    assert len(problems) == 1 and ":7:" in problems[0] and "effects.id" in problems[0], problems
+    line = path.read_text().splitlines().index("effects: {id: 'order id'}") + 1
+    assert len(problems) == 1 and f":{line}:" in problems[0] and "effects.id" in problems[0], problems
     path.write_text(BUILT_IN)
     with pytest.raises(TargetError, match="the aws target does not count effects yet"):
         AwsTarget().plan(load_scenario(path, host))
