@@ -101,6 +101,16 @@ class ProcessGroup:
         except (ProcessLookupError, PermissionError):
             pass  # PermissionError: macOS, for a group whose only member is a zombie
 
+    def signal_leader(self, signum: int) -> None:
+        """Send `signum` to the leader alone (`docker stop` signals a container's main
+        process); one already ended is no error."""
+        if self.process.returncode is not None:
+            return
+        try:
+            self.process.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
     def leader_exited(self) -> bool:
         """Whether the leader has exited; it is not reaped, so the group id stays its own."""
         if self.process.returncode is not None:

@@ -7,8 +7,11 @@ stops the old ones, as a rolling ECS deployment does. Each task's stdout is its 
 stream (docs/contracts.md), read incrementally from `RUN_DIR/tasks/<id>.out`.
 
 A task is a process group (sqslab.targets.processes.ProcessGroup), as a container is everything
-in it: kill, stop, scale-in, a roll and teardown signal the whole group, and when a task's
-main process exits whatever it forked is killed with it. Like ECS's service scheduler, the
+in it: a kill signals the whole group; a stop (scale-in, a roll, teardown) sends SIGTERM to
+the task's main process only, as `docker stop` does to a container's, so a framework's
+parent (Celery's, dramatiq's) shuts its workers down its own way, and SIGKILL to the whole
+group after the stop timeout; when the main process exits whatever it forked is killed
+with it. Like ECS's service scheduler, the
 supervisor backs off restarting tasks that keep exiting soon after they start, and says
 the service is failing (`failing()`) when none stays up, or when a task cannot start.
 """
@@ -236,7 +239,7 @@ class Supervisor:
         return events
 
     def stop_all(self, grace: float) -> None:
-        """Stop every task: SIGTERM to each group, SIGKILL after `grace` seconds; wait (a
+        """Stop every task: SIGTERM to each task's main process, SIGKILL after `grace` seconds; wait (a
         bounded time) until no process of any task's group runs, and for the supervising thread."""
         with self._lock:
             self._desired = 0
@@ -347,7 +350,7 @@ class Supervisor:
             return
         task.stopping = True
         task.stop_deadline = time.monotonic() + (self._stop_timeout if timeout is None else timeout)
-        task.group.signal(signal.SIGTERM)
+        task.group.signal_leader(signal.SIGTERM)
         self._emit({"event": "task_stopping", "task": task.id})
 
     def _reap(self, task: _Task, now: float) -> None:
