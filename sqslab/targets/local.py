@@ -295,11 +295,12 @@ def _mark_observer(request: Any, **_: Any) -> None:
 
 def create_queues(client: Any, scenario: Any, run_name: str) -> tuple[str, str | None]:
     """Create the DLQ and the queue (with its redrive policy) from the scenario's infra,
-    named after the run directory so runs never share a queue."""
+    named after the run directory so runs never share a queue, and starting with a letter
+    (`sqslab-`), as frameworks that take a queue name want (dramatiq's must)."""
     infra = scenario.infra
     values = asdict(infra)
     # A unique suffix: a user's own endpoint (--endpoint-url) may keep queues between runs.
-    base = _queue_name(f"{run_name[:60]}-{uuid.uuid4().hex[:6]}")
+    base = _queue_name(f"sqslab-{run_name[:53]}-{uuid.uuid4().hex[:6]}")
     suffix = ".fifo" if infra.fifo else ""  # SQS: a FIFO queue's name ends in .fifo (its DLQ's too)
     dlq_url = dlq_arn = None
     if infra.dlq_enabled:
