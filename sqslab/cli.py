@@ -368,14 +368,14 @@ def plan(scenario_path: str, target: str, overrides: tuple[str, ...], as_json: b
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @plugin_options
 def plugins(as_json: bool, plugins_dirs: tuple[Path, ...]) -> None:
-    """List the loaded plugins and the actions, reporters, targets and consumer kinds each registers."""
+    """List the loaded plugins and the actions, reporters, targets, consumer kinds and body formats each registers."""
     host = _host(plugins_dirs)
     if as_json:
         click.echo(json.dumps(host.describe(), indent=2))
         return
-    for kind in ("actions", "reporters", "targets", "kinds"):
+    for kind in ("actions", "reporters", "targets", "kinds", "formats"):
         table = getattr(host, kind)
-        click.echo(f"{'consumer kinds' if kind == 'kinds' else kind}:")
+        click.echo(f"{ {'kinds': 'consumer kinds', 'formats': 'body formats'}.get(kind, kind)}:")
         for name, item in sorted(table.items()):
             click.echo(f"  {name:<16} {item.description}  [{item.plugin}]")
             for option in getattr(item, "options", ()):

@@ -3,7 +3,8 @@
 A plugin is a module or object with functions marked `@sqslab.hookimpl`. Each hook is
 handed a `register` callback, so one plugin can add several things and the host can
 refuse a name that is already taken. The built-in actions, reporters and targets are
-registered through these very hooks, and so are the built-in consumer kinds.
+registered through these very hooks, and so are the built-in consumer kinds and body
+formats.
 """
 
 from __future__ import annotations
@@ -59,4 +60,18 @@ def register_consumer_kinds(register: Callable[..., None]) -> None:
         and ``resolve(consumer, scenario_path, seed)``, which returns the
         ``sqslab.consumers.Consumer`` each task runs (how a task starts locally, what it
         needs on AWS, which events it tells, how its fates are found).
+    """
+
+
+@hookspec
+def register_body_formats(register: Callable[..., None]) -> None:
+    """Add message body formats for a load phase's `format:`:
+    `register(name, function, schema=..., templates=(...), description=...)`.
+
+    :param register: call it once per format. ``schema`` is the JSON Schema (an object
+        schema) of its parameters beside ``name``; each parameter named in ``templates`` is
+        a body template, rendered per message. ``function(params, message)`` returns the
+        body from the rendered parameters and a ``sqslab.scenario.formats.FormatMessage``
+        (id, seq, index, phase, sent_at, queue_name, queue_url), or raises
+        ``sqslab.scenario.formats.FormatError`` saying what is wrong.
     """

@@ -27,9 +27,9 @@ RESERVED_TARGET_OPTIONS = ("log", "target", "set", "overrides", "out", "json", "
                            "max_consumers", "plugins_dir", "plugins_dirs", "scenario_path", "help", "h")
 DEFAULT_PLUGINS = ("sqslab.run.actions", "sqslab.reports.formats", "sqslab.targets.local", "sqslab.targets.aws.target",
                    "sqslab.consumers.builtin", "sqslab.consumers.program",
-                   "sqslab.consumers.lambda_function")
+                   "sqslab.consumers.lambda_function", "sqslab.scenario.formats")
 #: The hooks, in the order the host calls them.
-HOOKS = ("register_actions", "register_reporters", "register_targets", "register_consumer_kinds")
+HOOKS = ("register_actions", "register_reporters", "register_targets", "register_consumer_kinds", "register_body_formats")
 
 
 class PluginError(Exception):
@@ -81,6 +81,19 @@ class Kind:
     plugin: str
 
 
+@dataclass(frozen=True)
+class BodyFormat:
+    """A body format a load phase can name (`format: {name: ...}`): its parameters' schema,
+    which of them are body templates, and the function that writes the body."""
+
+    name: str
+    function: Callable[..., str]
+    schema: dict[str, Any]
+    templates: tuple[str, ...]
+    description: str
+    plugin: str
+
+
 @dataclass
 class PluginHost:
     """What the loaded plugins registered, by kind and name."""
@@ -90,6 +103,7 @@ class PluginHost:
     reporters: dict[str, Reporter] = field(default_factory=dict)
     targets: dict[str, TargetSpec] = field(default_factory=dict)
     kinds: dict[str, Kind] = field(default_factory=dict)
+    formats: dict[str, BodyFormat] = field(default_factory=dict)
 
     @property
     def consumer_kinds(self) -> dict[str, ConsumerKind]:
@@ -99,11 +113,12 @@ class PluginHost:
     def describe(self) -> list[dict[str, Any]]:
         """One entry per plugin with what it registered, for `sqslab plugins`."""
         by_plugin: dict[str, dict[str, Any]] = {}
-        for kind in ("actions", "reporters", "targets", "kinds"):
+        for kind in ("actions", "reporters", "targets", "kinds", "formats"):
             for item in getattr(self, kind).values():
                 entry = by_plugin.setdefault(item.plugin, {"name": item.plugin, "version": _version(item.plugin),
-                                                           "actions": [], "reporters": [], "targets": [], "consumer_kinds": []})
-                entry["consumer_kinds" if kind == "kinds" else kind].append(item.name)
+                                                           "actions": [], "reporters": [], "targets": [], "consumer_kinds": [],
+                                                           "body_formats": []})
+                entry[{"kinds": "consumer_kinds", "formats": "body_formats"}.get(kind, kind)].append(item.name)
         return sorted(by_plugin.values(), key=lambda e: (not e["name"].startswith("sqslab."), e["name"]))
 
 
@@ -170,6 +185,7 @@ def _collect(manager: pluggy.PluginManager) -> PluginHost:
         ("actions", manager.hook.register_actions, _action_maker(host)),
         ("reporters", manager.hook.register_reporters, _make_reporter),
         ("targets", manager.hook.register_targets, _make_target),
+        ("formats", manager.hook.register_body_formats, _make_format),
     ):
         if kind == "actions":
             _check_kinds(host.kinds)
@@ -228,21 +244,41 @@ def _action_maker(host: PluginHost) -> Callable[..., Action]:
     return make
 
 
-def _make_action(name: str, function: Callable[..., Any], plugin: str, schema: dict | Callable[..., dict] | None = None,
-                 description: str = "", kinds: dict[str, ConsumerKind] | None = None) -> Action:
-    """An action; a `schema` given as a function is called with the consumer kinds, by name."""
+def _object_schema(schema: dict[str, Any] | None, plugin: str, what: str) -> dict[str, Any]:
+    """A registered parameter schema, checked: a valid JSON Schema of an object (none: no parameters)."""
     import jsonschema
 
-    if callable(schema):
-        schema = schema(kinds or {})
     schema = schema if schema is not None else {"type": "object", "properties": {}, "additionalProperties": False}
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise PluginError(f"plugin {plugin}: action {name!r} has an invalid parameter schema: {exc.message}") from exc
+        raise PluginError(f"plugin {plugin}: {what} has an invalid parameter schema: {exc.message}") from exc
     if schema.get("type") != "object":
-        raise PluginError(f"plugin {plugin}: action {name!r}: the parameter schema must be an object schema")
+        raise PluginError(f"plugin {plugin}: {what}: the parameter schema must be an object schema")
+    return schema
+
+
+def _make_action(name: str, function: Callable[..., Any], plugin: str, schema: dict | Callable[..., dict] | None = None,
+                 description: str = "", kinds: dict[str, ConsumerKind] | None = None) -> Action:
+    """An action; a `schema` given as a function is called with the consumer kinds, by name."""
+    if callable(schema):
+        schema = schema(kinds or {})
+    schema = _object_schema(schema, plugin, f"action {name!r}")
     return Action(name, function, schema, description or (function.__doc__ or "").strip().split("\n")[0], plugin)
+
+
+def _make_format(name: str, function: Callable[..., str], plugin: str, schema: dict[str, Any] | None = None,
+                 templates: tuple[str, ...] | list[str] = (), description: str = "") -> BodyFormat:
+    schema = _object_schema(schema, plugin, f"body format {name!r}")
+    properties = schema.get("properties", {})
+    if "name" in properties:
+        raise PluginError(f"plugin {plugin}: body format {name!r}: `name` is the format's own key, not a parameter")
+    unknown = [t for t in templates if t not in properties]
+    if unknown:
+        raise PluginError(f"plugin {plugin}: body format {name!r}: templates {', '.join(map(repr, unknown))} are not "
+                          "parameters in its schema")
+    return BodyFormat(name, function, schema, tuple(templates), description or (function.__doc__ or "").strip().split("\n")[0],
+                      plugin)
 
 
 def _make_reporter(name: str, function: Callable[..., Any], plugin: str, extension: str = "txt", description: str = "") -> Reporter:

@@ -58,6 +58,8 @@ def test_the_campaign_draws_every_setting_and_every_built_in_action(host):
     built_in = {name for name, spec in host.actions.items() if spec.plugin.startswith("sqslab.")}
     assert built_in <= set(CAMPAIGN_ACTIONS), "built-in actions the campaign cannot generate"
     assert built_in | {"trigger:at", "trigger:after", "trigger:when"} <= kinds, "actions or triggers never drawn"
+    formats = {p["format"]["name"] for seed in range(GENERATED) for p in campaign_scenario(seed)["load"] if "format" in p}
+    assert formats == {name for name, spec in host.formats.items() if spec.plugin.startswith("sqslab.")}, "body formats never drawn"
     assert all(count >= GENERATED // 10 for count in shapes.values()), shapes
     assert BY_KEY["hunt.max_actions"].key in NOT_DRAWN
 

@@ -196,7 +196,7 @@ def test_every_hook_is_documented_and_exercised():
     tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py")) + "\n".join(
         p.read_text() for p in (ROOT / "plugins").glob("*.py"))
     hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
-    assert hooks == ["register_actions", "register_consumer_kinds", "register_reporters", "register_targets"]
+    assert hooks == ["register_actions", "register_body_formats", "register_consumer_kinds", "register_reporters", "register_targets"]
     for name in hooks:
         assert getattr(hookspecs, name).__doc__, name
         assert f"`{name}(register)`" in readme, f"{name} is not in README.md's plugin table"

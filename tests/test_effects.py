@@ -131,6 +131,7 @@ def test_validate_refuses_a_bad_effects_path_and_the_aws_target_says_it_does_not
     problems = [str(p) for p in check_file(path, host)]
     line = path.read_text().splitlines().index("effects: {id: 'order id'}") + 1
     assert len(problems) == 1 and f":{line}:" in problems[0] and "effects.id" in problems[0], problems
+    assert "give a dotted path of keys" in problems[0] and "does not match" not in problems[0]
     path.write_text(BUILT_IN)
     with pytest.raises(TargetError, match="the aws target does not count effects yet"):
         AwsTarget().plan(load_scenario(path, host))

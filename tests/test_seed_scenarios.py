@@ -22,8 +22,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NODE_WORKER = ROOT / "consumer" / "examples" / "node-worker"
 
 
+#: The framework scenarios' commands and the modules they import (sqslab[test] installs them).
+FRAMEWORKS = {"celery_early_ack": ("celery", ("celery", "pycurl")), "dramatiq_worker": ("dramatiq", ("dramatiq", "dramatiq_sqs"))}
+
+
 def _needs(path):
     """Skip a scenario whose consumer program cannot run here, saying why."""
+    if path.stem in FRAMEWORKS:
+        command, modules = FRAMEWORKS[path.stem]
+        for module in modules:
+            pytest.importorskip(module, reason=f"{path.stem} runs a {command} worker: pip install sqslab[test] installs {module}")
+        if shutil.which(command) is None:
+            pytest.skip(f"{path.stem} runs `{command}`, which is not on PATH")
     if path.stem == "own_consumer_node":
         if shutil.which("node") is None:
             pytest.skip("node is not installed: own_consumer_node runs a Node worker (.ci/run installs Debian's nodejs)")

@@ -58,7 +58,9 @@ def campaign_scenario(seed: int, worker: Path = PYTHON_WORKER) -> dict[str, Any]
     facts = _facts(data)
     if program:
         data.setdefault("consumer", {})["program"] = _program(worker, rng)
-    data["load"] = _load(rng, fifo, program)
+    # A body of the consumer's own (a template, a framework's format) leaves no room for poison marks.
+    own_body = program or not (data.get("consumer") or {}).get("poison_rate")
+    data["load"] = _load(rng, fifo, program, own_body)
     data["actions"] = _actions(rng, facts, fifo, dlq, program, [p["name"] for p in data["load"]])
     if rng.random() < 0.3:
         data.setdefault("sqs", {})["faults"] = [fault_params(rng) | {"rate": rng.choice((0.02, 0.05))}]
@@ -106,7 +108,7 @@ def _program(worker: Path, rng: random.Random) -> dict[str, Any]:
             "ready": {"log": "worker ready", "timeout": "20s"}, "stop_grace": "3s"}
 
 
-def _load(rng: random.Random, fifo: bool, program: bool) -> list[dict[str, Any]]:
+def _load(rng: random.Random, fifo: bool, program: bool, own_body: bool = False) -> list[dict[str, Any]]:
     """One or two phases, 10-45 messages in all, at most 3 s."""
     kinds = rng.sample(("rate", "ramp", "burst", "count", "pause"), rng.choice((1, 2)))
     if all(k == "pause" for k in kinds):
@@ -125,18 +127,26 @@ def _load(rng: random.Random, fifo: bool, program: bool) -> list[dict[str, Any]]
         else:
             phase.update(pause=rng.choice(("500ms", "1s")))
         if kind != "pause":
-            _phase_extras(phase, rng, fifo, program)
+            _phase_extras(phase, rng, fifo, program, own_body)
         phases.append(phase)
     return phases
 
 
-def _phase_extras(phase: dict[str, Any], rng: random.Random, fifo: bool, program: bool) -> None:
+#: The framework formats a phase may send (sqslab.scenario.formats); the consumers take any body.
+_FORMATS = ({"name": "celery", "task": "orders.charge", "args": '["{{ id }}", {{ rand_int(1, 500) }}]'},
+            {"name": "dramatiq", "actor": "charge", "args": '["order-{{ seq }}"]', "kwargs": '{"rush": true}'})
+
+
+def _phase_extras(phase: dict[str, Any], rng: random.Random, fifo: bool, program: bool, own_body: bool) -> None:
     if fifo and rng.random() < 0.7:
         phase["groups"] = rng.choice((1, 3, {"count": 4, "hot": 0.5}))
     if rng.random() < 0.2:
         phase["duplicate_sends"] = 0.05
-    if program and rng.random() < 0.5:
+    roll = rng.random()
+    if program and roll < 0.4:
         phase["body"] = '{"orderId": "{{ id }}", "amount": {{ rand_int(1, 500) }}}'
+    elif own_body and roll > 0.85:
+        phase["format"] = dict(rng.choice(_FORMATS))
     elif rng.random() < 0.2:
         phase["payload_size"] = rng.choice((64, "1KiB"))
 

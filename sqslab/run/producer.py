@@ -22,7 +22,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,6 +168,7 @@ class Producer:
         senders: int = DEFAULT_SENDERS,
         fifo: bool = False,
         content_based_deduplication: bool = False,
+        formats: Mapping[str, Any] | None = None,
     ) -> None:
         if senders < 1:
             raise ValueError("senders must be at least 1")
@@ -183,7 +184,8 @@ class Producer:
         self.on_failed = on_failed
         self.senders = senders
         self.seq = 0
-        self._bodies = PhaseBodies(seed, queue_url)  # each phase's compiled body template (sqslab.scenario.bodies)
+        # Each phase's compiled body template, or its body format (sqslab.scenario.bodies, .formats).
+        self._bodies = PhaseBodies(seed, queue_url, formats)
         self._callback_lock = threading.Lock()
 
     # ----- public
@@ -288,7 +290,7 @@ class Producer:
         sent_at = round(time.time(), 6)
         group = self._group(phase, index)
         error = None
-        if phase.body is not None:  # the body the user's consumer expects; our id is in the attribute
+        if phase.body is not None or phase.format is not None:  # the body your consumer expects; our id is in the attribute
             poison = False
             try:
                 text = self._bodies.render(phase, ident, self.seq, index, sent_at)

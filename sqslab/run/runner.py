@@ -225,9 +225,9 @@ class Runner:
 
         assert self.sampler is not None
         infra = self.scenario.infra
-        producer = Producer(self.client, self.endpoints.queue_url, seed=self.scenario.seed,
-                            on_sent=self.recorder.on_sent, on_failed=self.recorder.on_send_failed,
-                            fifo=infra.fifo, content_based_deduplication=infra.content_based_deduplication)
+        producer = Producer(self.client, self.endpoints.queue_url, seed=self.scenario.seed, on_sent=self.recorder.on_sent,
+                            on_failed=self.recorder.on_send_failed, fifo=infra.fifo,
+                            content_based_deduplication=infra.content_based_deduplication, formats=self.host.formats)
         try:
             for phase in self.scenario.phases:
                 if self.stop.is_set():

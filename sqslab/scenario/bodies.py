@@ -19,7 +19,8 @@ every random draw seeded by the scenario's `seed`:
 | `now()` | the send time, ISO 8601 UTC |
 
 Beside jinja's filters: `b64encode` (a text's UTF-8, base64) and `tojson` (compact JSON,
-not HTML-escaped), for framework envelopes.
+not HTML-escaped), for framework envelopes. A phase's `format` (sqslab.scenario.formats)
+writes a framework's envelope itself; its template parameters are rendered here too.
 
 `check()` is what `sqslab validate` runs: syntax, unknown names, filters and tests (with
 a suggestion), one trial rendering (so `rand_int('a', 2)` is caught before a run) and
@@ -50,7 +51,8 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -520,20 +522,48 @@ class BodyTemplate:
         return "".join(chunks)
 
 
-class PhaseBodies:
-    """Each phase's body template, compiled once, with its own seeded stream."""
+@dataclass(frozen=True)
+class FormatMessage:
+    """What a body format (sqslab.scenario.formats) knows of the message it writes."""
 
-    def __init__(self, seed: Any = None, queue_url: str = PLACEHOLDER_QUEUE_URL) -> None:
-        self._seed, self._queue_url = seed, queue_url
-        self._templates: dict[str, BodyTemplate] = {}
+    id: str
+    seq: int
+    index: int
+    phase: str
+    sent_at: float
+    queue_name: str
+    queue_url: str
+
+
+class PhaseBodies:
+    """Each phase's body template (or its format's templates), compiled once, each with its
+    own seeded stream; `formats` are the body formats by name (sqslab.plugins.BodyFormat)."""
+
+    def __init__(self, seed: Any = None, queue_url: str = PLACEHOLDER_QUEUE_URL, formats: Mapping[str, Any] | None = None) -> None:
+        self._seed, self._queue_url, self._formats = seed, queue_url, formats or {}
+        self._templates: dict[tuple[str, str], BodyTemplate] = {}
+
+    def _template(self, phase: str, text: str, part: str = "") -> BodyTemplate:
+        template = self._templates.get((phase, part))
+        if template is None:
+            stream = f"{phase}-{part}" if part else phase
+            template = self._templates[(phase, part)] = BodyTemplate(text, seed=self._seed, stream=stream, queue_url=self._queue_url)
+        return template
 
     def render(self, phase: Any, ident: str, seq: int, index: int, sent_at: float) -> str:
         """The body of the phase's index-th message."""
-        template = self._templates.get(phase.name)
-        if template is None:
-            template = self._templates[phase.name] = BodyTemplate(phase.body or "", seed=self._seed, stream=phase.name,
-                                                                  queue_url=self._queue_url)
-        return template.render(ident, seq, index, phase.name, sent_at)
+        if getattr(phase, "format", None) is None:
+            return self._template(phase.name, phase.body or "").render(ident, seq, index, phase.name, sent_at)
+        spec = self._formats[phase.format["name"]]
+        params = {key: value for key, value in phase.format.items() if key != "name"}
+        for key in spec.templates:
+            if isinstance(params.get(key), str):
+                params[key] = self._template(phase.name, params[key], key).render(ident, seq, index, phase.name, sent_at)
+        queue_name = self._queue_url.rstrip("/").rsplit("/", 1)[-1]
+        body = spec.function(params, FormatMessage(ident, seq, index, phase.name, sent_at, queue_name, self._queue_url))
+        if not isinstance(body, str):
+            raise TypeError(f"the format {spec.name!r} wrote {type(body).__name__}, not text (plugin {spec.plugin})")
+        return body
 
 
 def sqslab_payload(phase: Any, ident: str, work: float, seq: int, sent_at: float, poison: bool) -> str:
@@ -548,8 +578,9 @@ def sqslab_payload(phase: Any, ident: str, work: float, seq: int, sent_at: float
     return text
 
 
-def check(text: str) -> list[tuple[int, str]]:
-    """Every problem with a template: (its line, from 1; what is wrong)."""
+def check(text: str, whole_body: bool = True) -> list[tuple[int, str]]:
+    """Every problem with a template: (its line, from 1; what is wrong); with whole_body
+    False (a format's parameter) its trial rendering need not be a body SQS takes."""
     from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 
     environment = _environment()
@@ -583,7 +614,7 @@ def check(text: str) -> list[tuple[int, str]]:
         body = BodyTemplate(text, seed=0).render("00000000-0000-4000-8000-000000000000", 1, 0, "phase", 0.0)
     except Exception as exc:  # noqa: BLE001 - any error of a trial rendering is the template's
         return [(_template_line(exc), _printable(render_error(exc)))]
-    problem = body_problem(body)
+    problem = body_problem(body) if whole_body else None
     return [(1, problem)] if problem else []
 
 

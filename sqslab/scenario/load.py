@@ -181,6 +181,7 @@ def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: fl
         "hot": hot,
         "duplicate_sends": parse_fraction(raw.get("duplicate_sends", 0)),
         "body": raw.get("body"),
+        "format": dict(raw["format"]) if isinstance(raw.get("format"), dict) else None,
     }
     if "body_file" in raw:
         folder = base or Path.cwd()

@@ -87,6 +87,10 @@ _DEFS: dict[str, Any] = {
                      "description": "The body your consumer expects, as a jinja2 template: "
                                     "'{\"orderId\": \"{{ id }}\", \"amount\": {{ rand_int(1, 500) }}}' (README, message bodies)."},
             "body_file": {"type": "string", "minLength": 1, "description": "A file holding the body template, relative to the scenario."},
+            "format": {"type": "object", "required": ["name"],
+                       "properties": {"name": {"type": "string", "description": "The body format (`sqslab plugins` lists them)."}},
+                       "description": "A framework's message format and its parameters: {name: celery, task: orders.charge, "
+                                      "args: '[\"{{ id }}\"]'} (README, body formats)."},
             "groups": {
                 "description": "FIFO message groups: N (ids spread evenly over N groups) or {count: N, hot: 0.8} (one hot "
                                "group takes that share, the rest spread evenly). Default on a FIFO queue: 1 (strict order).",
@@ -195,6 +199,13 @@ def full_schema(host: PluginHost) -> dict[str, Any]:
             then["description"] = spec.description
         branches.append({"if": {"properties": {"do": {"const": name}}, "required": ["do"]}, "then": then})
     action["allOf"] = branches
+    fmt = schema["$defs"]["phase"]["properties"]["format"]
+    fmt["properties"]["name"]["enum"] = sorted(host.formats)
+    fmt["allOf"] = [{"if": {"properties": {"name": {"const": name}}, "required": ["name"]},
+                     "then": {"properties": {"name": fmt["properties"]["name"], **spec.schema.get("properties", {})},
+                              "required": ["name", *spec.schema.get("required", [])], "additionalProperties": False,
+                              "description": spec.description}}
+                    for name, spec in sorted(host.formats.items())]
     return schema
 
 
@@ -301,6 +312,11 @@ def _any_of(doc: Document, error: Any, path: tuple[str | int, ...], schema: dict
 
 
 def _pattern(doc: Document, error: Any, path: tuple[str | int, ...], schema: dict[str, Any]) -> list[Problem] | None:
+    """A text that breaks a pattern, in the words of its schema's `x-sqslab-says` (what the
+    text must be), rather than the regular expression."""
+    says = error.schema.get("x-sqslab-says") if isinstance(error.schema, dict) else None
+    if says:
+        return [doc.problem(path, f"{error.instance!r}: {says}")]
     if not path or path[-1] != "name":
         return None
     return [doc.problem(path, f"{error.instance!r}: use 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit")]

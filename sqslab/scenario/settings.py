@@ -45,6 +45,7 @@ class Setting:
     whole_seconds: bool = False  # SQS takes durations in whole seconds
     choices: tuple[Any, ...] = ()
     pattern: str | None = None
+    pattern_says: str = ""  # what a text the pattern refuses is told it must be (not the pattern itself)
     required: bool = False
     field: str | None = None  # the attribute of Infra / Knobs (default: the last key part)
     env: tuple[str, ...] = ()  # the built-in consumer's environment variable(s)
@@ -255,7 +256,9 @@ SETTINGS: tuple[Setting, ...] = (
     _s("effects.id", "text", "id",
        "Where an effect's JSON body names its message: a dotted path (`orderId`, `order.id`); the value is sqslab's "
        "id of the message (its `sqslab-id` attribute, or its body's `id`).",
-       pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}(\.[A-Za-z_][A-Za-z0-9_-]{0,63}){0,7}$"),
+       pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}(\.[A-Za-z_][A-Za-z0-9_-]{0,63}){0,7}$",
+       pattern_says="give a dotted path of keys (orderId, order.id): up to 8 keys of letters, digits, '_' or '-', each "
+                    "starting with a letter or '_'"),
     # ------------------------------------------------------------ settle
     _s("settle.until", "choice", "drained", "drained: after the load, wait until visible + in flight + delayed = 0; none: stop at once.",
        choices=("drained", "none")),
@@ -612,6 +615,8 @@ def schema_property(setting: Setting) -> dict[str, Any]:
             prop["maximum"] = int(setting.high)
     if setting.pattern:
         prop["pattern"] = setting.pattern
+    if setting.pattern_says:
+        prop["x-sqslab-says"] = setting.pattern_says
     prop["description"] = meaning_text(setting)
     if setting.default is not None:
         prop["default"] = setting.default

@@ -34,6 +34,7 @@ class Phase:
     body: str | None = None  # a jinja2 body template (sqslab.scenario.bodies); None: sqslab's JSON payload
     body_file: str | None = None  # where `body` was read from (body_file), and its SHA-256: what
     body_sha256: str | None = None  # resolved.json keeps instead of the file's content
+    format: dict[str, Any] | None = None  # a body format's name and parameters (sqslab.scenario.formats)
 
     def planned_messages(self) -> int:
         """How many messages this phase sends if it runs to plan."""

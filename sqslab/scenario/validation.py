@@ -53,6 +53,7 @@ def validate_document(doc: Document, host: PluginHost) -> list[Problem]:
     problems = explain_alternatives(doc, data, schema, schema_problems(doc, data, schema))
     problems += action_problems(doc, data, host)
     problems += consumer_problems(doc, data, host)
+    problems += format_problems(doc, data, host)
     for check in MEANING_CHECKS:
         problems += check(doc, data)
     return sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.col, p.path))
@@ -175,15 +176,55 @@ def action_problems(doc: Document, data: dict[str, Any], host: PluginHost) -> li
             problems.append(doc.problem(path + ("do",), f"unknown action {name!r}; {hint}"))
             continue
         params = {k: v for k, v in action.items() if k not in ACTION_KEYS}
-        param_schema = dict(spec.schema)
-        allowed = list(param_schema.get("properties", {}))
-        closed = param_schema.get("additionalProperties") is False
-        for key in params:
-            if key not in allowed and closed:
-                message = unknown_key_message(key, allowed + list(ACTION_KEYS)) + f" (action {name!r})"
-                problems.append(doc.problem(path + (key,), message, key=True))
-        checked = {k: v for k, v in params.items() if k in allowed or not closed}
-        problems.extend(p for p in schema_problems(doc, checked, param_schema, path) if "unknown key" not in p.message)
+        problems += param_problems(doc, path, params, spec.schema, ACTION_KEYS, f"action {name!r}")
+    return problems
+
+
+def param_problems(doc: Document, path: tuple[str | int, ...], params: dict[str, Any], schema: dict[str, Any],
+                   own_keys: tuple[str, ...], what: str) -> list[Problem]:
+    """A plugin's parameters (an action's, a body format's) against its schema; an unknown
+    key is told with a suggestion among the parameters and the mapping's own keys."""
+    problems = []
+    allowed = list(schema.get("properties", {}))
+    closed = schema.get("additionalProperties") is False
+    for key in params:
+        if key not in allowed and closed:
+            problems.append(doc.problem(path + (key,), unknown_key_message(key, allowed + list(own_keys)) + f" ({what})", key=True))
+    checked = {k: v for k, v in params.items() if k in allowed or not closed}
+    return problems + [p for p in schema_problems(doc, checked, schema, path) if "unknown key" not in p.message]
+
+
+def format_problems(doc: Document, data: dict[str, Any], host: PluginHost) -> list[Problem]:
+    """Each phase's body format: a known name, parameters valid for it, template parameters
+    that check as templates, and a trial body the format writes and SQS takes."""
+    from sqslab.scenario import bodies
+    from sqslab.scenario.formats import trial_body
+
+    problems = []
+    for i, phase in enumerate(items(data, "load")):
+        fmt = phase.get("format") if isinstance(phase, dict) else None
+        if not isinstance(fmt, dict) or not isinstance(fmt.get("name"), str):
+            continue
+        path: tuple[str | int, ...] = ("load", i, "format")
+        if {"body", "body_file"} & phase.keys():
+            problems.append(doc.problem(path, "a format writes the whole body; give body (or body_file) or format, not both"))
+        spec = host.formats.get(fmt["name"])
+        if spec is None:
+            close = difflib.get_close_matches(fmt["name"], list(host.formats), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known formats: {', '.join(sorted(host.formats))}"
+            problems.append(doc.problem(path + ("name",), f"unknown body format {fmt['name']!r}; {hint}"))
+            continue
+        params = {k: v for k, v in fmt.items() if k != "name"}
+        found = param_problems(doc, path, params, spec.schema, ("name",), f"format {spec.name!r}")
+        for key in spec.templates:
+            if isinstance(params.get(key), str):
+                found += [doc.problem(path + (key,), message) for _, message in bodies.check(params[key], whole_body=False)]
+        if not found:
+            trial = trial_body(spec, params)
+            if trial:
+                at, message = trial
+                found = [doc.problem(path + ((at,) if at is not None and at in params else ()), message)]
+        problems += found
     return problems
 
 
@@ -521,17 +562,21 @@ def body_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
     cwd = mapping(mapping(data, "consumer"), "program").get("cwd")
     program_cwd = folder_of(doc) / cwd if isinstance(cwd, str) else None
     for i, phase in enumerate(items(data, "load")):
-        if not isinstance(phase, dict) or not ({"body", "body_file"} & phase.keys()):
+        if not isinstance(phase, dict) or not ({"body", "body_file", "format"} & phase.keys()):
             continue
         if "body" in phase and "body_file" in phase:
             problems.append(doc.problem(("load", i, "body_file"), "give body or body_file, not both"))
             continue
+        own = "format" if "format" in phase else "body"
         if is_number(poison) and poison:
             problems.append(doc.problem(("consumer", "poison_rate"), (
-                f"load[{i}] sends your own body (`body`), which has no room for sqslab's poison mark; "
+                f"load[{i}] sends your own body (`{own}`), which has no room for sqslab's poison mark; "
                 "set poison_rate to 0 or send sqslab's body in the poisoned phases")))
         if "payload_size" in phase:
-            problems.append(doc.problem(("load", i, "payload_size"), "payload_size sizes sqslab's own body; a body template sets its own"))
+            what = "body format" if own == "format" else "body template"
+            problems.append(doc.problem(("load", i, "payload_size"), f"payload_size sizes sqslab's own body; a {what} sets its own"))
+        if not ({"body", "body_file"} & phase.keys()):
+            continue
         key = "body" if "body" in phase else "body_file"
         text = phase[key]
         if not isinstance(text, str):
