@@ -75,6 +75,10 @@ class Recorder:
         self._counters = {"sent": 0, "processed": 0, "processed_again": 0, "failed": 0}
         self._oldest = OldestUnfinished()
         self._processed = bytearray()  # by seq - 1; 1: processed at least once
+        # The highest seq the producer has handed out: a seq a consumer or an id tells beyond
+        # it is not the producer's (a program's own, a producer program's id) and indexes nothing.
+        self._max_seq = 0
+        self._processed_ids: set[str] = set()  # messages processed that have no seq of the producer's
 
     def start_clock(self) -> None:
         """t0: the start of the load."""
@@ -100,6 +104,7 @@ class Recorder:
             self._counters["sent"] += sum(1 for r in records if not r.get("duplicate_send"))
             for record in records:
                 if isinstance(record.get("seq"), int):
+                    self._max_seq = max(self._max_seq, record["seq"])
                     self._oldest.sent(record["seq"], record.get("sent_at") or now)
         self.events.write_many(events)
 
@@ -108,6 +113,7 @@ class Recorder:
         with self._lock:
             for record in records:
                 if isinstance(record.get("seq"), int):
+                    self._max_seq = max(self._max_seq, record["seq"])
                     self._oldest.finished(record["seq"])
         self.emit({"source": "producer", "event": "send_failed", "count": len(records), "errors": [r.get("error") for r in records[:5]]})
 
@@ -128,11 +134,22 @@ class Recorder:
                         self._finish(event)  # its next receive moves it to the DLQ
         self.events.write_many(events)
 
-    def _first_processing(self, event: dict[str, Any]) -> bool:
-        """Whether this is the first processing of its message (one without a seq counts as one)."""
+    def _seq(self, event: dict[str, Any]) -> int | None:
+        """The event's seq when it is one the producer handed out, else None."""
         seq = event.get("seq")
-        if not isinstance(seq, int) or seq <= 0:
-            return True
+        return seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq <= self._max_seq else None
+
+    def _first_processing(self, event: dict[str, Any]) -> bool:
+        """Whether this is the first processing of its message: by the producer's seq, else by
+        its id (a producer program's message); one with neither counts as one."""
+        seq = self._seq(event)
+        if seq is None:
+            ident = event.get("id")
+            if not isinstance(ident, str) or ident not in self._processed_ids:
+                if isinstance(ident, str):
+                    self._processed_ids.add(ident)
+                return True
+            return False
         missing = seq - len(self._processed)
         if missing > 0:
             self._processed.extend(b"\0" * missing)
@@ -142,8 +159,8 @@ class Recorder:
         return True
 
     def _finish(self, event: dict[str, Any]) -> None:
-        seq = event.get("seq")
-        if isinstance(seq, int) and seq > 0:
+        seq = self._seq(event)
+        if seq is not None:
             self._oldest.finished(seq)
 
     def counters(self) -> dict[str, int]:
