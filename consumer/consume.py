@@ -201,6 +201,8 @@ def load_config(env: dict[str, str]) -> dict[str, Any]:
            for variable, key, kind, default, low, high, choices in knobs.KNOBS},
         "poison_marker": env.get("SQSLAB_POISON_MARKER", "").strip() or POISON_MARKER,
         "effects_url": env.get("SQSLAB_EFFECTS_URL", "").strip() or None,
+        # Where a body names its message without the sqslab-id attribute (a producer program's): effects.id.
+        "id_path": id_path(env.get("SQSLAB_EFFECTS_URL", "").strip() or None),
         "log_level": (env.get("SQSLAB_LOG_LEVEL", "").strip() or "INFO").upper(),
     }
     try:
@@ -285,13 +287,20 @@ def parse_payload(body: str, poison_marker: str) -> tuple[dict[str, Any] | None,
 # --------------------------------------------------------------------------- consumer
 
 
+def id_path(url: str | None) -> list[str]:
+    """The dotted path (effects.id) the effects URL names in its `id` query, split; ["id"] without one."""
+    if not url:
+        return ["id"]
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("id", ["id"])[0].split(".")
+
+
 def post_effect(url: str | None, task: str, facts: dict[str, Any], log: Any) -> None:
     """The work's side effect: a POST to SQSLAB_EFFECTS_URL naming the message (when the
     scenario counts effects), with the id at the URL's `id` path; a failed post is logged
     (the ledger then says lost work)."""
     if not url:
         return
-    path = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("id", ["id"])[0].split(".")
+    path = id_path(url)
     body: dict[str, Any] = {"task": task, "seq": facts.get("seq")}
     node = body
     for part in path[:-1]:
@@ -446,7 +455,7 @@ class Consumer:
         # The same draws for every message, whatever its fate: the stream stays aligned.
         u_work, u_slow, u_crash, u_crash_at, u_error = (rng.random() for _ in range(5))
 
-        facts = _facts(message, cfg["poison_marker"])
+        facts = _facts(message, cfg["poison_marker"], cfg["id_path"])
         payload, problem, receipt = facts.pop("payload"), facts.pop("problem"), message.get("ReceiptHandle")
         self.events.emit(ev.RECEIVED, **facts)
         event = {k: v for k, v in facts.items() if k != "receive_count"}
@@ -498,7 +507,7 @@ class Consumer:
     def _leave(self, message: dict[str, Any], reason: str = "stopping") -> None:
         """A received message this task will not start: `released` (visible again now) or
         `abandoned` (visible again when its visibility timeout ends), with why."""
-        facts = _facts(message, self.cfg["poison_marker"])
+        facts = _facts(message, self.cfg["poison_marker"], self.cfg["id_path"])
         fields = {k: v for k, v in facts.items() if k not in ("payload", "problem")}
         fields["reason"] = reason
         if self.cfg["release_on_stop"] and reason == "stopping":
@@ -589,8 +598,9 @@ def _group(message: dict[str, Any]) -> str | None:
     return group if isinstance(group, str) else None
 
 
-def _facts(message: dict[str, Any], poison_marker: str) -> dict[str, Any]:
-    """What every event about a message says: SQS's id, ours, the producer's seq, the
+def _facts(message: dict[str, Any], poison_marker: str, path: list[str] | None = None) -> dict[str, Any]:
+    """What every event about a message says: SQS's id, ours (its attribute, else the text
+    at `path` in its JSON body when that is not plain `id`), the producer's seq, the
     receive count, the group (FIFO); plus the parsed payload and what is wrong with it."""
     payload, problem = parse_payload(message.get("Body", ""), poison_marker)
     try:
@@ -598,6 +608,11 @@ def _facts(message: dict[str, Any], poison_marker: str) -> dict[str, Any]:
     except (TypeError, ValueError):
         receive_count = None
     ident = message.get("MessageAttributes", {}).get(ID_ATTRIBUTE, {}).get("StringValue")
+    if not isinstance(ident, str) and path and path != ["id"]:
+        node: Any = payload
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        ident = node
     if isinstance(ident, str) and problem in ("not_json", "not_object", "missing_id"):
         payload, problem = {}, None  # a body of the user's own (a load phase's `body`): no work figure, no poison mark
     if not isinstance(ident, str):

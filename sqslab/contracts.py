@@ -72,16 +72,19 @@ def seq_of(ident: str) -> int | None:
         return None
 
 
-def sqslab_id(body: str, attributes: dict[str, Any] | None) -> str | None:
+def sqslab_id(body: str, attributes: dict[str, Any] | None, path: str = "id") -> str | None:
     """sqslab's id of a message: its `sqslab-id` attribute (as SQS answers it, or as moto
-    keeps it: {"StringValue": ...}), else its JSON body's `id`; None for a message not ours."""
+    keeps it: {"StringValue": ...}), else the text at the dotted `path` of its JSON body
+    (`effects.id`'s, default `id`); None for a message not ours."""
     attribute = (attributes or {}).get(ID_ATTRIBUTE)
     if isinstance(attribute, dict) and isinstance(attribute.get("StringValue"), str):
         return str(attribute["StringValue"])
     try:
-        ident = json.loads(body).get("id")
-    except (ValueError, AttributeError, TypeError):
+        ident = json.loads(body)
+    except (ValueError, TypeError):
         return None
+    for key in path.split("."):
+        ident = ident.get(key) if isinstance(ident, dict) else None
     return ident if isinstance(ident, str) else None
 
 

@@ -196,11 +196,11 @@ def test_a_lambda_scenarios_tfvars_are_declared_variables_and_no_ecs_ones(write:
 
 def test_what_lambda_takes_in_whole_seconds_is_refused_before_aws_is_touched(write: Any, host: Any) -> None:
     from sqslab.targets import TargetError
-    from sqslab.targets.aws.target import check_consumer
+    from sqslab.targets.aws.target import check_scenario
 
     sc = scenario(write, host, **{"consumer.lambda.timeout": "2.5s", "consumer.event_source.batching_window": "1.5s"})
     with pytest.raises(TargetError) as caught:
-        check_consumer(sc.consumer)
+        check_scenario(sc)
     assert "consumer.lambda.timeout 2.5s: Lambda takes whole seconds" in str(caught.value)
     assert "consumer.event_source.batching_window 1.5s: Lambda takes whole seconds" in str(caught.value)
 

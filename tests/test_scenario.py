@@ -58,7 +58,7 @@ CASES = [
     ("burst with a duration", "version: 1\nname: x\nload: [{burst: 10, duration: 3s}]\n",
      ["3:20: load[0].duration: a burst phase takes no duration (a burst sends as fast as it can)"]),
     ("two phase kinds", "version: 1\nname: x\nload: [{burst: 10, pause: 3s}]\n",
-     ["3:8: load[0]: a phase needs exactly one of rate, ramp, burst, count, pause; it has burst and pause"]),
+     ["3:8: load[0]: a phase needs exactly one of rate, ramp, burst, count, pause, producer; it has burst and pause"]),
     ("ramp without a range", "version: 1\nname: x\nload: [{ramp: 5/s, duration: 3s}]\n",
      ["3:15: load[0].ramp: '5/s' is not a ramp: give FROM..TO rates, e.g. 1/s..50/s"]),
     ("payload too large", "version: 1\nname: x\nload: [{burst: 1, payload_size: 300KiB}]\n",

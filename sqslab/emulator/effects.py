@@ -51,7 +51,7 @@ def register_table(request: Any, lab: Any) -> dict[str, Any]:
     """`{"table": name, "id": path}`: that DynamoDB table's writes are effects from now on."""
     if not isinstance(request, dict) or not isinstance(request.get("table"), str) or not isinstance(request.get("id"), str):
         raise ValueError('POST {"table": a DynamoDB table name, "id": the dotted path of the message id in an item}')
-    lab.effects_tables[request["table"]] = request["id"]
+    lab.effects_tables[request["table"]] = lab.id_path = request["id"]
     return {"tables": sorted(lab.effects_tables)}
 
 

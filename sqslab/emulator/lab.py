@@ -110,6 +110,9 @@ class Lab:
         #: DynamoDB tables whose writes are effects, and the path of the message id in an item
         #: (registered by the control endpoint's `effects/table`; sqslab.truth.effects).
         self.effects_tables: dict[str, str] = {}
+        #: Where a message's JSON body names its sqslab id when it has no `sqslab-id` attribute
+        #: (a producer program's): the scenario's effects.id, set with its effects table.
+        self.id_path = "id"
 
     # ----- draws
 

@@ -133,7 +133,7 @@ def send_message(
     lab.moved(message_bytes(message_body, message_attributes))
     if lab.journal.fd is not None:
         taken = message._sqslab_owner is queue
-        lab.record("send", q=queue.name, mid=message.id, id=sqslab_id(message_body, message_attributes),
+        lab.record("send", q=queue.name, mid=message.id, id=sqslab_id(message_body, message_attributes, lab.id_path),
                    **({"group": group_id} if group_id is not None else {}), **({} if taken else {"dropped": "deduplicated"}))
     return message
 

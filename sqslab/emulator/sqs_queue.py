@@ -127,13 +127,14 @@ def delete_message(self: Any, receipt_handle: str) -> None:
         if not self.fifo_queue and lab.chance(lab.behavior.duplicates):
             lab.behavior_event("duplicate", "DeleteMessage", queue=self.name, message_id=msg.id,
                                receive_count=msg.approximate_receive_count)
-            journal("copy_kept", id=sqslab_id(msg.body, msg.message_attributes))  # the caller's delete took, for it
+            journal("copy_kept", id=sqslab_id(msg.body, msg.message_attributes, lab.id_path))  # the caller's delete took, for it
             self._handles.pop(receipt_handle, None)
             self.deleted_messages.add(receipt_handle)
             self._deleted_order.append(receipt_handle)
             return
         if lab.journal.fd is not None:
-            journal("deleted" if receipt_handle == msg.receipt_handle else "stale_deleted", id=sqslab_id(msg.body, msg.message_attributes))
+            effect = "deleted" if receipt_handle == msg.receipt_handle else "stale_deleted"
+            journal(effect, id=sqslab_id(msg.body, msg.message_attributes, lab.id_path))
         _drop(self, msg, remember_handles=True)
 
 

@@ -241,6 +241,7 @@ def snapshot(queue: Any, messages: bool, limit: int) -> dict[str, Any]:
     visibility timeout ends, its receive count and FIFO group."""
     from sqslab.contracts import sqslab_id
 
+    path = current_lab().id_path
     with LOCK:
         now = now_ms()
         _promote(queue, now)
@@ -252,7 +253,7 @@ def snapshot(queue: Any, messages: bool, limit: int) -> dict[str, Any]:
         for msg in itertools.islice(queue._messages.values(), limit):
             kind = msg._sqslab_state
             until = msg.visible_at if kind == INFLIGHT else msg.delayed_until if kind == DELAYED else None
-            listed.append({"id": sqslab_id(msg.body, msg.message_attributes) or f"?{msg.id}", "state": kind,
+            listed.append({"id": sqslab_id(msg.body, msg.message_attributes, path) or f"?{msg.id}", "state": kind,
                            "until": round(until / 1000.0, 3) if until else None, "rc": msg.approximate_receive_count,
                            "group": msg.group_id})
         state["messages"] = listed

@@ -73,8 +73,9 @@ class HuntResult:
 
 def absolute_paths(data: dict[str, Any], folder: Path, kinds: Mapping[str, ConsumerKind] | None = None) -> dict[str, Any]:
     """Scenario data whose relative paths (those of its consumer kind's section, such as
-    consumer.program's cwd and the files its command names; each phase's body_file) are
-    made absolute against `folder`, so the data runs from any directory (a copy)."""
+    consumer.program's cwd and the files its command names; each phase's body_file and
+    producer program's cwd) are made absolute against `folder`, so the data runs from any
+    directory (a copy)."""
     out = copy.deepcopy(data)
     consumer = out.get("consumer")
     if isinstance(consumer, dict):
@@ -84,6 +85,9 @@ def absolute_paths(data: dict[str, Any], folder: Path, kinds: Mapping[str, Consu
     for phase in out.get("load") or []:
         if isinstance(phase, dict) and isinstance(phase.get("body_file"), str):
             phase["body_file"] = str((folder / phase["body_file"]).resolve())
+        program = (phase.get("producer") or {}).get("program") if isinstance(phase, dict) else None
+        if isinstance(program, dict):
+            program["cwd"] = str((folder / str(program.get("cwd", "."))).resolve())
     return out
 
 

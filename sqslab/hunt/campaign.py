@@ -26,6 +26,8 @@ __all__ = ["CAMPAIGN_ACTIONS", "PYTHON_WORKER", "campaign_scenario", "covered"]
 
 #: The example program consumer the campaign runs as "your own consumer".
 PYTHON_WORKER = Path(__file__).resolve().parents[2] / "consumer" / "examples" / "python-worker"
+#: The example producer program a phase may run instead of sqslab's producer.
+PYTHON_PRODUCER = PYTHON_WORKER.parent / "python-producer"
 #: The action kinds the campaign draws (every built-in one).
 CAMPAIGN_ACTIONS = ("kill_consumer", "scale", "set_consumer", "sqs_fault", "redrive_dlq", "wait")
 #: Live metrics a `when` trigger or a `wait until` tests.
@@ -108,9 +110,16 @@ def _program(worker: Path, rng: random.Random) -> dict[str, Any]:
             "ready": {"log": "worker ready", "timeout": "20s"}, "stop_grace": "3s"}
 
 
+def _producer(rng: random.Random) -> dict[str, Any]:
+    """The example producer program, its messages named by the sqslab-id attribute."""
+    return {"command": [sys.executable, "send_orders.py"], "cwd": str(PYTHON_PRODUCER), "stop_grace": "2s",
+            "env": {"COUNT": str(rng.randint(5, 25)), "RATE": str(rng.choice((20, 50))), "ID_ATTRIBUTE": "true"}}
+
+
 def _load(rng: random.Random, fifo: bool, program: bool, own_body: bool = False) -> list[dict[str, Any]]:
     """One or two phases, 10-45 messages in all, at most 3 s."""
-    kinds = rng.sample(("rate", "ramp", "burst", "count", "pause"), rng.choice((1, 2)))
+    # A producer program's phase on a standard queue (the example producer sends no message group).
+    kinds = rng.sample(("rate", "ramp", "burst", "count", "pause") + (() if fifo else ("producer",)), rng.choice((1, 2)))
     if all(k == "pause" for k in kinds):
         kinds.append("rate")
     phases = []
@@ -124,9 +133,11 @@ def _load(rng: random.Random, fifo: bool, program: bool, own_body: bool = False)
             phase.update(burst=rng.randint(10, 25))
         elif kind == "count":
             phase.update(count=rng.randint(10, 20), duration=f"{rng.choice((1, 1.5))}s")
+        elif kind == "producer":
+            phase.update(producer={"program": _producer(rng)}, duration="5s")
         else:
             phase.update(pause=rng.choice(("500ms", "1s")))
-        if kind != "pause":
+        if kind not in ("pause", "producer"):
             _phase_extras(phase, rng, fifo, program, own_body)
         phases.append(phase)
     return phases

@@ -57,6 +57,8 @@ class PhaseResult:
     errors: dict[str, int] = field(default_factory=dict)
     #: Messages sent a second time (phase.duplicate_sends), not counted in `sent`.
     duplicate_sends: int = 0
+    #: A producer program's phase (sqslab.run.program_phase): its command, exit code, what stopped it.
+    program: dict[str, Any] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -84,6 +86,7 @@ class PhaseResult:
             "max_lag": self.max_lag,
             "errors": dict(self.errors),
             "duplicate_sends": self.duplicate_sends,
+            **({"program": self.program} if self.program is not None else {}),
         }
 
 
@@ -169,6 +172,7 @@ class Producer:
         fifo: bool = False,
         content_based_deduplication: bool = False,
         formats: Mapping[str, Any] | None = None,
+        programs: Any = None,
     ) -> None:
         if senders < 1:
             raise ValueError("senders must be at least 1")
@@ -187,6 +191,7 @@ class Producer:
         # Each phase's compiled body template, or its body format (sqslab.scenario.bodies, .formats).
         self._bodies = PhaseBodies(seed, queue_url, formats)
         self._callback_lock = threading.Lock()
+        self._programs = programs  # runs a producer program's phase (sqslab.run.program_phase.ProgramPhases)
 
     # ----- public
 
@@ -204,6 +209,10 @@ class Producer:
         result.started_at = time.time()
         end = t0 + float(phase.duration or 0.0) if phase.kind != "burst" else t0
 
+        if phase.kind == "producer":
+            if self._programs is None:
+                raise ValueError(f"phase {phase.name} runs a producer program, which needs the run's journal (sqslab run)")
+            return self._programs.run(phase, self._sent, stop)
         if phase.kind == "pause":
             result.interrupted = stop.wait(max(end - time.monotonic(), 0.0))
             result.ended_at = time.time()
@@ -234,6 +243,12 @@ class Producer:
         result.interrupted = stop.is_set() and (result.sent + result.failed) < result.planned
         result.ended_at = time.time()
         return result
+
+    def _sent(self, records: list[dict[str, Any]]) -> None:
+        """A producer program's sends, told as the senders tell theirs."""
+        with self._callback_lock:
+            if self.on_sent is not None:
+                self.on_sent(records)
 
     # ----- scheduler (caller's thread)
 

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqslab.consumer.sqsfaults import observe
 from sqslab.contracts import Exit
+from sqslab.run.producer import Producer
+from sqslab.run.program_phase import ProgramPhases
 from sqslab.run.recorder import Recorder
 from sqslab.run.sampler import Sampler
 from sqslab.run.scheduler import ActionScheduler, Interrupted
@@ -221,13 +223,12 @@ class Runner:
         self.recorder.emit({"event": "load_ended"})
 
     def _produce(self) -> None:
-        from sqslab.run.producer import Producer
-
         assert self.sampler is not None
         infra = self.scenario.infra
         producer = Producer(self.client, self.endpoints.queue_url, seed=self.scenario.seed, on_sent=self.recorder.on_sent,
                             on_failed=self.recorder.on_send_failed, fifo=infra.fifo,
-                            content_based_deduplication=infra.content_based_deduplication, formats=self.host.formats)
+                            content_based_deduplication=infra.content_based_deduplication, formats=self.host.formats,
+                            programs=ProgramPhases(self.endpoints, self.run_dir, self.run_dir / journal.JOURNAL_FILE))
         try:
             for phase in self.scenario.phases:
                 if self.stop.is_set():

@@ -79,13 +79,34 @@ def verdict(errors: list[str], expectations: list[dict[str, Any]], findings: Seq
 SEND_FIGURES = frozenset({"send_failed"})
 
 
+def program_findings(facts: RunFacts) -> list[str]:
+    """A producer program (sqslab.run.program_phase) that failed by itself, or sent messages
+    the ledger cannot know (no sqslab id): either makes the run's numbers incomplete."""
+    found = []
+    for phase in facts.phases:
+        program = phase.get("program")
+        if not isinstance(program, dict):
+            continue
+        code, name = program.get("exit_code"), phase.get("phase")
+        if code and not program.get("stopped_by"):
+            found.append(f"the producer program of phase {name} (`{program.get('command')}`) exited with code {code}; "
+                         f"its output: {program.get('log')}")
+        if program.get("unnamed_sends"):
+            found.append(f"phase {name}: {program['unnamed_sends']} message(s) the producer program sent name no sqslab id (no "
+                         f"`sqslab-id` attribute, no text at effects.id's path `{facts.scenario.effects_id or 'id'}` in the body), "
+                         "so the ledger cannot account for them; give each message that attribute, or set effects.id to where "
+                         "its body names it")
+    return found
+
+
 def send_findings(facts: RunFacts, figures: dict[str, Any]) -> list[str]:
     """A run that sent fewer messages than it planned because sends failed fails (a finding),
-    unless an expectation speaks of `send_failed`: then it is the experiment."""
+    unless an expectation speaks of `send_failed`: then it is the experiment; and what a
+    producer program got wrong (program_findings)."""
     named = {name for condition in facts.scenario.expect for c in condition.comparisons for name in (c.metric, c.other) if name}
     failed = int(figures.get("send_failed") or 0)
     if not failed or named & SEND_FIGURES:
-        return []
+        return program_findings(facts)
     planned = sum(int(p.get("planned") or 0) for p in facts.phases)
     errors: dict[str, int] = {}
     for phase in facts.phases:
@@ -93,7 +114,8 @@ def send_findings(facts: RunFacts, figures: dict[str, Any]) -> list[str]:
             errors[str(code)] = errors.get(str(code), 0) + int(n)
     why = ", ".join(f"{code} ×{n}" for code, n in sorted(errors.items(), key=lambda item: -item[1])[:5]) or "see events.jsonl"
     return [(f"the producer sent {figures.get('sent', 0)} of the {planned} messages planned: {failed} send(s) failed ({why}); "
-             "an expectation on send_failed (e.g. `send_failed <= 5%`) makes failed sends part of the experiment")]
+             "an expectation on send_failed (e.g. `send_failed <= 5%`) makes failed sends part of the experiment"),
+            *program_findings(facts)]
 
 
 def full_summary(facts: RunFacts, figures: dict[str, Any], ledger: dict[str, Any], settle: dict[str, Any],

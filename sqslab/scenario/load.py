@@ -23,7 +23,7 @@ from sqslab.scenario.document import Document, Problem, format_path, parse_docum
 from sqslab.scenario.model import ActionSpec, Infra, Scenario, SqsConfig
 from sqslab.scenario.names import ACTION_KEYS, PHASE_KINDS, default_action_name, default_phase_name, split_after
 from sqslab.scenario.settings import resolve_section
-from sqslab.scenario.timeline import Phase
+from sqslab.scenario.timeline import Phase, resolve_producer
 from sqslab.scenario.units import parse_duration, parse_fraction, parse_range, parse_rate, parse_size
 from sqslab.scenario.validation import validate_document
 from sqslab.truth.expectations import FIGURES, LIVE_METRICS, parse_condition
@@ -197,6 +197,8 @@ def resolve_phase(raw: dict[str, Any], index: int, start: float, poison_rate: fl
         return Phase(**common, duration=parse_duration(raw["duration"]), count=raw["count"])
     if kind == "burst":
         return Phase(**common, count=raw["burst"])
+    if kind == "producer":
+        return Phase(**common, duration=parse_duration(raw["duration"]), producer=resolve_producer(raw["producer"]["program"], base))
     return Phase(**common, duration=parse_duration(raw["pause"]))
 
 

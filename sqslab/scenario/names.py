@@ -9,7 +9,7 @@ from typing import Any
 from sqslab.scenario.units import UnitError, parse_duration
 
 #: The keys that make a load phase what it is.
-PHASE_KINDS = ("rate", "ramp", "burst", "count", "pause")
+PHASE_KINDS = ("rate", "ramp", "burst", "count", "pause", "producer")
 #: The keys of every action, beside the action's own parameters.
 ACTION_KEYS = ("name", "at", "after", "when", "do", "timeout", "continue_on_error")
 

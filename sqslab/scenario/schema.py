@@ -81,6 +81,10 @@ _DEFS: dict[str, Any] = {
             "burst": {"type": "integer", "description": "Send this many messages as fast as possible.", "minimum": 1},
             "count": {"type": "integer", "description": "Send this many messages evenly over `duration`.", "minimum": 1},
             "pause": {"$ref": "#/$defs/duration", "description": "Send nothing for this long."},
+            "producer": {"type": "object", "additionalProperties": False, "required": ["program"],
+                         "description": "Your own producer program sends this phase's messages; the phase ends when it exits "
+                                        "(at most `duration`). Its sends are read from the SQS journal (README, your own producer).",
+                         "properties": {"program": {"$ref": "#/$defs/producer_program"}}},
             "duration": {"$ref": "#/$defs/duration", "description": "Length of a rate, ramp or count phase."},
             "payload_size": {"$ref": "#/$defs/size", "description": "Message body size (default 256 bytes, at most 256KiB)."},
             "body": {"type": "string", "minLength": 1,
@@ -108,6 +112,7 @@ _DEFS: dict[str, Any] = {
         },
         "description": "One producer phase: exactly one of rate, ramp, burst, count, pause.",
     },
+    # "producer_program": consumer.program's command, cwd, env and stop_grace (base_schema puts them in).
     "fault": {
         "type": "object",
         "additionalProperties": False,
@@ -171,8 +176,14 @@ def base_schema(kinds: Mapping[str, ConsumerKind] | None = None) -> dict[str, An
     """The scenario format v1 JSON Schema, without plugin actions (a copy to change at will),
     with the sections of these consumer kinds (default: sqslab's own) in `consumer`."""
     from sqslab.consumers.kinds import builtin_kinds
+    from sqslab.consumers.program import SCHEMA as PROGRAM
 
     schema = copy.deepcopy(_base_schema())
+    # A producer program has a consumer program's shape, less what only a consumer task has.
+    shared = {key: PROGRAM["properties"][key] for key in ("command", "cwd", "env", "stop_grace")}
+    schema["$defs"]["producer_program"] = copy.deepcopy({
+        "type": "object", "additionalProperties": False, "required": ["command"], "properties": shared,
+        "description": "Your producer program, run once for the phase (the shape of consumer.program)."})
     consumer = schema["properties"]["consumer"]["properties"]
     for kind in (builtin_kinds() if kinds is None else kinds).values():
         for key, section in kind.sections().items():

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from sqslab.scenario.units import parse_duration
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,7 @@ class Phase:
       - "burst": `count` messages as fast as possible (duration is None: unknown ahead)
       - "count": `count` messages spread evenly over `duration` s
       - "pause": send nothing for `duration` s
+      - "producer": your program (`producer`: command, cwd, env, stop_grace) sends, for at most `duration` s
     """
 
     name: str
@@ -35,6 +40,7 @@ class Phase:
     body_file: str | None = None  # where `body` was read from (body_file), and its SHA-256: what
     body_sha256: str | None = None  # resolved.json keeps instead of the file's content
     format: dict[str, Any] | None = None  # a body format's name and parameters (sqslab.scenario.formats)
+    producer: dict[str, Any] | None = None  # a producer program: command (argv), cwd (absolute), env, stop_grace
 
     def planned_messages(self) -> int:
         """How many messages this phase sends if it runs to plan."""
@@ -46,6 +52,15 @@ class Phase:
         if self.kind in ("burst", "count"):
             return self.count or 0
         return 0
+
+
+def resolve_producer(program: dict[str, Any], base: Path | None) -> dict[str, Any]:
+    """A phase's producer program (assumed valid): its argv, absolute folder, environment as text, stop grace."""
+    command = program["command"]
+    folder = (base or Path.cwd()) / program.get("cwd", ".")
+    return {"command": shlex.split(command) if isinstance(command, str) else list(command), "cwd": str(folder.resolve()),
+            "env": {str(k): ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in (program.get("env") or {}).items()},
+            "stop_grace": parse_duration(program.get("stop_grace", "10s"))}
 
 
 # A burst's length is unknown until it runs; plans assume this throughput and say so.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -313,17 +314,59 @@ def phase_problems(doc: Document, data: dict[str, Any]) -> list[Problem]:
         kinds = [k for k in PHASE_KINDS if k in phase]
         if len(kinds) != 1:
             said = " and ".join(kinds) if kinds else "none"
-            problems.append(doc.problem(path, f"a phase needs exactly one of rate, ramp, burst, count, pause; it has {said}"))
+            problems.append(doc.problem(path, f"a phase needs exactly one of {', '.join(PHASE_KINDS)}; it has {said}"))
             continue
         kind = kinds[0]
         if kind in ("rate", "ramp", "count") and "duration" not in phase:
             problems.append(doc.problem(path, f"a {kind} phase needs a duration, e.g. duration: 30s"))
+        if kind == "producer":
+            problems += _producer_problems(doc, path, phase)
         problems += _phase_value_problems(doc, path, kind, phase)
         name = phase.get("name")
         if isinstance(name, str):
             if name in names:
                 problems.append(doc.problem(path + ("name",), f"phase name {name!r} is already used by load[{names[name]}]"))
             names[name] = i
+    return problems
+
+
+#: What sqslab's own producer does with a phase, which a producer program does its own way.
+_PRODUCER_OWN = ("body", "body_file", "format", "payload_size", "groups", "duplicate_sends")
+#: What sqslab gives a producer program itself: its sends are told apart by its access key.
+_PRODUCER_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "SQSLAB_QUEUE_URL")
+
+
+def _producer_problems(doc: Document, path: tuple[str | int, ...], phase: dict[str, Any]) -> list[Problem]:
+    """A producer program's phase: a duration (its bound), none of what sqslab's own producer
+    makes, a command that can start, no environment of sqslab's own."""
+    from types import SimpleNamespace
+
+    from sqslab.consumers.program_checks import check_command
+    from sqslab.scenario.timeline import resolve_producer
+
+    problems = []
+    if "duration" not in phase:
+        problems.append(doc.problem(path, "a producer phase needs a duration, its longest: the program is stopped then, "
+                                          "e.g. duration: 1m"))
+    for key in _PRODUCER_OWN:
+        if key in phase:
+            problems.append(doc.problem(path + (key,), f"{key} shapes what sqslab's own producer sends; your producer program "
+                                                       "writes its own messages", key=True))
+    program = phase.get("producer", {}).get("program") if isinstance(phase.get("producer"), dict) else None
+    if not isinstance(program, dict) or not isinstance(program.get("command"), (str, list)) or not program.get("command"):
+        return problems
+    env: dict[str, Any] = program["env"] if isinstance(program.get("env"), dict) else {}
+    for key in (k for k in _PRODUCER_ENV if k in env):
+        problems.append(doc.problem(path + ("producer", "program", "env", key), (
+            f"sqslab sets {key} for the producer program (its sends are told apart by its own access key); drop it"), key=True))
+    try:
+        resolved = resolve_producer({**program, "env": {}, "stop_grace": "0s"}, folder_of(doc))
+    except (ValueError, TypeError):  # a command string shlex cannot split
+        return problems + [doc.problem(path + ("producer", "program", "command"), "the command cannot be split like a shell would")]
+    problem = check_command(SimpleNamespace(command=resolved["command"], cwd=resolved["cwd"], env=env))
+    if problem:
+        told = re.sub(r"^consumer\.program\.\w+: ", "", problem).replace("the task's PATH", "the program's PATH")
+        problems.append(doc.problem(path + ("producer", "program", "command"), told))
     return problems
 
 

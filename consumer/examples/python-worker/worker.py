@@ -47,7 +47,8 @@ def handle(body: str) -> None:
         order = {"raw": body[:40]}
     time.sleep(WORK_SECONDS)
     if EFFECTS_URL:  # the charge itself: what must happen exactly once
-        charge = json.dumps({"id": order.get("orderId") or order.get("id"), "charged": True}).encode()
+        order_id = order.get("orderId") or order.get("id")
+        charge = json.dumps({"id": order_id, "orderId": order_id, "charged": True}).encode()  # effects.id: id or orderId
         request = urllib.request.Request(EFFECTS_URL, data=charge, method="POST", headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=5) as answer:
             answer.read()

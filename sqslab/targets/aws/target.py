@@ -98,7 +98,7 @@ class AwsStack:
         """The Terraform variables a run would apply (no AWS call)."""
         from sqslab.targets.aws.image import git_revision
 
-        check_consumer(scenario.consumer, scenario.effects_id)
+        check_scenario(scenario)
         _, tfvars = stack_tfvars(scenario, self._image_tag or git_revision() or "GIT-REVISION")
         sections = [("terraform.tfvars", tfvars)]
         notes = plan_notes(scenario)
@@ -117,7 +117,7 @@ class AwsStack:
         from sqslab.targets.aws.image import git_revision
 
         consumer = self._consumer = scenario.consumer
-        check_consumer(consumer, scenario.effects_id)
+        check_scenario(scenario)
         self._run_dir = Path(run_dir)
         self.state_dir = (self._state_dir_option or self._run_dir / "terraform").resolve()
         lambda_kind = consumer.compute == "lambda"
@@ -390,13 +390,18 @@ def register_targets(register: Callable[..., None]) -> None:
              description="real SQS + DLQ and ECS Fargate consumers from the project's Terraform stack (your AWS account; costs money)")
 
 
-def check_consumer(consumer: Consumer, effects: str | None = None) -> None:
-    """What the consumer needs on ECS (its image, environment names Terraform takes), before AWS is touched;
-    `effects`: the scenario's effects.id, which the aws target does not count yet."""
-    problems = consumer.aws_problems()
-    if effects is not None:
+def check_scenario(scenario: Any) -> None:
+    """What the consumer needs on ECS (its image, environment names Terraform takes), and
+    what the aws target cannot do yet (count effects, account for a producer program's
+    sends), before AWS is touched."""
+    problems = scenario.consumer.aws_problems()
+    if scenario.effects_id is not None:
         problems.append("effects: the aws target does not count effects yet (the effects endpoint is the local "
                         "emulator's, which Fargate tasks cannot reach); run it on the local target")
+    programs = [p.name for p in scenario.phases if p.kind == "producer"]
+    if programs:
+        problems.append(f"load: the aws target cannot account for a producer program's sends yet (phase {', '.join(programs)}: "
+                        "they are read from the local emulator's SQS journal); run it on the local target")
     if problems:
         raise TargetError("; ".join(problems))
 
