@@ -193,3 +193,23 @@ def test_batch_and_transaction_writes_to_an_effects_table_are_effects_and_a_fail
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
     effects = sorted((line["id"], line["by"], line["table"]) for line in lines if line["op"] == "effect")
     assert effects == [(i, "task-4", "effects-t") for i in ("b-0", "b-1", "b-2", "t-1", "t-2")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_powertools_idempotent_lambda_charges_each_order_once_though_sqs_delivers_some_twice(tmp_path: Path,
+                                                                                           idempotent: bool) -> None:
+    """consumer/examples/lambda-python's idempotent_app: Powertools' @idempotent_function
+    (its records in a DynamoDB table of its own) around a plain PutItem to the effects
+    table. SQS delivers some orders twice; with the decorator each is charged once, without
+    it the repeated deliveries charge again."""
+    pytest.importorskip("aws_lambda_powertools", reason="the idempotency example needs aws-lambda-powertools")
+    text = (ROOT / "scenarios" / "lambda_idempotent.yaml").read_text().replace("../consumer", str(ROOT / "consumer"))
+    summary = run(tmp_path, text[:text.index("expect:")], f"consumer.lambda.env.IDEMPOTENT={str(idempotent).lower()}")
+    figures = summary["figures"]
+    assert summary["errors"] == [] and figures["lost"] == 0 and figures["sent"] == 80
+    assert figures["duplicates"] > 0 and figures["receives"] > 80, "SQS delivered some orders twice"
+    if idempotent:
+        assert figures["effects.applied_once"] == 80 and figures["effects.duplicates"] == 0 and figures["effects.total"] == 80
+    else:
+        assert figures["effects.duplicates"] > 0 and figures["effects.total"] > 80

@@ -225,3 +225,5 @@ def test_dramatiq_runs_on_dramatiq_sqss_own_format_and_its_retries_charge_once(t
     assert figures["effects.duplicates"] == 0 and figures["effects.lost_work"] == 0
     logs = "".join(p.read_text() for p in (tmp_path / "run" / "tasks").glob("task-*.err"))
     assert "(try 2)" in logs and "payment service timed out" in logs, "dramatiq retried the failing orders itself"
+    # Its retries are copies it sent itself, with no sqslab id: said, not made part of a fate.
+    assert summary["ledger"]["journal"]["consumer_sends"] == {"sent": 6, "naming_no_message": 6}

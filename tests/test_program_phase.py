@@ -76,7 +76,7 @@ def test_a_producer_programs_sends_are_the_runs_messages_each_with_a_fate(tmp_pa
     assert code == 0 and summary["findings"] == [], summary["findings"]
     assert figures["sent"] == 17 and figures["processed_once"] == 17 and figures["lost"] == 0
     program, burst = summary["phases"]
-    assert program["sent"] == 12 and program["program"]["exit_code"] == 0 and program["program"]["stopped_by"] is None
+    assert program["sent"] == 12 and program["producer_program"]["exit_code"] == 0 and program["producer_program"]["stopped_by"] is None
     assert program["end"] <= burst["start"] + 0.05 and program["elapsed"] < 10, "the phase ended with the program"
     sent = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines() if '"event":"sent"' in line]
     assert sum(1 for e in sent if e.get("by") == "producer-app") == 12
@@ -87,7 +87,7 @@ def test_a_producer_programs_sends_are_the_runs_messages_each_with_a_fate(tmp_pa
 def test_a_producer_program_still_running_at_its_duration_is_stopped_and_its_sends_count(tmp_path: Path) -> None:
     code, summary = run(scenario(tmp_path, {"N": "4", "NAMING": "attribute", "FOREVER": "1"}, duration="2s"), tmp_path)
     program = summary["phases"][0]
-    assert program["program"]["stopped_by"] == "the phase's duration (2s)" and program["sent"] == 4
+    assert program["producer_program"]["stopped_by"] == "the phase's duration (2s)" and program["sent"] == 4
     assert 1.9 < program["elapsed"] < 6
     assert code == 0 and summary["figures"]["sent"] == 9
 

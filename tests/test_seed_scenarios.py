@@ -23,7 +23,8 @@ NODE_WORKER = ROOT / "consumer" / "examples" / "node-worker"
 
 
 #: The framework scenarios' commands and the modules they import (sqslab[test] installs them).
-FRAMEWORKS = {"celery_early_ack": ("celery", ("celery", "pycurl")), "dramatiq_worker": ("dramatiq", ("dramatiq", "dramatiq_sqs"))}
+FRAMEWORKS = {"celery_early_ack": ("celery", ("celery", "pycurl")), "dramatiq_worker": ("dramatiq", ("dramatiq", "dramatiq_sqs")),
+              "lambda_idempotent": ("python3", ("aws_lambda_powertools",))}
 
 
 def _needs(path):
@@ -31,7 +32,7 @@ def _needs(path):
     if path.stem in FRAMEWORKS:
         command, modules = FRAMEWORKS[path.stem]
         for module in modules:
-            pytest.importorskip(module, reason=f"{path.stem} runs a {command} worker: pip install sqslab[test] installs {module}")
+            pytest.importorskip(module, reason=f"{path.stem} needs {module}: pip install sqslab[test] installs it")
         if shutil.which(command) is None:
             pytest.skip(f"{path.stem} runs `{command}`, which is not on PATH")
     if path.stem == "own_consumer_node":

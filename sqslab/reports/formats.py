@@ -112,7 +112,8 @@ def _partial_lines(summary: dict[str, Any]) -> list[str]:
                      f"processed {counters.get('processed', 0)}{again}, failed {counters.get('failed', 0)}")
     for phase in summary.get("phases") or []:
         cut = ", interrupted" if phase.get("interrupted") else ""
-        of = f"by `{phase['program'].get('command')}`" if isinstance(phase.get("program"), dict) else f"of {phase.get('planned', '?')}"
+        own = phase.get("producer_program")
+        of = f"by `{own.get('command')}`" if isinstance(own, dict) else f"of {phase.get('planned', '?')}"
         lines.append(f"  phase {phase.get('phase')}: sent {phase.get('sent', 0)} {of}{cut}")
     for action in summary.get("actions") or []:
         lines.append(f"  action {action.get('name')} ({action.get('do')}): {action.get('status', '?')}")

@@ -492,6 +492,10 @@ def journal_lines(summary: dict[str, Any]) -> list[str]:
     if journal:
         tasks = ", ".join(f"{task} {c.get('received', 0)}/{c.get('deleted', 0)}" for task, c in journal.get("per_task", {}).items())
         lines.append(f"SQS journal: {journal.get('lines', 0)} operations; receives/deletes per task: {tasks or 'none'}")
+        resent = journal.get("consumer_sends")
+        if resent:
+            lines.append(f"the consumers sent {resent['sent']} message(s) to the queues themselves (a framework's retry sends a "
+                         f"copy); {resent['naming_no_message']} name no message of the run, so they have no fate here")
     invoked = (ledger.get("lambda") or {}).get("journal_check")
     if invoked:
         verdict = "agree" if invoked.get("agree") else f"DISAGREE ({invoked.get('unexplained')} receives unexplained)"

@@ -58,7 +58,7 @@ class PhaseResult:
     #: Messages sent a second time (phase.duplicate_sends), not counted in `sent`.
     duplicate_sends: int = 0
     #: A producer program's phase (sqslab.run.program_phase): its command, exit code, what stopped it.
-    program: dict[str, Any] | None = None
+    producer_program: dict[str, Any] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -86,7 +86,7 @@ class PhaseResult:
             "max_lag": self.max_lag,
             "errors": dict(self.errors),
             "duplicate_sends": self.duplicate_sends,
-            **({"program": self.program} if self.program is not None else {}),
+            **({"producer_program": self.producer_program} if self.producer_program else {}),
         }
 
 

@@ -151,6 +151,6 @@ def run_program_phase(phase: Phase, endpoints: Endpoints, run_dir: Path, journal
         result.errors["no sqslab id"] = sends.unnamed
     result.interrupted = stop.is_set()
     result.ended_at = time.time()
-    result.program = {"command": shlex.join(argv), "exit_code": code, "stopped_by": stopped_by or None,
+    result.producer_program = {"command": shlex.join(argv), "exit_code": code, "stopped_by": stopped_by or None,
                       "unnamed_sends": sends.unnamed, "log": f"tasks/{name}.err"}
     return result

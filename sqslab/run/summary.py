@@ -84,7 +84,7 @@ def program_findings(facts: RunFacts) -> list[str]:
     the ledger cannot know (no sqslab id): either makes the run's numbers incomplete."""
     found = []
     for phase in facts.phases:
-        program = phase.get("program")
+        program = phase.get("producer_program")
         if not isinstance(program, dict):
             continue
         code, name = program.get("exit_code"), phase.get("phase")

@@ -328,6 +328,12 @@ def section(store: Any, compare: bool, lines: int) -> dict[str, Any]:
         "stale_deletes": stale,
         "per_task": per_task(store),
     }
+    # Messages the consumers sent to the queues themselves (dramatiq's retries, a re-queue by hand):
+    # those naming no id of the run are in no fate, and are said so.
+    (sends, unnamed), = store.query(f"SELECT count(*), count(*) - count(sid) FROM jsend WHERE by {_CONSUMER} "
+                                    "AND by NOT LIKE 'producer-%'")
+    if sends:
+        result["consumer_sends"] = {"sent": sends, "naming_no_message": unnamed}
     after = calls_after_end(store)
     if after:
         result["after_end"] = after
