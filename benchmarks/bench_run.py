@@ -32,13 +32,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def sqslab_run(text: str, workdir: Path) -> tuple[float, dict]:
-    scenario = workdir / "s.yaml"
+    """One `sqslab run` into a run directory of its own: `run` refuses an --out that holds a
+    run (exit 2), and reading the directory anyway gave an earlier run's figures."""
+    run = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
+    scenario = run / "s.yaml"
     scenario.write_text(text)
-    out = workdir / "run"
+    out = run / "out"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sqslab", "run", "-q", str(scenario), "--out", str(out)],
-                   cwd=ROOT, check=False, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "sqslab", "run", "-q", str(scenario), "--out", str(out)],
+                          cwd=ROOT, check=False, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # 1: an expectation failed, the figures still stand
+        raise SystemExit(f"sqslab run exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     return wall, json.loads((out / "summary.json").read_text())
 
 
