@@ -453,3 +453,32 @@ def test_an_sdk_retry_of_a_call_carried_out_gets_the_first_answer(emulator):
     attempt["n"] = 1  # a new call with the same id but first attempt is carried out (and refused)
     with pytest.raises(Exception, match="InvalidPermission.Duplicate"):
         ec2.authorize_security_group_egress(GroupId=group, IpPermissions=rule)
+
+
+@pytest.mark.integration
+def test_fifty_calls_from_one_client_reuse_one_connection(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep-alive holds: boto3's pooled connection serves every call (werkzeug's server, as
+    stock moto runs, closed it after each), and long polls on other connections do not
+    starve it (a bounded pool of request threads, not one per connection)."""
+    import urllib3.util.connection
+
+    opened: list[Any] = []
+    create = urllib3.util.connection.create_connection
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        opened.append(threading.get_ident())  # who opened it: the pollers open theirs on their threads
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", counting)
+    sqs = client(emulator.endpoint_url)
+    url = sqs.create_queue(QueueName=f"keepalive-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    pollers = [client(emulator.endpoint_url) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        polls = [pool.submit(p.receive_message, QueueUrl=url, WaitTimeSeconds=2) for p in pollers]  # 8 threads held
+        before = opened.count(threading.get_ident())
+        answers = [sqs.send_message(QueueUrl=url, MessageBody=f"m{i}") for i in range(50)]
+        new = opened.count(threading.get_ident()) - before
+        [p.result(timeout=10) for p in polls]
+    assert all(a["ResponseMetadata"]["HTTPStatusCode"] == 200 for a in answers)
+    assert new == 0, f"{new} new connections for 50 calls on an open one"
+    assert "close" not in answers[-1]["ResponseMetadata"]["HTTPHeaders"].get("connection", "")

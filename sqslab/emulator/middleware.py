@@ -188,7 +188,8 @@ def _read_body(environ: dict[str, Any], protocol: str) -> tuple[int, dict[str, s
             environ.pop("HTTP_CONTENT_ENCODING", None)
     if body is None:
         refused = _too_long(environ, protocol)
-        refused[1]["Connection"] = "close"  # what is left of the body is not read
+        if "werkzeug.socket" in environ:
+            refused[1]["Connection"] = "close"  # what is left of the body is not read (waitress read it, bounded)
         return refused
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
@@ -297,6 +298,8 @@ def _drop_answer(sqs_app: App, environ: dict[str, Any], start_response: StartRes
     finally:
         lab.calls.dropped = False
     sock = environ.get("werkzeug.socket")
+    if sock is None:  # waitress: the request's channel, reached through the one callable it hands over
+        sock = getattr(getattr(environ.get("waitress.client_disconnected"), "__self__", None), "socket", None)
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)

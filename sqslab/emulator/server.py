@@ -50,20 +50,14 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    handler: type[WSGIRequestHandler] = WSGIRequestHandler
-    if patched:
-        # Keep-alive: boto3 reuses its connections instead of a TCP connect and a new
-        # server thread per request (werkzeug defaults to HTTP/1.0, as stock moto runs).
-        class KeepAliveHandler(WSGIRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-        handler = KeepAliveHandler
     app: Any = DomainDispatcherApplication(create_backend_app)
     if patched:
         sqs_app = app.get_application({"PATH_INFO": "/", "HTTP_AUTHORIZATION": _SQS_AUTH})  # build the SQS app now, not on the first call
         app = _application(app, sqs_app)
-    server = make_server(host, port, app, threaded=True, request_handler=handler, fd=sock.fileno())
-    server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True: a ThreadedWSGIServer
+        server: Any = KeepAliveServer(app, sock)
+    else:  # stock moto as moto serves itself: werkzeug, a connection and a thread per request (the benchmarks' baseline)
+        server = make_server(host, port, app, threaded=True, request_handler=WSGIRequestHandler, fd=sock.fileno())
+        server.daemon_threads = True  # threaded=True: a ThreadedWSGIServer
 
     def _stop(signum: int, frame: object) -> None:
         # shutdown() waits for serve_forever to return, so it must not run on its thread.
@@ -74,7 +68,7 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     if parent_pid:
         threading.Thread(target=_watch_parent, args=(parent_pid, server), daemon=True).start()
 
-    bound_port = server.socket.getsockname()[1]
+    bound_port = sock.getsockname()[1]
     ready = {"port": bound_port, "patched": patched, "pid": os.getpid(), "startup_s": round(time.monotonic() - t0, 3)}
     sys.stdout.write(READY_PREFIX + json.dumps(ready) + "\n")
     sys.stdout.flush()
@@ -91,6 +85,49 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
         sys.stderr.flush()
         # Skip interpreter teardown (moto's modules take ~0.5 s to unload): state is in memory only.
         os._exit(0)
+
+
+#: Request threads of the patched emulator, a bounded pool: a long poll holds one for up to
+#: 20 s, so the pool is wide enough for every poller of a large run.
+REQUEST_THREADS = 128
+#: The most connections held open at once (keep-alive); past it new ones wait in the backlog.
+MAX_CONNECTIONS = 1024
+#: The largest request body the server buffers (the middleware refuses past its own, smaller
+#: MAX_REQUEST_BODY with SQS's error; past this the server answers 413 itself).
+MAX_BUFFERED_BODY = 16 * 1024 * 1024
+
+
+class KeepAliveServer:
+    """waitress serving the patched emulator: HTTP/1.1 connections that stay open (boto3
+    reuses its pooled connections instead of a TCP connect per call), served by a bounded
+    pool of REQUEST_THREADS threads instead of a thread per connection. werkzeug's server,
+    which stock moto uses, answers every request `Connection: close` whatever the handler
+    says, so a client's keep-alive never held."""
+
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        from waitress.server import create_server
+
+        self._server = create_server(app, sockets=[sock], threads=REQUEST_THREADS, connection_limit=MAX_CONNECTIONS,
+                                     max_request_body_size=MAX_BUFFERED_BODY, channel_timeout=120, ident="sqslab-emulator",
+                                     clear_untrusted_proxy_headers=False)
+        self._stopping = threading.Event()
+
+    def serve_forever(self, poll_interval: float = 0.05) -> None:
+        """Serve until shutdown()."""
+        from waitress import wasyncore
+
+        server = self._server
+        channels = server.map if hasattr(server, "map") else server._map  # several sockets, or one
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=poll_interval, map=channels, count=1)
+        server.close()
+
+    def shutdown(self) -> None:
+        """Stop serving (from any thread)."""
+        self._stopping.set()
+
+    def server_close(self) -> None:
+        """Nothing more: serve_forever closed the server."""
 
 
 def _bind(host: str, port: int) -> socket.socket:
