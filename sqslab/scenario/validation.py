@@ -17,7 +17,7 @@ import dataclasses
 import difflib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,13 +172,19 @@ def action_problems(doc: Document, data: dict[str, Any], host: PluginHost) -> li
             continue
         spec = host.actions.get(name)
         if spec is None:
-            close = difflib.get_close_matches(name, list(host.actions), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else f"known actions: {', '.join(sorted(host.actions))}"
-            problems.append(doc.problem(path + ("do",), f"unknown action {name!r}; {hint}"))
+            problems.append(doc.problem(path + ("do",), unknown_name_message("action", name, host.actions)))
             continue
         params = {k: v for k, v in action.items() if k not in ACTION_KEYS}
         problems += param_problems(doc, path, params, spec.schema, ACTION_KEYS, f"action {name!r}")
     return problems
+
+
+def unknown_name_message(noun: str, name: str, known: Iterable[str], known_as: str | None = None) -> str:
+    """`unknown action 'x'; did you mean 'y'?`, or the names a plugin host knows."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"{known_as or f'known {noun}s'}: {', '.join(names)}"
+    return f"unknown {noun} {name!r}; {hint}"
 
 
 def param_problems(doc: Document, path: tuple[str | int, ...], params: dict[str, Any], schema: dict[str, Any],
@@ -211,9 +217,8 @@ def format_problems(doc: Document, data: dict[str, Any], host: PluginHost) -> li
             problems.append(doc.problem(path, "a format writes the whole body; give body (or body_file) or format, not both"))
         spec = host.formats.get(fmt["name"])
         if spec is None:
-            close = difflib.get_close_matches(fmt["name"], list(host.formats), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else f"known formats: {', '.join(sorted(host.formats))}"
-            problems.append(doc.problem(path + ("name",), f"unknown body format {fmt['name']!r}; {hint}"))
+            problems.append(doc.problem(path + ("name",), unknown_name_message("body format", fmt["name"], host.formats,
+                                                                               known_as="known formats")))
             continue
         params = {k: v for k, v in fmt.items() if k != "name"}
         found = param_problems(doc, path, params, spec.schema, ("name",), f"format {spec.name!r}")
