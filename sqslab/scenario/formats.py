@@ -30,6 +30,7 @@ from typing import Any
 from sqslab.hookspecs import hookimpl
 from sqslab.scenario import bodies
 from sqslab.scenario.bodies import FormatMessage
+from sqslab.scenario.timeline import Phase
 
 __all__ = ["FormatError", "FormatMessage", "celery", "dramatiq", "trial_body"]
 
@@ -106,7 +107,7 @@ def trial_body(spec: Any, params: dict[str, Any]) -> tuple[str | None, str] | No
     """What is wrong with a format's parameters, found by writing one body as `validate`
     does a template's (placeholders for the run's queue): (the parameter at fault or None,
     the message), or None."""
-    phase = type("TrialPhase", (), {"name": "phase", "format": {"name": spec.name, **params}, "body": None})()
+    phase = Phase(name="phase", kind="burst", start=0.0, count=1, format={"name": spec.name, **params})
     try:
         body = bodies.PhaseBodies(seed=0, formats={spec.name: spec}).render(phase, "00000000-0000-4000-8000-000000000000", 1, 0, 0.0)
     except FormatError as exc:
