@@ -191,9 +191,15 @@ class JsonTail:
     #: The most bytes one read() takes in; the rest waits for the next call.
     MAX_READ = 8 << 20
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, from_end: bool = False) -> None:
+        """`from_end`: only records written from now on (the writer appends whole lines)."""
         self.path = path
         self._offset = 0
+        if from_end:
+            try:
+                self._offset = path.stat().st_size
+            except OSError:
+                pass  # not there yet: it starts empty
         self._partial = b""
 
     def read(self, final: bool = False) -> list[dict[str, Any]]:

@@ -61,7 +61,7 @@ class _Sends:
 
     def __init__(self, phase: Phase, journal: Path, on_sent: Callable[[list[dict[str, Any]]], None]) -> None:
         self.phase, self.caller, self.on_sent = phase, caller_of(phase), on_sent
-        self.tail = JsonTail(journal)
+        self.tail = JsonTail(journal, from_end=True)  # the program's sends are all still to come
         self.ids: set[str] = set()
         self.sent = self.again = self.unnamed = 0
 
