@@ -23,7 +23,8 @@ const consumer = Consumer.create({
     } catch {
       order = { raw: message.Body.slice(0, 40) };
     }
-    await new Promise((resolve) => setTimeout(resolve, workMs));
+    // Real work varies: 75-125 % of WORK_MS.
+    await new Promise((resolve) => setTimeout(resolve, workMs * (0.75 + 0.5 * Math.random())));
     handled += 1;
     return message;
   },
