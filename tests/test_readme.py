@@ -553,7 +553,7 @@ def test_program_block_validates_with_cwd_relative_to_the_scenario(cli, tmp_path
 NODE_WORKER = ROOT / "consumer" / "examples" / "node-worker"
 
 
-def _own_consumer(tmp_path: Path, verb_path: str, killed: int = 1) -> dict:
+def _own_consumer(tmp_path: Path, verb_path: str) -> dict:
     (block,) = blocks(OWN, "sh")
     (words, _, line) = next(c for c in commands(block) if c[0][-1].endswith(verb_path))
     out = tmp_path / "run"
@@ -563,12 +563,12 @@ def _own_consumer(tmp_path: Path, verb_path: str, killed: int = 1) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     figures = summary["figures"]
     assert figures["lost"] == 0 and figures["processed"] == figures["sent"] > 0
-    # "kill tasks at 4 s and scale from 2 to 3 at 6 s": 2 + a replacement for each killed + 1 more
+    # "kill both tasks at 4 s and scale from 2 to 3 at 6 s": 2 + 2 replacements + 1 more
     resolved = json.loads((out / "resolved.json").read_text())
     assert resolved["infra"]["consumers"] == 2
     assert [(a["do"], a.get("at")) for a in resolved["actions"]] == [("kill_consumer", 4.0), ("scale", 6.0)]
-    assert resolved["actions"][0]["params"] == {"count": killed}
-    assert figures["tasks.started"] == 2 + killed + 1
+    assert resolved["actions"][0]["params"] == {"count": 2}
+    assert figures["tasks.started"] == 5
     return summary
 
 
@@ -591,7 +591,7 @@ def test_own_consumer_python_passes(tmp_path):
 
     # the journal names each caller by the task its access key id names: ACCESS_KEY_PREFIX + task id
     keys = [ACCESS_KEY_PREFIX + k for k in summary["ledger"]["journal"]["per_task"]]
-    assert len(keys) == 4 and all(re.fullmatch(r"sqslab-task-\d+", k) for k in keys), keys
+    assert len(keys) == 5 and all(re.fullmatch(r"sqslab-task-\d+", k) for k in keys), keys
     assert "(`sqslab-task-3`)" in section(OWN).text
 
 
@@ -602,7 +602,7 @@ def test_own_consumer_node_passes(tmp_path):
         pytest.skip("node is not installed: own_consumer_node runs a Node worker (.ci/run installs Debian's nodejs)")
     if not (NODE_WORKER / "node_modules" / "sqs-consumer").is_dir():
         pytest.skip(f"the Node worker's packages are not installed: run `npm ci` in {NODE_WORKER} (.ci/run does)")
-    _own_consumer(tmp_path, "own_consumer_node.yaml", killed=2)
+    _own_consumer(tmp_path, "own_consumer_node.yaml")
 
 
 # ---------------------------------------------------------------- sweep, report, plugins

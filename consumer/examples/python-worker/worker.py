@@ -15,6 +15,7 @@ scenarios/effects_early_ack.yaml).
 import json
 import logging
 import os
+import random
 import signal
 import sys
 import time
@@ -45,7 +46,7 @@ def handle(body: str) -> None:
         order = json.loads(body)
     except ValueError:
         order = {"raw": body[:40]}
-    time.sleep(WORK_SECONDS)
+    time.sleep(WORK_SECONDS * random.uniform(0.75, 1.25))  # real work varies
     if EFFECTS_URL:  # the charge itself: what must happen exactly once
         order_id = order.get("orderId") or order.get("id")
         charge = json.dumps({"id": order_id, "orderId": order_id, "charged": True}).encode()  # effects.id: id or orderId
