@@ -35,6 +35,8 @@ patch module's ``install()``. It re-exports the guard's names, ``LOCK`` and
   ``SQSBackend`` members, each a module-level function listed in a table;
 * ``sqs_responses.py`` -- moto.sqs.responses' ``SQSResponse``: strict request parsing,
   SQS's documented validation and an SQS-shaped answer to whatever still fails;
+* ``serializer.py`` -- ``SQSResponse.serialized``: JSON answers from a serializer
+  compiled per operation;
 * ``dispatcher.py`` -- the memoized request dispatch of moto's server.
 
 A new replacement is a function in the module of the class it patches, one entry in
@@ -44,7 +46,7 @@ a module with an ``install()`` added to ``_patch_moto()``.
 
 from __future__ import annotations
 
-from sqslab.emulator import dispatcher, sqs_backend, sqs_message, sqs_models, sqs_queue, sqs_responses
+from sqslab.emulator import dispatcher, serializer, sqs_backend, sqs_message, sqs_models, sqs_queue, sqs_responses
 from sqslab.emulator.guard import (
     ALLOW_VERSION_ENV,
     FIX_HINT,
@@ -105,4 +107,5 @@ def _patch_moto() -> None:
     sqs_queue.install(models)
     sqs_backend.install(models)
     sqs_responses.install(models)
+    serializer.install()
     dispatcher.install()

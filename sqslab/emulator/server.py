@@ -53,6 +53,10 @@ def run(host: str, port: int, patched: bool = True, parent_pid: int | None = Non
     app: Any = DomainDispatcherApplication(create_backend_app)
     if patched:
         sqs_app = app.get_application({"PATH_INFO": "/", "HTTP_AUTHORIZATION": _SQS_AUTH})  # build the SQS app now, not on the first call
+        # moto runs its Flask apps in debug mode, which builds a class per request to explain
+        # form-encoding errors; an escaping exception still reaches the middleware's net.
+        sqs_app.debug = False
+        sqs_app.config["PROPAGATE_EXCEPTIONS"] = True
         app = _application(app, sqs_app)
         server: Any = KeepAliveServer(app, sock)
     else:  # stock moto as moto serves itself: werkzeug, a connection and a thread per request (the benchmarks' baseline)
