@@ -72,6 +72,8 @@ class Result:
     lost: int = 0
     undeleted: int = 0
     note: str = ""
+    p50_ms: float = 0.0  # per call: ReceiveMessage that returned messages, DeleteMessageBatch
+    p99_ms: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -126,33 +128,43 @@ def _consumer(endpoint: str, url: str, go: Any, stop: Any, out: Any, deletes: An
     sqs = _client(endpoint)
     received: list[int] = []
     deleted: list[int] = []
+    latencies: list[float] = []  # seconds per call (an empty long poll is waiting, not latency)
     delete_failures = 0
     go.wait()
     while not stop.is_set():
+        t0 = time.perf_counter()
         msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
         if not msgs:
             continue
+        t1 = time.perf_counter()
         ids = [json.loads(m["Body"])["id"] for m in msgs]
         received += ids
         resp = sqs.delete_message_batch(
             QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)]
         )
+        latencies += [t1 - t0, time.perf_counter() - t1]
         failed = {int(f["Id"]) for f in resp.get("Failed", [])}
         delete_failures += len(failed)
         deleted += [mid for i, mid in enumerate(ids) if i not in failed]
         if deletes is not None:
             with deletes.get_lock():
                 deletes.value += len(ids) - len(failed)
-    out.put({"received": received, "deleted": deleted, "delete_failures": delete_failures})
+    out.put({"received": received, "deleted": deleted, "delete_failures": delete_failures, "latencies": latencies})
 
 
-def _collect(stop: Any, out: Any, procs: list[Any]) -> tuple[list[int], set[int]]:
-    """Stop the consumer processes and gather (every id received, the ids deleted)."""
+def _collect(stop: Any, out: Any, procs: list[Any]) -> tuple[list[int], set[int], list[float]]:
+    """Stop the consumer processes and gather (every id received, the ids deleted, the
+    consumers' call latencies, sorted)."""
     stop.set()
     reports = [out.get(timeout=120) for _ in range(CONSUMERS)]
     for p in procs:
         p.join(timeout=60)
-    return [i for r in reports for i in r["received"]], {i for r in reports for i in r["deleted"]}
+    latencies = sorted(x for r in reports for x in r["latencies"])
+    return [i for r in reports for i in r["received"]], {i for r in reports for i in r["deleted"]}, latencies
+
+
+def _quantile_ms(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
 
 
 def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str, impl: str, producer: bool) -> Result:
@@ -180,7 +192,7 @@ def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str,
         if sum(queue_counts(sqs, url)) == 0:
             break
     seconds = time.monotonic() - t0
-    received, deleted = _collect(stop, out, procs)
+    received, deleted, latencies = _collect(stop, out, procs)
     visible, in_flight, delayed = queue_counts(sqs, url)
     n_sent = sent.value if not producer or not procs[-1].is_alive() else sent_target
     unique_received = set(received)
@@ -194,6 +206,8 @@ def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str,
         lost=n_sent - len(deleted) - (visible + in_flight + delayed),
         undeleted=in_flight,
         note=f"{len(deleted):,} of {n_sent:,} processed" if capped else "",
+        p50_ms=_quantile_ms(latencies, 0.50),
+        p99_ms=_quantile_ms(latencies, 0.99),
     )
 
 
@@ -350,7 +364,7 @@ def bench_behavior_drain(behavior: str, sizes: Sizes, journal: bool = False, lab
             time.sleep(0.02)
         seconds = time.monotonic() - t0
         done = deletes.value
-        received, deleted = _collect(stop, out, procs)
+        received, deleted, _latencies = _collect(stop, out, procs)
     return Result(f"drain {n // 1000}k, {label or behavior}", "sqslab", done, seconds, seconds >= sizes.cap_s,
                   duplicates=len(received) - len(set(received)), lost=n - len(deleted),
                   note=f"{len(deleted):,} of {n:,} deleted when stopped")
