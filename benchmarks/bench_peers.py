@@ -9,8 +9,9 @@ work, timed until the queue is empty) and drain (a filled backlog emptied). Each
 measure runs against a fresh server, sqslab and LocalStack interleaved for --rounds
 rounds (medians reported: on shared cores one run alone says little), stock moto once
 (it is O(n) per message and stops at a time cap; its rate is then a lower bound,
-marked *). Latency is per call, measured by the consumers: ReceiveMessage calls that
-returned messages, and DeleteMessageBatch.
+marked *). Latency is per DeleteMessageBatch call, measured by the consumers: a call
+that never waits (a long-poll ReceiveMessage's time is mostly waiting for messages to
+arrive, which says more about the producer than about the server).
 
 LocalStack runs on the host, without Docker: its Python package (localstack-core;
 2026.x needs Python 3.12 or later) in a virtualenv of its own, named by
