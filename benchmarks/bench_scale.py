@@ -4,7 +4,10 @@
 
 For each size: `sqslab run` of a burst of that many messages onto 5 consumer tasks with
 batch deletes (no work), then `sqslab report --html` of the run. Reported per size:
-wall time and messages/s of the run; the peak resident memory (VmHWM, polled from
+wall time and messages/s of the run; the burst's rate from t0 (messages over the load's
+end plus the drain time); the post-run step (consumers stopped, the queues audited, the
+ledger folded from the events and the SQS journal, the summary written), from the
+consumers' stop to the run's end, with the audit's and the ledger's shares; the peak resident memory (VmHWM, polled from
 /proc every 0.2 s) of sqslab itself, of the emulator and of the largest consumer; the
 run directory's size; the report's time and size. The baseline is the smallest size:
 the goal is sqslab's peak at the largest size within 1.5x its peak at the smallest (its
@@ -96,6 +99,25 @@ def du_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
+def post_run_marks(events: Path) -> dict[str, float]:
+    """Run-clock times (s) of the run's last steps, from its events: the load's end, the
+    consumers told to stop once the queue settled, the audit, the ledger, the run's end."""
+    marks = dict.fromkeys(("load_end", "settled", "audit", "ledger", "run_ended"), 0.0)
+    with events.open() as handle:
+        for line in handle:
+            if '"runner"' not in line and '"task_stopping"' not in line:
+                continue
+            event = json.loads(line)
+            kind, t = event.get("event"), float(event.get("t") or 0.0)
+            if kind == "load_ended":
+                marks["load_end"] = t
+            elif kind == "task_stopping" and not marks["settled"]:
+                marks["settled"] = t  # the first stop after settling: what follows is the post-run step
+            elif kind in ("audit", "ledger", "run_ended"):
+                marks[kind] = t
+    return marks
+
+
 def measure(size: int, consumers: int, workdir: Path) -> dict[str, float]:
     scenario = workdir / f"scale-{size}.yaml"
     scenario.write_text(
@@ -112,6 +134,7 @@ def measure(size: int, consumers: int, workdir: Path) -> dict[str, float]:
     peaks = watch.stop()
     summary = json.loads((out / "summary.json").read_text())
     figures = summary["figures"]
+    marks = post_run_marks(out / "events.jsonl")
     size_mb = du_mb(out)
     started = time.perf_counter()
     report = subprocess.run([sys.executable, "-m", "sqslab", "report", str(out), "--html"], cwd=ROOT, capture_output=True, text=True)
@@ -121,6 +144,9 @@ def measure(size: int, consumers: int, workdir: Path) -> dict[str, float]:
             "msg_s": size / max(figures.get("duration") or wall, 1e-9), "sqslab_mb": peaks["sqslab"], "emulator_mb": peaks["emulator"],
             "consumer_mb": peaks["consumer"], "run_dir_mb": size_mb, "report_s": report_s,
             "report_mb": html.stat().st_size / 1e6 if html.exists() else float("nan"), "report_ok": report.returncode == 0,
+            "burst_msg_s": size / max(marks["load_end"] + (figures.get("drain_time") or 0.0), 1e-9),
+            "audit_s": marks["audit"] - marks["settled"], "ledger_s": marks["ledger"] - marks["audit"],
+            "post_run_s": marks["run_ended"] - marks["settled"],
             "stderr": err[-300:] if proc.returncode not in (0, 1) else ""}
 
 
@@ -139,10 +165,12 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     base = rows[0]
     print()
-    print("| messages | status | lost | wall | msg/s | sqslab peak | x smallest | emulator peak | consumer peak | run dir | report | report size |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| messages | status | lost | wall | msg/s | burst msg/s | post-run (audit, ledger) | sqslab peak | x smallest | "
+          "emulator peak | consumer peak | run dir | report | report size |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(f"| {row['size']:,} | {row['status']} | {row['lost']} | {row['wall_s']:.0f} s | {row['msg_s']:.0f} | "
+              f"{row['burst_msg_s']:.0f} | {row['post_run_s']:.1f} s ({row['audit_s']:.1f}, {row['ledger_s']:.1f}) | "
               f"{row['sqslab_mb']:.0f} MB | {row['sqslab_mb'] / base['sqslab_mb']:.2f}x | {row['emulator_mb']:.0f} MB | "
               f"{row['consumer_mb']:.0f} MB | {row['run_dir_mb']:.0f} MB | {row['report_s']:.1f} s | {row['report_mb']:.2f} MB |")
     if len(rows) > 1:
