@@ -80,12 +80,18 @@ def sqslab_id(body: str, attributes: dict[str, Any] | None, path: str = "id") ->
     if isinstance(attribute, dict) and isinstance(attribute.get("StringValue"), str):
         return str(attribute["StringValue"])
     try:
-        ident = json.loads(body)
+        ident = value_at(json.loads(body), path)
     except (ValueError, TypeError):
         return None
-    for key in path.split("."):
-        ident = ident.get(key) if isinstance(ident, dict) else None
     return ident if isinstance(ident, str) else None
+
+
+def value_at(data: Any, path: str) -> Any:
+    """What the dotted `path` names in decoded JSON (`order.id`: data["order"]["id"]),
+    None where a step is not an object or lacks the key."""
+    for key in path.split("."):
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
 
 
 # The SQS journal's line authentication (sqslab.emulator.journal writes, sqslab.truth.journal reads):

@@ -17,6 +17,8 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
+from sqslab.contracts import value_at
+
 #: The largest effect body taken (the control endpoint's own limit).
 MAX_EFFECT_BODY = 64 * 1024
 #: Who posted an effect: the built-in consumer names its task in this header.
@@ -39,7 +41,7 @@ def post(environ: dict[str, Any], body: bytes, lab: Any) -> tuple[int, dict[str,
     if not isinstance(data, dict):
         raise ValueError("POST a JSON object: the effect, with the message's id at ?id=PATH (default id)")
     path = urllib.parse.parse_qs(str(environ.get("QUERY_STRING") or "")).get("id", ["id"])[0]
-    value = _at(data, path)
+    value = value_at(data, path)
     ident = value if isinstance(value, str) else str(value) if isinstance(value, int) and not isinstance(value, bool) else None
     task = str(environ.get("HTTP_" + TASK_HEADER.upper().replace("-", "_")) or "")[:100] or "?"
     if lab.journal.fd is not None:
@@ -84,7 +86,7 @@ def dynamodb_writes(environ: dict[str, Any], status: str, answer: bytes, lab: An
     for table, item in _written(_api(environ), request, response):
         path = lab.effects_tables.get(table)
         if path is not None:
-            value = _at(_untyped({"M": item}), path)
+            value = value_at(_untyped({"M": item}), path)
             lab.journal.write("effect", by, {"id": value if isinstance(value, str) else None, "via": "dynamodb",
                                              "table": table[:255]})
 
@@ -113,12 +115,6 @@ def _written(api: str | None, request: dict[str, Any], response: dict[str, Any])
 def _api(environ: dict[str, Any]) -> str | None:
     target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
     return target[len(_PREFIX):] if target.startswith(_PREFIX) else None
-
-
-def _at(data: Any, path: str) -> Any:
-    for part in path.split("."):
-        data = data.get(part) if isinstance(data, dict) else None
-    return data
 
 
 def _untyped(value: Any) -> Any:
