@@ -33,7 +33,6 @@ from typing import Any
 _stock_serialized: Any = None
 #: moto's ActionResult.execute_result: a result class that keeps it is serialized as given.
 _plain_execute: Any = None
-_service_model: Any = None
 _content_type = "application/x-amz-json-1.0"
 _pretty = False
 
@@ -134,33 +133,38 @@ def _structure(shape: Any, depth: int) -> Writer:
     return write_structure
 
 
-_writers: dict[str, Writer | None] = {}
+#: operation -> (its compiled writer, its answer's HTTP status), or None: moto's serializer.
+_compiled: dict[str, tuple[Writer, int] | None] = {}
 
 
 def service_model() -> Any:
-    """botocore's SQS service model, as moto loads it (cached)."""
-    global _service_model
-    if _service_model is None:
-        from moto.core.utils import get_service_model
+    """botocore's SQS service model, as moto loads it (moto caches it)."""
+    from moto.core.utils import get_service_model
 
-        _service_model = get_service_model("sqs")
-    return _service_model
+    return get_service_model("sqs")
 
 
 def writer(operation: str) -> Writer | None:
     """The compiled writer of an SQS operation's output (cached), or None: moto's serializer."""
+    compiled = _compile_operation(operation)
+    return compiled[0] if compiled is not None else None
+
+
+def _compile_operation(operation: str) -> tuple[Writer, int] | None:
     try:
-        return _writers[operation]
+        return _compiled[operation]
     except KeyError:
         pass
     from botocore.model import OperationNotFoundError
 
+    compiled: tuple[Writer, int] | None
     try:
-        shape = service_model().operation_model(operation).output_shape
-        compiled: Writer | None = _compile(shape, 0) if shape is not None else (lambda value: {})
+        model = service_model().operation_model(operation)
+        shape = model.output_shape
+        compiled = (_compile(shape, 0) if shape is not None else (lambda value: {}), model.http.get("responseCode", 200))
     except (_NotCompiled, OperationNotFoundError):
         compiled = None
-    _writers[operation] = compiled
+    _compiled[operation] = compiled
     return compiled
 
 
@@ -173,16 +177,15 @@ def serialized(self: Any, action_result: Any) -> Any:
     if (type(result) is dict and type(action_result).execute_result is _plain_execute  # not a PaginatedResult
             and not self.RESPONSE_KEY_PATH_TO_TRANSFORMER
             and self.determine_response_protocol(service_model()) == "json"):
-        operation = self._get_action()
-        write = writer(operation)
-        if write is not None:
+        compiled = _compile_operation(self._get_action())
+        if compiled is not None:
+            write, status = compiled
             try:
                 document = write(result)
             except _NotPlain:
                 return _stock_serialized(self, action_result)
             headers = {"Content-Type": _content_type}
             headers.update(self.response_headers)
-            status = service_model().operation_model(operation).http.get("responseCode", 200)
             return status, headers, json.dumps(document, indent=4 if _pretty else None)
     return _stock_serialized(self, action_result)
 
