@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqslab.emulator import Emulator, client
 from sqslab.emulator.server import SWITCH_INTERVAL_ENV
 from sqslab.targets import queue_counts
+from sqslab.truth.ledger import percentile
 
 FORK = multiprocessing.get_context("fork")
 CONSUMERS = 5
@@ -162,8 +163,9 @@ def _collect(stop: Any, out: Any, procs: list[Any]) -> tuple[list[int], set[int]
     return [i for r in reports for i in r["received"]], {i for r in reports for i in r["deleted"]}, latencies
 
 
-def _quantile_ms(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+def _percentile_ms(ordered: list[float], pct: float) -> float:
+    """The run's own latency percentile (nearest rank, the ledger's), in ms; 0 for none."""
+    return (percentile(ordered, pct) or 0.0) * 1000
 
 
 def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str, impl: str, producer: bool) -> Result:
@@ -205,8 +207,8 @@ def _consume(endpoint: str, url: str, sent_target: int, cap_s: float, name: str,
         lost=n_sent - len(deleted) - (visible + in_flight + delayed),
         undeleted=in_flight,
         note=f"{len(deleted):,} of {n_sent:,} processed" if capped else "",
-        p50_ms=_quantile_ms(latencies, 0.50),
-        p99_ms=_quantile_ms(latencies, 0.99),
+        p50_ms=_percentile_ms(latencies, 50),
+        p99_ms=_percentile_ms(latencies, 99),
     )
 
 

@@ -123,7 +123,7 @@ def _run(impl: str, bench: Any, sizes: Sizes, python: str | None) -> Result:
 
 
 def _median(results: list[Result], attr: str) -> float:
-    return statistics.median(getattr(r, attr) if attr != "rate" else r.rate for r in results)
+    return statistics.median(getattr(r, attr) for r in results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,15 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         peer_rate = _median(peer, "rate") if peer else 0.0
         stock_rate = stock[0].rate if stock else 0.0
         star = "*" if stock and stock[0].capped else ""
-        bad = sum(r.duplicates + r.lost for r in ours + peer)
+        duplicates, lost = sum(r.duplicates for r in ours + peer), sum(r.lost for r in ours + peer)
         lines.append(
             f"| {name} | {rate:,.0f} | {peer_rate:,.0f} | {stock_rate:,.0f}{star} | "
             + (f"{rate / peer_rate:.2f}x" if peer_rate else "n/a") + " | "
             + (f"{rate / stock_rate:.1f}x" if stock_rate else "n/a") + " | "
             + f"{_median(ours, 'p50_ms'):.1f} / {_median(ours, 'p99_ms'):.1f} | "
             + (f"{_median(peer, 'p50_ms'):.1f} / {_median(peer, 'p99_ms'):.1f}" if peer else "n/a")
-            + f" | {sum(r.duplicates for r in ours + peer)}, {sum(r.lost for r in ours + peer)} |")
-        if bad:
+            + f" | {duplicates}, {lost} |")
+        if duplicates or lost:
             failures.append(f"{name}: duplicates or lost messages")
         if peer:
             goal = 2.0 if name.startswith("end to end") else 1.5
