@@ -51,6 +51,8 @@ ID_ATTRIBUTE = "sqslab-id"
 #: Access key ids the local target gives the SQS clients it runs: the emulator's journal
 #: attributes each call to its caller by the key in the request's signature.
 ACCESS_KEY_PREFIX = "sqslab-"
+#: The caller a producer program's phase signs as (after ACCESS_KEY_PREFIX), then the phase's name.
+PRODUCER_PROGRAM_CALLER = "producer-"
 
 #: The low 48 bits of an id (a version-4 UUID's node field) carry the producer's sequence number.
 _SEQ_BITS = (1 << 48) - 1

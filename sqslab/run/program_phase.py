@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.consumers import sdk_env
-from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_QUEUE_URL, Endpoints
+from sqslab.contracts import ACCESS_KEY_PREFIX, ENV_QUEUE_URL, PRODUCER_PROGRAM_CALLER, Endpoints
 from sqslab.run.producer import PhaseResult
 from sqslab.rundir import JsonTail
 from sqslab.scenario.timeline import Phase
@@ -43,7 +43,7 @@ __all__ = ["ProgramPhases", "caller_of", "run_program_phase"]
 
 def caller_of(phase: Phase) -> str:
     """The caller the journal names for the phase's program (its access key without `sqslab-`)."""
-    return f"producer-{phase.name}"
+    return PRODUCER_PROGRAM_CALLER + phase.name
 
 
 def _environment(phase: Phase, endpoints: Endpoints) -> dict[str, str]:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.consumer import events as ev
-from sqslab.contracts import line_mac, unsigned_line
+from sqslab.contracts import PRODUCER_PROGRAM_CALLER, line_mac, unsigned_line
 from sqslab.truth.fates import DEAD_LETTERED, DUPLICATE, EXPIRED, FATES, LOST, PROCESSED_ONCE, PURGED, STILL_QUEUED
 
 #: The journal's file in the run directory (the local target has the emulator write it there).
@@ -331,7 +331,7 @@ def section(store: Any, compare: bool, lines: int) -> dict[str, Any]:
     # Messages the consumers sent to the queues themselves (dramatiq's retries, a re-queue by hand):
     # those naming no id of the run are in no fate, and are said so.
     (sends, unnamed), = store.query(f"SELECT count(*), count(*) - count(sid) FROM jsend WHERE by {_CONSUMER} "
-                                    "AND by NOT LIKE 'producer-%'")
+                                    f"AND by NOT LIKE '{PRODUCER_PROGRAM_CALLER}%'")
     if sends:
         result["consumer_sends"] = {"sent": sends, "naming_no_message": unnamed}
     after = calls_after_end(store)
