@@ -184,16 +184,16 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 class JsonTail:
     """Reads the JSON lines another process appends to a file, a few at a time: each
     `read()` returns the whole records written since the last one. A line longer than
-    MAX_LINE is cut (and dropped as torn); a torn line is skipped."""
+    `max_line` is cut (and dropped as torn); a torn line is skipped."""
 
     #: The longest line kept while it is being written: a runaway line must not grow memory.
     MAX_LINE = 1 << 20
     #: The most bytes one read() takes in; the rest waits for the next call.
     MAX_READ = 8 << 20
 
-    def __init__(self, path: Path, from_end: bool = False) -> None:
+    def __init__(self, path: Path, from_end: bool = False, max_line: int = MAX_LINE) -> None:
         """`from_end`: only records written from now on (the writer appends whole lines)."""
-        self.path = path
+        self.path, self.max_line = path, max_line
         self._offset = 0
         if from_end:
             try:
@@ -202,9 +202,15 @@ class JsonTail:
                 pass  # not there yet: it starts empty
         self._partial = b""
 
-    def read(self, final: bool = False) -> list[dict[str, Any]]:
-        """The records written since the last call; with final, a last line without its
-        newline too (the writer has ended)."""
+    @property
+    def offset(self) -> int:
+        """How many bytes of the file have been read."""
+        return self._offset
+
+    def read_lines(self, final: bool = False) -> list[bytes]:
+        """The lines written since the last call (at most MAX_READ bytes of them), without
+        their newlines; with final, a last line without its newline too (the writer has
+        ended), once the file is read to its end."""
         try:
             with self.path.open("rb") as handle:
                 handle.seek(self._offset)
@@ -213,11 +219,15 @@ class JsonTail:
             return []
         self._offset += len(chunk)
         lines = (self._partial + chunk).split(b"\n")
-        self._partial = b"" if final else lines.pop()[:self.MAX_LINE]
+        at_end = len(chunk) < self.MAX_READ
+        self._partial = b"" if final and at_end else lines.pop()[:self.max_line]
+        return [line for line in lines if line.strip()]
+
+    def read(self, final: bool = False) -> list[dict[str, Any]]:
+        """The records written since the last call; with final, a last line without its
+        newline too (the writer has ended)."""
         records = []
-        for line in lines:
-            if not line.strip():
-                continue
+        for line in self.read_lines(final):
             try:
                 record = json.loads(line)
             except ValueError:

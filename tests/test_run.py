@@ -279,6 +279,7 @@ def test_sigint_exits_130_quickly_leaving_no_process(tmp_path):
     run = load_run(out)
     assert run.summary["status"] == "interrupted"
     assert run.summary["counters"]["sent"] > 0
+    assert not (out / "ledger.sqlite").exists(), "no half-fed ledger is left to be mistaken for one"
     assert any(e.get("event") == "emulator_stopped" for e in run.events())
 
 

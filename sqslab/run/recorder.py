@@ -3,7 +3,8 @@
 Every event (the runner's, the producer's, the target's, the consumers', the actions')
 goes through `emit` or one of the intakes below, gets its time (`ts`, epoch seconds,
 and `t`, seconds from t0), and is appended to events.jsonl at once. Nothing is kept in
-memory per event: the ledger is built from the file at the end. What the run needs
+memory per event: the ledger's feed folds the file into the ledger's store as it grows
+(sqslab.truth.feed), and the ledger is judged from it at the end. What the run needs
 live (the counters `when` conditions read, the age of the oldest unfinished message) is
 kept in fixed-size form: one byte and one float per message, indexed by the producer's
 sequence number.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqslab.rundir import JsonLines
+from sqslab.truth.feed import LedgerFeed
 
 
 class OldestUnfinished:
@@ -67,6 +69,7 @@ class Recorder:
     def __init__(self, run_dir: Path, max_receive_count: int, dlq_enabled: bool) -> None:
         self.events = JsonLines(run_dir / "events.jsonl")
         self.metrics = JsonLines(run_dir / "metrics.jsonl")
+        self.feed = LedgerFeed(run_dir)  # started once the target is up (it knows the journal's key)
         self._final_receive = max_receive_count if dlq_enabled else None
         self._lock = threading.Lock()
         self.t0 = 0.0  # monotonic
@@ -183,7 +186,8 @@ class Recorder:
         self.metrics.write(sample)
 
     def close(self) -> None:
-        """Close both files; later writes are dropped."""
+        """Close both files (later writes are dropped) and the feed, if no ledger took it."""
+        self.feed.abandon()
         self.events.close()
         self.metrics.close()
 

@@ -184,6 +184,7 @@ class Runner:
         self.endpoints = target.provision(self.scenario, self.run_dir)
         self.facts.endpoint_url = self.endpoints.endpoint_url
         self._check()
+        self.recorder.feed.start(target.journal_key())
         self.sqs = target.sqs_client(observer=True)  # the lab's own readings: no injected fault hits them
         self.client = target.sqs_client()  # the system's: the producer's and the actions' calls
         observe(self.client, lambda event, **fields: self.recorder.emit({"source": "producer", "event": event, **fields}))
@@ -277,8 +278,7 @@ class Runner:
                              scenario.infra.delay, fifo=scenario.infra.fifo)
         audit.t0 = self.recorder.t0_wall
         own = scenario.consumer.own  # sqslab's own consumer, or yours (sqslab.consumers.Consumer.own)
-        ledger = ledger_of_run(self.run_dir, audit, program=not own, journal_key=self.target.journal_key(),
-                               effects_on=scenario.effects_id is not None)
+        ledger = ledger_of_run(self.recorder.feed, audit, program=not own, effects_on=scenario.effects_id is not None)
         found, lab_error = journal.findings(ledger.journal, own, self.run_dir / journal.JOURNAL_FILE)
         if lab_error:
             self._error(lab_error)

@@ -44,6 +44,7 @@ from typing import Any
 
 from sqslab.consumer import events as ev
 from sqslab.contracts import PRODUCER_PROGRAM_CALLER, line_mac, unsigned_line
+from sqslab.rundir import JsonTail
 from sqslab.truth.fates import DEAD_LETTERED, DUPLICATE, EXPIRED, FATES, LOST, PROCESSED_ONCE, PURGED, STILL_QUEUED
 
 #: The journal's file in the run directory (the local target has the emulator write it there).
@@ -105,34 +106,51 @@ STATEMENTS = {
 }
 
 
-class JournalReader:
-    """The journal's lines from its file, each authenticated with the run's key (when there
-    is one): a line whose MAC does not hold was not written by the emulator (a task can
-    write to the run directory) and is left out, and counted in `forged`."""
+class JournalTail:
+    """The journal's lines, read from its file as the emulator appends them (`read`), or
+    to its end (iterating), each authenticated with the run's key (when there is one): a
+    line whose MAC does not hold was not written by the emulator (a task can write to the
+    run directory) and is left out, and counted in `forged`."""
+
+    #: The longest journal line taken: a line carries ids and counts, never a body (an id
+    #: read from a body is at most a message's size).
+    MAX_LINE = 4 << 20
 
     def __init__(self, path: Path, key: bytes | None) -> None:
         self.path, self.key = path, key
         self.forged = 0
+        self._tail = JsonTail(path, max_line=self.MAX_LINE)
+
+    @property
+    def offset(self) -> int:
+        """How many bytes of the journal have been read."""
+        return self._tail.offset
+
+    def read(self, final: bool = False) -> list[dict[str, Any]]:
+        """The authentic records appended since the last call (a torn last line is left
+        out); with final, the writer has ended."""
+        records = []
+        for raw in self._tail.read_lines(final):
+            line = raw.decode("utf-8", errors="replace").strip()
+            if self.key is not None:
+                signed = unsigned_line(line)
+                if signed is None or not hmac.compare_digest(signed[0], line_mac(self.key, signed[1])):
+                    self.forged += 1
+                    continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line (a killed run)
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
-            return
-        with self.path.open(encoding="utf-8", errors="replace") as handle:
-            for raw in handle:
-                line = raw.strip()
-                if not line:
-                    continue
-                if self.key is not None:
-                    signed = unsigned_line(line)
-                    if signed is None or not hmac.compare_digest(signed[0], line_mac(self.key, signed[1])):
-                        self.forged += 1
-                        continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn last line (a killed run)
-                if isinstance(record, dict):
-                    yield record
+        while True:
+            offset = self.offset
+            yield from self.read(final=True)
+            if self.offset == offset:
+                return
 
 
 def forged_finding(forged: int, path: Path) -> str | None:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqslab.rundir import read_jsonl
 from sqslab.truth import effects, journal
 from sqslab.truth.fates import DEAD_LETTERED, DUPLICATE, FATES, FIGURES, PROBLEMS, PROCESSED_ONCE, PURGED, STILL_QUEUED
+from sqslab.truth.feed import LedgerFeed
 from sqslab.truth.ordering import duplicate_figures, ordering
 from sqslab.truth.store import Audit, LedgerStore
 
@@ -88,26 +88,31 @@ UNTOLD = ("receives", "redeliveries", "failures", "duplicate_skipped", "duplicat
 def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | None = None,
                  sqs_journal: Iterable[dict[str, Any]] | None = None, program: bool = False,
                  effects_on: bool = False) -> Ledger:
-    """Every sent id's fate, and the run's message figures, from the events and the audit;
-    the store is SQLite at `path` (in memory when None). With the emulator's journal, its
+    """The ledger of these events (and SQS journal lines, when the run has a journal) and
+    this audit, folded into a new store at `path` (in memory when None); see judge."""
+    store = LedgerStore(path)
+    store.add(events)
+    lines = journal.fold(store.db, sqs_journal) if sqs_journal is not None else -1
+    return judge(store, lines, audit, program, effects_on)
+
+
+def judge(store: LedgerStore, lines: int, audit: Audit, program: bool = False, effects_on: bool = False) -> Ledger:
+    """Every sent id's fate, and the run's message figures, from the store's folded events
+    and the audit. With the emulator's journal (`lines` folded, -1 when there is none), its
     fates and per-task counts too; the processing facts come from it when no consumer
     told its side, else the two are compared (sqslab.truth.journal). A consumer `program` that
     told nothing, with no journal (AWS): a sent id neither in the DLQ nor in the queue at
     the end was processed, at least once; the figures only a consumer or the journal can
     tell (UNTOLD) are unavailable. `effects_on`: the scenario counted effects (sqslab.truth.effects)."""
-    store = LedgerStore(path)
-    store.add(events)
     source, told = "consumer events", True
-    lines = -1
-    if sqs_journal is not None:
-        lines = journal.fold(store.db, sqs_journal)
+    if lines >= 0:
         journal.prepare(store)
         told = journal.has_consumer_events(store)
         if not told:
             journal.facts_from_journal(store)
             source = "SQS journal"
     store.set_audit(audit)
-    untold = program and sqs_journal is None and not journal.has_consumer_events(store)
+    untold = program and lines < 0 and not journal.has_consumer_events(store)
     if untold:
         source = "queue audit"
         store.db.execute("UPDATE message SET processed = 1 WHERE id NOT IN (SELECT id FROM dlq) AND id NOT IN (SELECT id FROM queued)")
@@ -134,17 +139,14 @@ def build_ledger(events: Iterable[dict[str, Any]], audit: Audit, path: Path | No
                   store.lambdas.section(audit.t0, audit.at, journal.consumer_receives(store) if lines >= 0 else None), requests)
 
 
-def ledger_of_run(run_dir: Path, audit: Audit, program: bool = False, journal_key: bytes | None = None,
-                  effects_on: bool = False) -> Ledger:
-    """The ledger of the run in run_dir (its events.jsonl, and the SQS journal when the run
-    has one, its lines authenticated with `journal_key`), kept in RUN_DIR/ledger.sqlite;
-    `program`: the consumer was the user's own."""
-    journal_path = run_dir / journal.JOURNAL_FILE
-    reader = journal.JournalReader(journal_path, journal_key) if journal_path.exists() else None
-    ledger = build_ledger(read_jsonl(run_dir / "events.jsonl"), audit, path=run_dir / "ledger.sqlite", sqs_journal=reader,
-                          program=program, effects_on=effects_on)
-    if reader is not None and reader.forged:
-        ledger.journal["forged_lines"] = reader.forged
+def ledger_of_run(feed: LedgerFeed, audit: Audit, program: bool = False, effects_on: bool = False) -> Ledger:
+    """The ledger of the run whose events.jsonl and SQS journal `feed` folded (finished here,
+    to the ends of both files), kept in RUN_DIR/ledger.sqlite; `program`: the consumer was
+    the user's own."""
+    store, lines, forged = feed.finish()
+    ledger = judge(store, lines, audit, program, effects_on)
+    if forged:
+        ledger.journal["forged_lines"] = forged
     ledger.store.close()
     return ledger
 
