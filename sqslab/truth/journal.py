@@ -262,18 +262,21 @@ def _flush(db: Any, pending: dict[str, list[tuple[Any, ...]]]) -> None:
     pending.clear()
 
 
-# Per message id: how many of its consumer receives tried to delete it, were made, and where it is.
+# Per message id: how many of its consumer receives tried to delete it, were made, and where
+# it is. Each table is aggregated once in its own key's order and joined by message id (a
+# table: a view, or a subquery per id, reads the tables at random, many times slower at 100k).
 _PER_MESSAGE = f"""
-CREATE TEMP VIEW jmsg AS SELECT s.mid, s.sid,
-  (SELECT count(DISTINCT d.rc) FROM jdel d WHERE d.mid = s.mid AND d.by {_CONSUMER} AND d.effect IN {_ATTEMPTS}) AS deleting,
-  (SELECT count(*) FROM jrecv r WHERE r.mid = s.mid AND r.by {_CONSUMER} AND r.lost = 0) AS receives,
-  (SELECT max(r.rc) FROM jrecv r WHERE r.mid = s.mid AND r.by {_CONSUMER}) AS max_rc,
-  (SELECT max(r.ts) FROM jrecv r WHERE r.mid = s.mid AND r.by {_CONSUMER} AND r.lost = 0) AS last_receive,
-  (SELECT min(d.ts) FROM jdel d WHERE d.mid = s.mid AND d.by {_CONSUMER} AND d.effect IN {_ATTEMPTS}) AS first_delete,
-  EXISTS (SELECT 1 FROM jgone g WHERE g.mid = s.mid) AS gone,
-  (SELECT g.how FROM jgone g WHERE g.mid = s.mid) AS gone_how,
-  EXISTS (SELECT 1 FROM jdlq q WHERE q.mid = s.mid) AS in_dlq
-FROM jsend s WHERE s.dropped = 0 AND s.sid IS NOT NULL;
+CREATE TEMP TABLE jmsg AS SELECT s.mid, s.sid,
+  coalesce(d.deleting, 0) AS deleting, coalesce(r.receives, 0) AS receives, r.max_rc, r.last_receive, d.first_delete,
+  g.mid IS NOT NULL AS gone, g.how AS gone_how, q.mid IS NOT NULL AS in_dlq
+FROM jsend s
+LEFT JOIN (SELECT mid, count(DISTINCT rc) AS deleting, min(ts) AS first_delete FROM jdel
+           WHERE by {_CONSUMER} AND effect IN {_ATTEMPTS} GROUP BY mid) d ON d.mid = s.mid
+LEFT JOIN (SELECT mid, sum(lost = 0) AS receives, max(rc) AS max_rc, max(CASE WHEN lost = 0 THEN ts END) AS last_receive
+           FROM jrecv WHERE by {_CONSUMER} GROUP BY mid) r ON r.mid = s.mid
+LEFT JOIN jgone g ON g.mid = s.mid
+LEFT JOIN jdlq q ON q.mid = s.mid
+WHERE s.dropped = 0 AND s.sid IS NOT NULL;
 CREATE TEMP TABLE jfates AS SELECT sid, CASE
     WHEN sum(deleting) > 1 THEN '{DUPLICATE}'
     WHEN sum(deleting) = 1 THEN '{PROCESSED_ONCE}'
