@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from sqslab.run.runner import RunOptions, run_scenario
 from sqslab.rundir import JsonTail, read_jsonl
 from sqslab.scenario.load import load_scenario_text
 from sqslab.truth import journal
-from sqslab.truth.feed import LedgerFeed
+from sqslab.truth.feed import THREAD_NAME, LedgerFeed
 from sqslab.truth.store import LedgerStore
 from tests.conftest import ROOT
 
@@ -84,6 +85,8 @@ def test_the_ledger_fed_during_the_run_holds_what_folding_its_files_afterwards_g
     figures = result.summary["figures"]
     assert figures["sent"] >= 240 and figures["receives"] >= figures["sent"], figures
     assert len(live_turns) >= 5, "the feed folded while the run went, not only at its end"
+    assert not [e for e in read_jsonl(run_dir / "events.jsonl") if e.get("event") == "threads_still_alive"]
+    assert not [t for t in threading.enumerate() if t.name == THREAD_NAME], "the feed's thread ended with the run"
     whole = LedgerStore(None)
     whole.add(read_jsonl(run_dir / "events.jsonl"))
     lines = journal.fold(whole.db, journal.JournalTail(run_dir / journal.JOURNAL_FILE, None))

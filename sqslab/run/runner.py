@@ -36,6 +36,7 @@ from sqslab.scenario.model import Scenario
 from sqslab.targets import Endpoints, Target, TargetError
 from sqslab.truth import journal
 from sqslab.truth.cost import Bill, cost
+from sqslab.truth.feed import THREAD_NAME as FEED_THREAD
 from sqslab.truth.ledger import ledger_of_run
 
 if TYPE_CHECKING:
@@ -338,9 +339,10 @@ def write_summary(run_dir: Path, recorder: Recorder, summary: dict[str, Any]) ->
 
 def stray_threads() -> list[str]:
     """sqslab's threads of a run still alive once it has joined them (the supervisor's and
-    the actions' end on their own)."""
+    the actions' end on their own; the ledger's feed goes on through the audit, and ends at
+    the ledger or when the recorder closes)."""
     return [t.name for t in threading.enumerate() if t.name.startswith("sqslab-") and t.is_alive()
-            and not t.name.startswith(("sqslab-supervisor", "sqslab-action-"))]
+            and not t.name.startswith(("sqslab-supervisor", "sqslab-action-", FEED_THREAD))]
 
 
 def on_signals(*events: threading.Event) -> Callable[[], None]:

@@ -19,6 +19,8 @@ from sqslab.rundir import JsonTail
 from sqslab.truth import journal
 from sqslab.truth.store import LedgerStore
 
+#: The feed's thread (it goes on through the audit, after the run's other threads are joined).
+THREAD_NAME = "sqslab-ledger-feed"
 #: Seconds between the feed's turns.
 FEED_INTERVAL = 0.5
 #: The longest events.jsonl line folded: the recorder writes each event it took, and a
@@ -55,7 +57,7 @@ class LedgerFeed:
         `journal_key` (sqslab.truth.journal.JournalTail)."""
         self._key = journal_key
         self._open()
-        self._thread = threading.Thread(target=self._loop, name="sqslab-ledger-feed", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
