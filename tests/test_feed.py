@@ -130,3 +130,28 @@ def test_a_tail_read_to_its_end_keeps_the_line_that_spans_a_read(tmp_path: Path)
     while batch := tail.read_lines(final=True):
         seen += [json.loads(line)["n"] for line in batch]
     assert seen == list(range(200))
+
+
+def test_finish_folds_the_files_as_far_as_they_reach_though_a_process_keeps_writing_the_journal(tmp_path: Path) -> None:
+    """A process that outlived its task may go on polling: finish must not chase it."""
+    (tmp_path / "events.jsonl").write_text("")
+    path = tmp_path / journal.JOURNAL_FILE
+    line = json.dumps({"op": "receive", "mid": "m", "rc": 1, "by": "task-9", "ts": 1.0}) + "\n"
+    path.write_text(line * 1000)
+    stop = threading.Event()
+
+    def poller() -> None:
+        with path.open("a") as handle:
+            while not stop.is_set():
+                handle.write(line * 50)
+                handle.flush()
+
+    writer = threading.Thread(target=poller, daemon=True)
+    writer.start()
+    try:
+        store, lines, _ = LedgerFeed(tmp_path).finish()
+    finally:
+        stop.set()
+        writer.join(5)
+    assert lines >= 1000
+    store.close()

@@ -7,7 +7,8 @@ each per turn) and folds it in; `finish` stops it and folds the rest, to the end
 files. The facts are those of folding the files whole after the run: the same lines, read
 by the same readers, into sums, minima and maxima that do not depend on the order they
 come in. A feed never started folds the files whole when it finishes (a rebuild of a run's
-ledger from its directory).
+ledger from its directory; without the run's key, which lives only in the emulator and the
+runner, the journal's lines are taken unauthenticated).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ STOP_TIMEOUT = 30.0
 class LedgerFeed:
     """Folds a run's events and SQS journal into its ledger store as they are written."""
 
-    def __init__(self, run_dir: Path, journal_key: bytes | None = None) -> None:
+    def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self._key = journal_key
+        self._key: bytes | None = None
         self._store: LedgerStore | None = None
         self._events = JsonTail(run_dir / "events.jsonl", max_line=EVENT_LINE_MAX)
         self._journal: journal.JournalTail | None = None
@@ -79,17 +80,21 @@ class LedgerFeed:
             return (self._events.offset, self._journal.offset) != before
 
     def finish(self) -> tuple[LedgerStore, int, int]:
-        """Stop the thread and fold the rest of both files: (the store; the journal's line
-        count, -1 when the run has no journal; the journal lines whose MAC did not hold)."""
+        """Stop the thread and fold the rest of both files, as far as they reach now (a
+        process that outlived its task may still be adding to the journal): (the store; the
+        journal's line count, -1 when the run has no journal; the journal lines whose MAC
+        did not hold)."""
         self._halt()
         if self._error is not None:
             raise self._error
-        while self._turn(final=True):
+        store = self._open()
+        assert self._journal is not None
+        ends = (_size(self._events.path), _size(self._journal.path))
+        while self._turn(final=True) and (self._events.offset < ends[0] or self._journal.offset < ends[1]):
             pass
         self._finished = True
-        assert self._store is not None and self._journal is not None
         lines = self._journal_lines if self._journal.path.exists() else -1
-        return self._store, lines, self._journal.forged
+        return store, lines, self._journal.forged
 
     def abandon(self) -> None:
         """A run that ends before its ledger: the thread is stopped and the partial store
@@ -105,3 +110,10 @@ class LedgerFeed:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(STOP_TIMEOUT)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
