@@ -142,6 +142,34 @@ def test_shrink_candidates_drop_first_then_lower_load_then_move_earlier():
 
 
 @pytest.mark.integration
+def test_a_minimal_variation_is_confirmed_only_when_each_re_run_fails_again(tmp_path, host):
+    """Two re-runs must both fail as the finding did; one that fails every other time (which
+    task held the one message) sends the confirmation up the chain to a larger variation."""
+    from sqslab.hunt import CONFIRM_RUNS, Hunt, HuntOptions
+    from sqslab.hunt.trial import Trial
+
+    scenario = load_scenario(DROPPER, host)
+    hunt = Hunt(DROPPER, scenario, dict(scenario.data), host, HuntOptions(out=tmp_path / "h", budget=60))
+
+    def trial(index, changes, code):
+        return Trial(index, "shrink", [Change("set", path="infra.consumers", value=n) for n in changes], tmp_path / "s.yaml",
+                     exit_code=code, status="failed" if code else "passed", failed=["redeliveries == 0"] if code else [])
+
+    found, smaller, smallest = trial(0, [3, 4], 1), trial(1, [3], 1), trial(2, [], 1)
+    outcomes = {(): iter([1, 0]), (3,): iter([1, 1])}  # the smallest fails once of two; the next one both times
+    runs = []
+
+    def scripted(variation, stage, until, reserve=0.0):
+        key = tuple(c.value for c in variation)
+        runs.append(key)
+        return trial(10 + len(runs), list(key), next(outcomes[key]))
+
+    hunt._try = scripted
+    minimal, rerun = hunt._confirm([found, smaller, smallest], found)
+    assert CONFIRM_RUNS == 2 and runs == [(), (), (3,), (3,)]
+    assert minimal is smaller and rerun is not None and rerun.exit_code == 1
+
+
 def test_invariants_hold_on_a_real_run_and_each_breach_is_told(tmp_path, write, host):
     scenario = load_scenario(write(QUICK + "    actions: [{at: 1s, do: kill_consumer}]\n"), host)
     result = run_scenario(scenario, host, RunOptions(out=tmp_path / "run", handle_signals=False))

@@ -45,6 +45,10 @@ __all__ = ["SHRINK_SHARE", "Change", "HuntOptions", "HuntResult", "absolute_path
 
 #: The share of the budget kept for shrinking and confirming once a failure is found.
 SHRINK_SHARE = 0.4
+#: Re-runs of the minimal variation that must each fail as the finding did for it to be
+#: confirmed: a failure that comes back only every other time (which task held the one
+#: message) is flaky at that size, and the next larger one of the chain is tried.
+CONFIRM_RUNS = 2
 #: What a run is assumed to take beyond its plan before one has run (start, settle, stop).
 FIRST_OVERHEAD = 15.0
 #: Exit codes of a hunt (as sqslab's): a failing variation found, none, interrupted.
@@ -217,7 +221,7 @@ class Hunt:
         """The first candidate smaller than current that fails as found does, or None.
         A candidate tried before is not run again; one already shrunk from is never
         gone back to (the candidates of two variations may name each other)."""
-        reserve = self.overhead + current.planned  # room for the confirmation run
+        reserve = CONFIRM_RUNS * (self.overhead + current.planned)  # room for the confirmation runs
         for candidate in candidates(current.variation, self.base):
             key = variation_key(candidate)
             known = self.tried.get(key)
@@ -237,19 +241,24 @@ class Hunt:
         return None
 
     def _confirm(self, chain: list[Trial], found: Trial) -> tuple[Trial, Trial | None]:
-        """(the minimal variation, its confirming re-run): the smallest of the chain whose
-        re-run fails again as `found` did. A failure that depends on timing may not come
-        back at the smallest size; then the next larger one is re-run, and so on up the
-        chain while the budget lasts. When none came back, the smallest and its last re-run
-        (the report says: NOT confirmed, flaky)."""
+        """(the minimal variation, its last confirming re-run): the smallest of the chain
+        whose CONFIRM_RUNS re-runs each fail again as `found` did. A failure that depends on
+        timing may not come back every time at the smallest size; then the next larger one
+        is re-run, and so on up the chain while the budget lasts. When none came back, the
+        smallest and its last re-run (the report says: NOT confirmed, flaky)."""
         last: Trial | None = None
         for trial in reversed(chain):
-            rerun = self._try(trial.variation, "confirm", self.clock.end)
-            if rerun is None or rerun.exit_code is None:
-                break  # out of budget
-            if same_failure(rerun, found):
+            rerun: Trial | None = None
+            for _ in range(CONFIRM_RUNS):
+                attempt = self._try(trial.variation, "confirm", self.clock.end)
+                if attempt is None or attempt.exit_code is None:  # out of budget: failed again in every re-run it had
+                    return (trial, rerun) if rerun is not None else (chain[-1], last)
+                if not same_failure(attempt, found):
+                    last, rerun = last or attempt, None
+                    break
+                rerun = attempt
+            if rerun is not None:
                 return trial, rerun
-            last = last or rerun
         return chain[-1], last
 
     # ------------------------------------------------------------ writing
@@ -330,7 +339,7 @@ def summary_text(report: dict[str, Any]) -> str:
     if minimal:
         shrunk = sum(1 for s in report["shrink_steps"] if s["kept"])
         lines.append(f"minimal ({shrunk} shrink step(s) kept of {len(report['shrink_steps'])} tried; "
-                     f"{'confirmed' if minimal['confirmed'] else 'NOT confirmed by a re-run: flaky'}):")
+                     f"{'confirmed' if minimal['confirmed'] else 'NOT confirmed by its re-runs: flaky'}):")
         for text in minimal["texts"] or ["(the scenario as it is)"]:
             lines.append(f"    {text}")
         if minimal["path"]:
