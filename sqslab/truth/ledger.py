@@ -8,8 +8,9 @@ receive or send is within the visibility timeout or the delay at the audit), exp
 purged (the SQS journal says SQS dropped it), and lost: sent, and none of the above.
 
 The per-message facts are folded from the events into SQLite (`RUN_DIR/ledger.sqlite`,
-or memory), so sqslab's own memory does not grow with the number of messages; the
-figures are queries over it. The file stays in the run directory: `sqlite3
+or memory), during the run by its feed (sqslab.truth.feed), so sqslab's own memory does not
+grow with the number of messages and the end of a run is left with little to fold; the
+figures are queries over it (`judge`). The file stays in the run directory: `sqlite3
 runs/RUN/ledger.sqlite "select * from fates where fate = 'lost'"` lists any id's fate.
 """
 
